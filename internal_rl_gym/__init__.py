@@ -1,0 +1,36 @@
+"""internal-rl-gym: environments and models for internal reinforcement learning.
+
+Importing the package registers its environment ids with Gymnasium::
+
+    import gymnasium as gym
+    import internal_rl_gym
+
+    env = gym.make("GridPinpad-v0")
+
+See :func:`register_envs` for the full list.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+__version__ = "0.1.0"
+
+
+def register_envs() -> None:
+    """Register every environment id of the package (called on import; safe to call again)."""
+
+    def register(id: str, entry_point: str, **kwargs) -> None:
+        if id not in gymnasium.registry:
+            gymnasium.register(id=id, entry_point=entry_point, **kwargs)
+
+    # The paper's gridworld-pinpad (§A.1). The env truncates at max_steps (T=100) itself.
+    register("GridPinpad-v0", "internal_rl_gym.envs.grid_pinpad:GridPinpadEnv")
+
+
+register_envs()
+
+from internal_rl_gym.data import Demonstrations  # noqa: E402
+from internal_rl_gym.envs import GridPinpadEnv  # noqa: E402
+
+__all__ = ["Demonstrations", "GridPinpadEnv", "register_envs", "__version__"]
