@@ -30,6 +30,12 @@ import numpy as np
 FORMAT_VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @dataclass
 class Demonstrations:
     """Ragged expert episodes in flat arrays (see the module docstring for the layout)."""
@@ -168,6 +174,7 @@ class Demonstrations:
                 tasks=self.tasks,
                 metadata=np.array(json.dumps(meta)),
             )
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -73,8 +73,13 @@ class GridPinpadExpert:
 def _choose(
     values: np.ndarray, rng: np.random.Generator, epsilon: float, non_terminating: np.ndarray
 ) -> np.ndarray:
-    """Uniform among argmin actions; with prob. epsilon uniform among non-terminating ones."""
-    best = values == values.min(axis=1, keepdims=True)
+    """Uniform among argmin actions; with prob. epsilon uniform among non-terminating ones.
+
+    Noise can walk the agent into a dead end whose only exit is a wrong colour; then no action
+    makes progress and the expert bumps (a non-terminating action) until the horizon.
+    """
+    lowest = values.min(axis=1, keepdims=True)
+    best = np.where(lowest < grid_core.UNREACHABLE, values == lowest, non_terminating)
     keys = rng.random(values.shape)
     action = np.argmax(np.where(best, keys, -1.0), axis=1)
     if epsilon > 0:
@@ -133,6 +138,7 @@ def collect_grid_demonstrations(
         "env_kwargs": {"size": size, "n_colours": n_colours, "n_walls": n_walls, "max_steps": max_steps},
         "task": task if isinstance(task, str) else format_task(task),
         "expert": "grid-shortest-path",
+        "n_actions": grid_core.N_ACTIONS,
         "epsilon": epsilon,
         "seed": seed,
         "dropped": dropped,

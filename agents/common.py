@@ -1,0 +1,163 @@
+"""Shared plumbing for the training programs: configs from the command line, seeding, run
+directories, TensorBoard, atomic checkpoint files."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+C = TypeVar("C")
+
+
+# --- typed configs -------------------------------------------------------------------------
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """Add one ``--flag`` per dataclass field; help text comes from ``field(metadata={"help"})``."""
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f.metadata.get("help", "") + f" (default: {default!r})"
+        origin = typing.get_origin(kind)
+        args = typing.get_args(kind)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif origin is list or (origin is not None and list in args):
+            inner = typing.get_args(args[0] if origin is not list else kind)
+            elem = inner[0] if inner else str
+            parser.add_argument(flag, type=elem, nargs="+", default=default, help=help_text)
+        elif origin is typing.Union or str(origin) == "types.UnionType":
+            base = next(a for a in args if a is not type(None))
+            parser.add_argument(flag, type=base, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=help_text)
+
+
+def config_from_args(config_cls: type[C], args: argparse.Namespace) -> C:
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return config_cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+# --- reproducibility -----------------------------------------------------------------------
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (CPU runs are bit-reproducible with the same seed)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# --- files ---------------------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path``; never leaves a partial file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+            f.write("\n")
+
+    return atomic_write_bytes(path, write)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+
+def atomic_save_pretrained(model: Any, out_dir: str | os.PathLike, **kwargs: Any) -> Path:
+    """``model.save_pretrained`` into a temporary sibling directory, then swap it into place."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp, **kwargs)
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Training state (model + optimiser + RNG) for resuming; local use only, loaded with
+    ``weights_only=True``."""
+    return atomic_write_bytes(path, lambda tmp: torch.save(obj, tmp))
+
+
+class Logger:
+    """TensorBoard scalars plus a JSON-lines copy (``metrics.jsonl``) that scripts can read."""
+
+    def __init__(self, run_dir: str | os.PathLike, config: Any = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        self._jsonl = open(self.run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
+        if config is not None:
+            cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+            table = "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.items())
+            self.writer.add_text("hyperparameters", table)
+            atomic_write_json(self.run_dir / "config.json", cfg)
+
+    def log(self, step: int, **scalars: float) -> None:
+        for k, v in scalars.items():
+            self.writer.add_scalar(k, float(v), step)
+        self._jsonl.write(json.dumps({"step": step, **{k: float(v) for k, v in scalars.items()}}) + "\n")
+        self._jsonl.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        self._jsonl.close()

@@ -1,0 +1,71 @@
+"""Where training batches come from: a dataset file, or fresh grid expert episodes generated on
+the fly (the paper's 256k x 1024 grid sequences suggest fresh sampling from the cheap expert)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+
+
+class EpisodePool:
+    """Serves length-bucketed batches of episodes from a :class:`Demonstrations` pool.
+
+    Batches are formed from episodes of similar length (less padding, about 1.7x faster on the
+    grid) and served in random order. With ``refresh`` set, the pool is regenerated every time it
+    has been served once (online data); otherwise it is reshuffled.
+    """
+
+    def __init__(
+        self,
+        data: Demonstrations | None,
+        batch_size: int,
+        seed: int,
+        refresh=None,
+        max_len: int | None = None,
+    ) -> None:
+        if data is None and refresh is None:
+            raise ValueError("EpisodePool needs a dataset or a refresh function.")
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.refresh = refresh
+        self.max_len = max_len
+        self.generation = 0
+        self.data = data if data is not None else refresh(self.generation)
+        self._queue: list[np.ndarray] = []
+        self._passes = 0
+
+    def _plan(self) -> None:
+        n = self.data.n_episodes
+        order = self.rng.permutation(n)
+        chunk = self.batch_size * 32
+        batches = []
+        for s in range(0, n, chunk):
+            idx = order[s : s + chunk]
+            idx = idx[np.argsort(self.data.lengths[idx], kind="stable")]
+            batches += [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        batches = [b for b in batches if len(b) == self.batch_size] or batches
+        self._queue = [batches[i] for i in self.rng.permutation(len(batches))]
+
+    def next_batch(self) -> dict[str, np.ndarray]:
+        if not self._queue:
+            if self.refresh is not None and self._passes > 0:
+                self.generation += 1
+                self.data = self.refresh(self.generation)
+            self._passes += 1
+            self._plan()
+        return self.data.batch(self._queue.pop(), max_len=self.max_len)
+
+
+def online_grid_pool(
+    task: str, pool_size: int, batch_size: int, seed: int, epsilon: float = 0.0
+) -> EpisodePool:
+    """Fresh GridPinpad expert episodes, regenerated each time the pool has been used once."""
+
+    def refresh(generation: int) -> Demonstrations:
+        return collect_grid_demonstrations(
+            pool_size, task, epsilon=epsilon, seed=seed * 1_000_003 + generation
+        )
+
+    return EpisodePool(None, batch_size, seed, refresh=refresh)

@@ -1,0 +1,228 @@
+"""Base-model diagnostics: did pretraining learn more than movement heuristics?
+
+Three measurements, cheap enough to run during pretraining (findings.md: a model can reach a
+good-looking action accuracy while following no task at all):
+
+1. Held-out action quality split by whether the history determines the next target. On the grid
+   the target is determined after the first colour of a pair (target colour odd) and ambiguous
+   at the start and after each pair (even). We report plain accuracy and the *optimal-action
+   rate* (the model's most likely action is one of the expert's shortest-path actions; a perfect
+   imitator scores 1.0, whereas accuracy is capped near 0.75 by the expert's random tie-breaks).
+2. Linear probe accuracy of the ground-truth abstract subgoal from the residual stream at every
+   layer (paper Fig. 3), trained and tested on disjoint held-out episodes.
+3. Behaviour in the env, batched free play: the model acts (sampling its action head) in fresh
+   layouts; we record the colours it visits. ``task_consistent`` = the visited colours form one of
+   the pretraining tasks (the model executed *some* valid task); ``env_success`` = they form the
+   episode's own sampled task, which is what GridPinpad would reward. The task is not observable,
+   so a perfect imitator scores about 1/16 on ``env_success`` and close to 1 on ``task_consistent``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.envs import grid_core
+from internal_rl_gym.tasks import GRID_PRETRAINING_TASKS
+
+GRID_SIZE, GRID_WALLS, GRID_COLOURS = 7, 4, 8
+
+
+def grid_layouts_from_obs(first_obs: np.ndarray, size: int = GRID_SIZE, n_walls: int = GRID_WALLS):
+    """Recover (walls, colours) cell arrays from first observations (N, size*size*C)."""
+    n = first_obs.shape[0]
+    c = first_obs.shape[1] // (size * size)
+    grid = first_obs.reshape(n, size * size, c)
+    walls = np.argmax(grid[:, :, :n_walls], axis=1)  # (N, W): cell of wall k
+    colours = np.argmax(grid[:, :, n_walls : c - 1], axis=1)  # (N, O)
+    return walls, colours
+
+
+def optimal_action_mask(batch: dict[str, np.ndarray], size: int = GRID_SIZE) -> np.ndarray:
+    """(B, T, 4) bool: the expert's shortest-path actions at every step of a padded batch."""
+    obs, targets = batch["obs"], batch["targets"]
+    b, t = targets.shape
+    c = obs.shape[-1] // (size * size)
+    walls, colours = grid_layouts_from_obs(obs[:, 0])
+    dist = grid_core.distance_maps(walls, colours, np.maximum(targets, 0), size)  # (B, T, cells)
+    agent = np.argmax(obs[:, :t].reshape(b, t, size * size, c)[..., c - 1], axis=-1)  # (B, T)
+    walls_mask = np.zeros((b, size * size), dtype=bool)
+    walls_mask[np.arange(b)[:, None], walls] = True
+    flat_agent = agent.reshape(-1)
+    flat_dist = dist.reshape(b * t, -1)
+    flat_walls = np.repeat(walls_mask, t, axis=0)
+    values = grid_core.action_values(flat_agent, flat_dist, flat_walls, size).reshape(b, t, 4)
+    return values == values.min(axis=-1, keepdims=True)
+
+
+@torch.no_grad()
+def action_quality(model, heldout: Demonstrations, max_episodes: int = 512) -> dict[str, float]:
+    """Accuracy and optimal-action rate, overall and split by determined/undetermined target."""
+    model.eval()
+    idx = np.arange(min(max_episodes, heldout.n_episodes))
+    sums: dict[str, float] = {}
+    for s in range(0, len(idx), 128):
+        batch = heldout.batch(idx[s : s + 128])
+        obs = torch.as_tensor(batch["obs"][:, :-1], device=model.device)
+        logits = model(obs).action_logits.float().cpu().numpy()
+        pred = logits.argmax(-1)
+        mask = batch["mask"]
+        correct = pred == batch["actions"]
+        optimal = np.take_along_axis(optimal_action_mask(batch), pred[..., None], -1)[..., 0]
+        determined = (batch["targets"] % 2 == 1) & mask
+        undetermined = (batch["targets"] % 2 == 0) & mask
+        for name, m in (("all", mask), ("determined", determined), ("undetermined", undetermined)):
+            sums[f"accuracy_{name}_n"] = sums.get(f"accuracy_{name}_n", 0) + m.sum()
+            sums[f"accuracy_{name}"] = sums.get(f"accuracy_{name}", 0) + (correct & m).sum()
+            sums[f"optimal_{name}"] = sums.get(f"optimal_{name}", 0) + (optimal & m).sum()
+    out = {}
+    for name in ("all", "determined", "undetermined"):
+        n = max(1, sums[f"accuracy_{name}_n"])
+        out[f"accuracy_{name}"] = float(sums[f"accuracy_{name}"] / n)
+        out[f"optimal_{name}"] = float(sums[f"optimal_{name}"] / n)
+    return out
+
+
+@torch.no_grad()
+def residual_features(model, data: Demonstrations, episodes: np.ndarray):
+    """Residual streams at every layer for all valid steps: (L+1, N, d) features, (N,) labels,
+    (N,) episode ids, (N,) time index within the episode."""
+    model.eval()
+    feats, labels, eps, times = [], [], [], []
+    for s in range(0, len(episodes), 128):
+        ids = episodes[s : s + 128]
+        batch = data.batch(ids)
+        obs = torch.as_tensor(batch["obs"][:, :-1], device=model.device)
+        res = torch.stack(model(obs, return_residuals=True).residuals)  # (L+1, B, T, d)
+        mask = batch["mask"]
+        feats.append(res[:, torch.as_tensor(mask)].float().cpu())
+        labels.append(batch["subgoals"][mask])
+        eps.append(np.broadcast_to(ids[:, None], mask.shape)[mask])
+        times.append(np.broadcast_to(np.arange(mask.shape[1])[None], mask.shape)[mask])
+    return torch.cat(feats, 1), np.concatenate(labels), np.concatenate(eps), np.concatenate(times)
+
+
+def train_linear_probe(
+    x: torch.Tensor, y: np.ndarray, n_classes: int, steps: int = 300, lr: float = 1e-2, seed: int = 0
+) -> torch.nn.Linear:
+    """Softmax regression probe (paper §C.2; AdamW, no weight decay), full batch."""
+    g = torch.Generator().manual_seed(seed)
+    probe = torch.nn.Linear(x.shape[1], n_classes)
+    torch.nn.init.normal_(probe.weight, std=0.01, generator=g)
+    torch.nn.init.zeros_(probe.bias)
+    mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True) + 1e-5
+    xt, yt = (x - mean) / std, torch.as_tensor(y)
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(probe(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    probe.register_buffer("mean", mean)
+    probe.register_buffer("std", std)
+    return probe
+
+
+def probe_accuracy_by_layer(
+    model, data: Demonstrations, n_episodes: int = 600, n_classes: int = 4, seed: int = 0
+) -> list[float]:
+    """Held-out probe accuracy of the ground-truth subgoal at each layer 0..L."""
+    n = min(n_episodes, data.n_episodes)
+    feats, labels, eps, _ = residual_features(model, data, np.arange(n))
+    test = eps >= int(n * 0.7)
+    accs = []
+    for layer in range(feats.shape[0]):
+        probe = train_linear_probe(feats[layer][~test], labels[~test], n_classes, seed=seed)
+        with torch.no_grad():
+            x = (feats[layer][test] - probe.mean) / probe.std
+            accs.append(float((probe(x).argmax(-1).numpy() == labels[test]).mean()))
+    return accs
+
+
+@torch.no_grad()
+def grid_free_play(
+    model,
+    n_episodes: int = 256,
+    seed: int = 0,
+    tasks=GRID_PRETRAINING_TASKS,
+    max_steps: int = 100,
+    greedy: bool = False,
+) -> dict[str, float]:
+    """Let the model act in fresh GridPinpad layouts (see the module docstring)."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    size, n_walls, n_colours = GRID_SIZE, GRID_WALLS, GRID_COLOURS
+    own = [tasks[i] for i in rng.integers(len(tasks), size=n_episodes)]
+    walls, colours, agent = grid_core.sample_layouts(rng, own, size, n_walls, n_colours)
+    c = grid_core.n_channels(n_walls, n_colours)
+    static = grid_core.static_observations(walls, colours, size)
+    move = grid_core.move_table(size)
+    cells = size * size
+    rows = np.arange(n_episodes)
+    walls_mask = np.zeros((n_episodes, cells), dtype=bool)
+    walls_mask[rows[:, None], walls] = True
+    colour_at = np.full((n_episodes, cells), -1, dtype=np.int64)
+    colour_at[rows[:, None], colours] = np.arange(n_colours)
+    prefixes = {t[:k] for t in tasks for k in range(len(t) + 1)}
+    complete = set(tasks)
+    visited: list[tuple[int, ...]] = [() for _ in range(n_episodes)]
+    active = np.ones(n_episodes, dtype=bool)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    state = model.init_state(n_episodes)
+    pos = agent.copy()
+    steps = np.zeros(n_episodes, dtype=np.int64)
+    for _ in range(max_steps):
+        if not active.any():
+            break
+        obs = static.copy()
+        obs[rows, pos * c + c - 1] = 1.0
+        head, _ = model.step(torch.as_tensor(obs, device=model.device), state)
+        logits = head.action_logits.float().cpu()
+        if greedy:
+            a = logits.argmax(-1).numpy()
+        else:
+            a = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0].numpy()
+        nxt = move[a, pos]
+        nxt = np.where(walls_mask[rows, nxt], pos, nxt)
+        moved = nxt != pos
+        for i in np.nonzero(active & moved & (colour_at[rows, nxt] >= 0))[0]:
+            visited[i] = visited[i] + (int(colour_at[i, nxt[i]]),)
+            if visited[i] not in prefixes or visited[i] in complete:
+                active[i] = False
+        pos = np.where(active, nxt, pos)
+        steps += active
+    consistent = np.array([v in complete for v in visited])
+    success = np.array([v == t for v, t in zip(visited, own)])
+    n_visits = np.array([len(v) for v in visited])
+    return {
+        "task_consistent": float(consistent.mean()),
+        "env_success": float(success.mean()),
+        "mean_valid_colours": float(
+            np.mean([max(k for k in range(len(v) + 1) if v[:k] in prefixes) for v in visited])
+        ),
+        "mean_colours_visited": float(n_visits.mean()),
+    }
+
+
+def base_model_report(
+    model, heldout: Demonstrations, n_env_episodes: int = 256, seed: int = 0
+) -> dict[str, float]:
+    """All three diagnostics in one flat dict (what pretraining logs)."""
+    report = action_quality(model, heldout)
+    probes = probe_accuracy_by_layer(model, heldout, seed=seed)
+    mid = len(probes) // 2
+    report.update({f"probe_layer{i}": a for i, a in enumerate(probes)})
+    report["probe_mid"] = probes[mid]
+    report.update(grid_free_play(model, n_episodes=n_env_episodes, seed=seed))
+    return report
+
+
+def format_report(r: dict[str, float]) -> str:
+    probes = " ".join(f"{r[k]:.2f}" for k in sorted(r) if k.startswith("probe_layer"))
+    return (
+        f"acc det/undet {r['accuracy_determined']:.3f}/{r['accuracy_undetermined']:.3f} "
+        f"optimal det/undet {r['optimal_determined']:.3f}/{r['optimal_undetermined']:.3f} | "
+        f"probe by layer [{probes}] | free play: consistent {r['task_consistent']:.3f} "
+        f"env-success {r['env_success']:.3f} valid colours {r['mean_valid_colours']:.2f}"
+    )

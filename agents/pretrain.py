@@ -1,0 +1,205 @@
+"""Pretrain a base autoregressive model on expert demonstrations (paper Eq. 5).
+
+    internal-rl pretrain --data online:pretraining --out runs/pinpad-transformer --steps 60000
+
+Loss per step t: -log p(a_t | o_1..t) + obs_coef * loss(o_{t+1} | o_1..t). AdamW, linear warm-up
+then a constant learning rate (paper: constant). Every ``checkpoint_every`` steps the training
+state is written atomically to ``<out>/train_state.pt`` and the model to ``<out>/model/``
+(config.json + model.safetensors); rerunning the same command resumes from there. Every
+``eval_every`` steps the base-model diagnostics run (held-out action accuracy split by whether the
+history fixes the next target, probe accuracy at L/2, behaviour in the env) and go to TensorBoard
+(``<out>/tb``) and ``<out>/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents import diagnostics
+from agents.common import (
+    Logger,
+    atomic_save_pretrained,
+    atomic_write_json,
+    pick_device,
+    seed_everything,
+    torch_save_atomic,
+)
+from agents.data_sources import EpisodePool, online_grid_pool
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.models import PRESETS, BaseModel
+
+
+@dataclass
+class PretrainConfig:
+    data: str = field(
+        default="online:pretraining",
+        metadata={"help": "a dataset .npz from `internal-rl collect`, or online:<task> to generate "
+                  "fresh GridPinpad expert episodes (task: pretraining, post, or a sequence)"},
+    )
+    out: str = field(default="runs/pinpad-transformer", metadata={"help": "run directory"})
+    preset: str = field(default="grid-cpu", metadata={"help": f"model size: {sorted(PRESETS)}"})
+    d_model: int | None = field(default=None, metadata={"help": "override the preset's d_model"})
+    n_layers: int | None = field(default=None, metadata={"help": "override the preset's depth"})
+    steps: int = field(default=20_000, metadata={"help": "optimiser steps"})
+    batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (after warm-up)"})
+    warmup: int = field(default=500, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = field(default=0.03, metadata={"help": "AdamW weight decay (paper 0.03)"})
+    obs_coef: float = field(default=0.01, metadata={"help": "λ, next-observation loss weight"})
+    grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 = off)"})
+    epsilon: float = field(default=0.0, metadata={"help": "expert noise for online data"})
+    pool_size: int = field(default=16_384, metadata={"help": "online data: episodes per pool"})
+    holdout: int = field(default=1024, metadata={"help": "held-out episodes for diagnostics"})
+    eval_every: int = field(default=2000, metadata={"help": "steps between diagnostics"})
+    eval_episodes: int = field(default=256, metadata={"help": "env episodes per diagnostic"})
+    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
+    name: str = field(default="pinpad-transformer", metadata={"help": "model name in config"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
+
+
+def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
+    preset = dict(PRESETS[cfg.preset])
+    if cfg.d_model:
+        preset["d_model"] = cfg.d_model
+        preset["lru_width"] = cfg.d_model
+    if cfg.n_layers:
+        preset["n_layers"] = cfg.n_layers
+    preset["obs_dim"] = data.obs_dim
+    if data.discrete:
+        preset.update(action_type="discrete", n_actions=int(data.metadata.get("n_actions", 4)))
+    else:
+        preset.update(action_type="continuous", action_dim=int(data.actions.shape[1]))
+    preset["name"] = cfg.name
+    return BaseModel(**preset)
+
+
+def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstrations]:
+    """(training batches, held-out episodes)."""
+    if cfg.data.startswith("online:"):
+        from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+
+        task = cfg.data.split(":", 1)[1]
+        heldout = collect_grid_demonstrations(cfg.holdout, task, seed=10_000_019 + cfg.seed)
+        return online_grid_pool(task, cfg.pool_size, cfg.batch_size, seed, cfg.epsilon), heldout
+    data = Demonstrations.load(cfg.data)
+    train, heldout = data.split(min(cfg.holdout, data.n_episodes // 10 or 1))
+    return EpisodePool(train, cfg.batch_size, seed), heldout
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+
+    state_path = out / "train_state.pt"
+    resume = torch.load(state_path, weights_only=True) if state_path.exists() else None
+    start = int(resume["step"]) if resume else 0
+    pool, heldout = make_pool(cfg, seed=cfg.seed + 7919 * start)
+    model = build_model(cfg, heldout).to(device)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999)
+    )
+    if resume:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["torch_rng"])
+        print(f"resumed from {state_path} at step {start}")
+    logger = Logger(out, cfg)
+    print(f"model: {model.n_params / 1e6:.2f}M parameters on {device}; data: {cfg.data}")
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
+    tokens, t0 = 0, time.time()
+    for step in bar:
+        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = pool.next_batch()
+        obs = torch.as_tensor(batch["obs"], device=device)
+        act = torch.as_tensor(batch["actions"], device=device)
+        mask = torch.as_tensor(batch["mask"], device=device)
+        model.train()
+        out_loss = model.loss(obs, act, mask=mask, obs_coef=cfg.obs_coef)
+        opt.zero_grad(set_to_none=True)
+        out_loss.loss.backward()
+        gnorm = (
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if cfg.grad_clip > 0
+            else torch.tensor(0.0)
+        )
+        opt.step()
+        tokens += int(mask.sum())
+        if step % 50 == 0 or step == cfg.steps - 1:
+            rate = tokens / max(1e-9, time.time() - t0)
+            scalars = {
+                "train/loss": out_loss.loss.item(),
+                "train/action_nll": out_loss.action_nll.item(),
+                "train/obs_loss": out_loss.obs_loss.item(),
+                "train/grad_norm": float(gnorm),
+                "train/lr": lr,
+                "perf/tokens_per_s": rate,
+            }
+            if out_loss.action_accuracy is not None:
+                scalars["train/action_accuracy"] = out_loss.action_accuracy.item()
+            logger.log(step, **scalars)
+            bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}")
+        last = step == cfg.steps - 1
+        if (step + 1) % cfg.checkpoint_every == 0 or last:
+            save_checkpoint(model, opt, step + 1, out)
+        if (step + 1) % cfg.eval_every == 0 or last:
+            report = diagnostics.base_model_report(
+                model, heldout, n_env_episodes=cfg.eval_episodes, seed=cfg.seed
+            )
+            logger.log(step + 1, **{f"diag/{k}": v for k, v in report.items() if _is_num(v)})
+            atomic_write_json(out / "diagnostics.json", {"step": step + 1, **report})
+            bar.write(f"step {step + 1}: " + diagnostics.format_report(report))
+    logger.close()
+    return out / "model"
+
+
+def save_checkpoint(model: BaseModel, opt: torch.optim.Optimizer, step: int, out: Path) -> None:
+    torch_save_atomic(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        out / "train_state.pt",
+    )
+    atomic_save_pretrained(model, out / "model")
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.floating, np.integer)) and not (
+        isinstance(v, float) and math.isnan(v)
+    )
+
+
+def run(cfg: PretrainConfig) -> None:
+    path = pretrain(cfg)
+    print(f"base model saved to {path}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from agents.common import add_config_arguments, config_from_args
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, PretrainConfig)
+    run(config_from_args(PretrainConfig, p.parse_args()))
+    _ = dataclasses
