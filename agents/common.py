@@ -34,7 +34,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         origin = typing.get_origin(kind)
         args = typing.get_args(kind)
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
         elif origin is list or (origin is not None and list in args):
             inner = typing.get_args(args[0] if origin is not list else kind)
             elem = inner[0] if inner else str
@@ -155,7 +157,9 @@ class Logger:
     def log(self, step: int, **scalars: float) -> None:
         for k, v in scalars.items():
             self.writer.add_scalar(k, float(v), step)
-        self._jsonl.write(json.dumps({"step": step, **{k: float(v) for k, v in scalars.items()}}) + "\n")
+        self._jsonl.write(
+            json.dumps({"step": step, **{k: float(v) for k, v in scalars.items()}}) + "\n"
+        )
         self._jsonl.flush()
 
     def close(self) -> None:

@@ -104,7 +104,12 @@ def residual_features(model, data: Demonstrations, episodes: np.ndarray):
 
 
 def train_linear_probe(
-    x: torch.Tensor, y: np.ndarray, n_classes: int, steps: int = 300, lr: float = 1e-2, seed: int = 0
+    x: torch.Tensor,
+    y: np.ndarray,
+    n_classes: int,
+    steps: int = 300,
+    lr: float = 1e-2,
+    seed: int = 0,
 ) -> torch.nn.Linear:
     """Softmax regression probe (paper §C.2; AdamW, no weight decay), full batch."""
     g = torch.Generator().manual_seed(seed)

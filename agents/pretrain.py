@@ -40,8 +40,10 @@ from internal_rl_gym.models import PRESETS, BaseModel
 class PretrainConfig:
     data: str = field(
         default="online:pretraining",
-        metadata={"help": "a dataset .npz from `internal-rl collect`, or online:<task> to generate "
-                  "fresh GridPinpad expert episodes (task: pretraining, post, or a sequence)"},
+        metadata={
+            "help": "a dataset .npz from `internal-rl collect`, or online:<task> to generate "
+            "fresh GridPinpad expert episodes (task: pretraining, post, or a sequence)"
+        },
     )
     out: str = field(default="runs/pinpad-transformer", metadata={"help": "run directory"})
     preset: str = field(default="grid-cpu", metadata={"help": f"model size: {sorted(PRESETS)}"})
@@ -199,7 +201,9 @@ if __name__ == "__main__":
 
     from agents.common import add_config_arguments, config_from_args
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_config_arguments(p, PretrainConfig)
     run(config_from_args(PretrainConfig, p.parse_args()))
     _ = dataclasses

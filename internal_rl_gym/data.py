@@ -109,9 +109,13 @@ class Demonstrations:
         b = len(episodes)
         steps = np.arange(t)
         mask = steps[None, :] < lens[:, None]
-        act_rows = self.act_offsets[episodes][:, None] + np.minimum(steps[None, :], lens[:, None] - 1)
+        act_rows = self.act_offsets[episodes][:, None] + np.minimum(
+            steps[None, :], lens[:, None] - 1
+        )
         obs_steps = np.arange(t + 1)
-        obs_rows = self.obs_offsets[episodes][:, None] + np.minimum(obs_steps[None, :], lens[:, None])
+        obs_rows = self.obs_offsets[episodes][:, None] + np.minimum(
+            obs_steps[None, :], lens[:, None]
+        )
         obs = self.decode_observations(obs_rows.reshape(-1)).reshape(b, t + 1, self.obs_dim)
         actions = self.actions[act_rows]
         return {
@@ -126,9 +130,7 @@ class Demonstrations:
     def split(self, n_holdout: int) -> tuple[Demonstrations, Demonstrations]:
         """(train, held-out): the last ``n_holdout`` episodes are held out."""
         if not 0 < n_holdout < self.n_episodes:
-            raise ValueError(
-                f"n_holdout must be in 1..{self.n_episodes - 1}, got {n_holdout}."
-            )
+            raise ValueError(f"n_holdout must be in 1..{self.n_episodes - 1}, got {n_holdout}.")
         cut = self.n_episodes - n_holdout
         return self.select(np.arange(cut)), self.select(np.arange(cut, self.n_episodes))
 
@@ -219,7 +221,10 @@ class Demonstrations:
             raise ValueError("Nothing to concatenate.")
         width = max(p.tasks.shape[1] for p in parts)
         tasks = np.concatenate(
-            [np.pad(p.tasks, ((0, 0), (0, width - p.tasks.shape[1])), constant_values=-1) for p in parts]
+            [
+                np.pad(p.tasks, ((0, 0), (0, width - p.tasks.shape[1])), constant_values=-1)
+                for p in parts
+            ]
         )
         return cls(
             observations=np.concatenate([p.observations for p in parts]),

@@ -208,3 +208,24 @@ def test_smaller_custom_grid():
     env = gym.make("GridPinpad-v0", size=4, n_colours=4, n_walls=1, task=(0, 1, 2, 3))
     obs, _ = env.reset(seed=0)
     assert obs.shape == (4 * 4 * 6,)
+
+
+def test_fast_and_batched_solvability_checks_agree():
+    """The env's scalar check (components) and the collector's (distance maps) must agree,
+    including on crowded grids where many layouts are unsolvable."""
+    rng = np.random.default_rng(0)
+    tasks = [(0, 1, 4, 5, 0, 1), (0, 0, 1), (2, 3, 6, 7, 4, 5)] * 300
+    for n_walls in (4, 14):
+        perm = np.argsort(rng.random((len(tasks), 49)), axis=1)
+        walls, colours, agent = perm[:, :n_walls], perm[:, n_walls : n_walls + 8], perm[:, -1]
+        batched = grid_core.is_solvable(
+            walls, colours, agent, np.array([t + (-1,) * (6 - len(t)) for t in tasks]), 7
+        )
+        single = [
+            grid_core.is_solvable_single(
+                walls[i].tolist(), colours[i].tolist(), int(agent[i]), tasks[i], 7
+            )
+            for i in range(len(tasks))
+        ]
+        assert np.array_equal(batched, single)
+        assert 0 < batched.mean() < 1

@@ -166,3 +166,67 @@ def is_solvable(
         target_cell = colours[np.arange(n), np.maximum(targets[:, j], 0)]
         start = np.where(active, target_cell, start)
     return ok
+
+
+# --- single-layout fast path (one env's reset must not cost a batched BFS) -----------------------
+@lru_cache(maxsize=16)
+def neighbour_lists(size: int) -> tuple[tuple[int, ...], ...]:
+    """For every cell, the distinct cells one move away (borders excluded)."""
+    table = move_table(size)
+    return tuple(
+        tuple(sorted({int(table[a, cell]) for a in range(N_ACTIONS)} - {cell}))
+        for cell in range(size * size)
+    )
+
+
+def is_solvable_single(
+    walls: Sequence[int], colours: Sequence[int], agent: int, task: Sequence[int], size: int
+) -> bool:
+    """Scalar twin of :func:`is_solvable` using connected components of the free cells.
+
+    A segment from cell ``s`` to the target cell ``t`` is possible iff ``t`` is next to ``s`` or
+    some free component touches both (free = neither wall nor colour).
+    """
+    nbrs = neighbour_lists(size)
+    blocked = set(walls) | set(colours)
+    comp: dict[int, int] = {}
+    for start in range(size * size):
+        if start in blocked or start in comp:
+            continue
+        comp[start] = start
+        stack = [start]
+        while stack:
+            cell = stack.pop()
+            for n in nbrs[cell]:
+                if n not in blocked and n not in comp:
+                    comp[n] = start
+                    stack.append(n)
+
+    def touching(cell: int) -> set[int]:
+        found = {comp[n] for n in nbrs[cell] if n in comp}
+        if cell in comp:
+            found.add(comp[cell])
+        return found
+
+    s = int(agent)
+    for colour in task:
+        t = int(colours[colour])
+        if t not in nbrs[s] and not (touching(s) & touching(t)):
+            return False
+        s = t
+    return True
+
+
+def sample_layout_single(
+    rng: np.random.Generator, task: Sequence[int], size: int, n_walls: int, n_colours: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One solvable layout (rejection sampling), as :func:`sample_layouts` but fast for N=1."""
+    cells = size * size
+    for _ in range(1000):
+        perm = rng.permutation(cells)
+        walls, colours, agent = perm[:n_walls], perm[n_walls : n_walls + n_colours], int(perm[-1])
+        if is_solvable_single(walls.tolist(), colours.tolist(), agent, task, size):
+            return walls, colours, agent
+    raise RuntimeError(
+        "Could not sample a solvable layout in 1000 tries: the grid is too crowded for this task."
+    )

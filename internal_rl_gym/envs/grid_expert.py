@@ -58,7 +58,9 @@ class GridPinpadExpert:
         if e.progress >= len(e.task):
             raise RuntimeError("The task is already complete; reset the env.")
         agent = np.array([e.agent])
-        values = grid_core.action_values(agent, self._dist[e.progress][None], self._walls_mask, e.size)
+        values = grid_core.action_values(
+            agent, self._dist[e.progress][None], self._walls_mask, e.size
+        )
         return int(_choose(values, self.rng, self.epsilon, self._non_terminating(e))[0])
 
     @staticmethod
@@ -123,7 +125,13 @@ def collect_grid_demonstrations(
     while collected < n_episodes:
         n = min(batch_size, n_episodes - collected)
         part, n_dropped = _collect_batch(
-            rng, [sampler.sample(rng) for _ in range(n)], size, n_colours, n_walls, max_steps, epsilon
+            rng,
+            [sampler.sample(rng) for _ in range(n)],
+            size,
+            n_colours,
+            n_walls,
+            max_steps,
+            epsilon,
         )
         parts.append(part)
         collected += part.n_episodes
@@ -135,7 +143,12 @@ def collect_grid_demonstrations(
     data = Demonstrations.concatenate(parts)
     data.metadata = {
         "env_id": "GridPinpad-v0",
-        "env_kwargs": {"size": size, "n_colours": n_colours, "n_walls": n_walls, "max_steps": max_steps},
+        "env_kwargs": {
+            "size": size,
+            "n_colours": n_colours,
+            "n_walls": n_walls,
+            "max_steps": max_steps,
+        },
         "task": task if isinstance(task, str) else format_task(task),
         "expert": "grid-shortest-path",
         "n_actions": grid_core.N_ACTIONS,

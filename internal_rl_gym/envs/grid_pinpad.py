@@ -114,7 +114,12 @@ class GridPinpadEnv(gym.Env, EzPickle):
                 f"render_mode={render_mode!r} is not supported; use one of "
                 f"{self.metadata['render_modes']} or None."
             )
-        self.size, self.n_colours, self.n_walls, self.max_steps = size, n_colours, n_walls, max_steps
+        self.size, self.n_colours, self.n_walls, self.max_steps = (
+            size,
+            n_colours,
+            n_walls,
+            max_steps,
+        )
         self.render_mode = render_mode
         self.task_sampler = self._resolve(task)
         self.n_channels = grid_core.n_channels(n_walls, n_colours)
@@ -147,17 +152,18 @@ class GridPinpadEnv(gym.Env, EzPickle):
         if "layout" in options:
             walls, colours, agent = self._check_layout(options["layout"])
         else:
-            w, c, a = grid_core.sample_layouts(
-                self.np_random, [self.task], self.size, self.n_walls, self.n_colours
+            walls, colours, agent = grid_core.sample_layout_single(
+                self.np_random, self.task, self.size, self.n_walls, self.n_colours
             )
-            walls, colours, agent = w[0], c[0], int(a[0])
         self.walls, self.colours, self.agent = walls, colours, agent
         cells = self.size * self.size
         self._is_wall = np.zeros(cells, dtype=bool)
         self._is_wall[walls] = True
         self._colour_at = np.full(cells, -1, dtype=np.int64)
         self._colour_at[colours] = np.arange(self.n_colours)
-        self._static_obs = grid_core.static_observations(walls[None], colours[None], self.size)[0]
+        self._static_obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        self._static_obs[walls * self.n_channels + np.arange(self.n_walls)] = 1.0
+        self._static_obs[colours * self.n_channels + self.n_walls + np.arange(self.n_colours)] = 1.0
         self.progress, self.steps, self.success, self._done = 0, 0, False, False
         self._layout_ready = True
         return self._observation(), self._info()
@@ -202,6 +208,9 @@ class GridPinpadEnv(gym.Env, EzPickle):
 
     # --- helpers ---------------------------------------------------------------------------
     def _check_action(self, action: Any) -> int:
+        if type(action) is int or type(action) is np.int64:  # fast path
+            if 0 <= action < grid_core.N_ACTIONS:
+                return int(action)
         arr = np.asarray(action)
         if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
             if arr.size == 1 and np.issubdtype(arr.dtype, np.floating) and float(arr) == int(arr):

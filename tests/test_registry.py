@@ -1,0 +1,124 @@
+"""Property tests over every environment id the package registers (dm_control/MiniGrid style).
+
+The list comes from the Gymnasium registry, not from a hand-kept list, so a new id is covered the
+moment it is registered.
+"""
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import internal_rl_gym
+
+ENV_IDS = sorted(
+    env_id
+    for env_id, spec in gym.registry.items()
+    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("internal_rl_gym")
+)
+# Infinite Box bounds are expected for residual-stream observations; nothing else may warn.
+ALLOWED_WARNINGS = ("infinite", "inf", "Box bound precision lowered")
+
+
+def test_registry_is_not_empty():
+    assert "GridPinpad-v0" in ENV_IDS
+
+
+def test_register_envs_is_idempotent():
+    before = dict(gym.registry)
+    internal_rl_gym.register_envs()
+    assert dict(gym.registry).keys() == before.keys()
+
+
+def _unexpected(caught):
+    return [
+        str(w.message) for w in caught if not any(a in str(w.message) for a in ALLOWED_WARNINGS)
+    ]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_env_checker(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+    assert _unexpected(caught) == []
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_env_checker(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(env, warn=True)
+    assert _unexpected(caught) == []
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_two_envs_with_one_seed_agree_for_50_steps(env_id):
+    a, b = gym.make(env_id), gym.make(env_id)
+    oa, _ = a.reset(seed=42)
+    ob, _ = b.reset(seed=42)
+    a.action_space.seed(0)
+    for _ in range(50):
+        act = a.action_space.sample()
+        ra, rb = a.step(act), b.step(act)
+        assert np.array_equal(ra[0], rb[0]) and ra[1:4] == rb[1:4]
+        if ra[2] or ra[3]:
+            oa, _ = a.reset()
+            ob, _ = b.reset()
+            assert np.array_equal(oa, ob)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_observations_do_not_share_memory(env_id):
+    env = gym.make(env_id)
+    o1, _ = env.reset(seed=0)
+    o2, *_ = env.step(env.action_space.sample())
+    assert not np.shares_memory(o1, o2)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_pickle_roundtrip(env_id):
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    clone = pickle.loads(pickle.dumps(env))
+    oa, _ = env.reset(seed=5)
+    ob, _ = clone.reset(seed=5)
+    assert np.array_equal(oa, ob)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_spec_is_json_serialisable_and_remakes_the_env(env_id):
+    env = gym.make(env_id)
+    spec = gym.envs.registration.EnvSpec.from_json(env.spec.to_json())
+    again = gym.make(spec)
+    assert again.observation_space == env.observation_space
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_info_reports_success(env_id):
+    env = gym.make(env_id)
+    _, info = env.reset(seed=0)
+    assert isinstance(info["success"], bool)
+    *_, info = env.step(env.action_space.sample())
+    assert isinstance(info["success"], bool)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_rgb_rendering(env_id):
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    img = env.render()
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[-1] == 3
+
+
+def test_module_colon_id_syntax():
+    env = gym.make("internal_rl_gym:GridPinpad-v0")
+    assert env.unwrapped.spec.id == "GridPinpad-v0"
