@@ -91,7 +91,7 @@ def test_bumping_while_standing_on_a_colour_is_not_a_visit():
 
 def test_horizon_truncates():
     env, _, _ = make(task=(0, 1), max_steps=5)
-    for i in range(5):
+    for _ in range(5):
         _, r, term, trunc, _ = env.step(UP)  # bump the wall forever
     assert trunc and not term and r == 0.0
     with pytest.raises(RuntimeError, match="reset"):

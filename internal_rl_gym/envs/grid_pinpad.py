@@ -208,9 +208,8 @@ class GridPinpadEnv(gym.Env, EzPickle):
 
     # --- helpers ---------------------------------------------------------------------------
     def _check_action(self, action: Any) -> int:
-        if type(action) is int or type(action) is np.int64:  # fast path
-            if 0 <= action < grid_core.N_ACTIONS:
-                return int(action)
+        if type(action) in (int, np.int64) and 0 <= action < grid_core.N_ACTIONS:  # fast path
+            return int(action)
         arr = np.asarray(action)
         if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
             if arr.size == 1 and np.issubdtype(arr.dtype, np.floating) and float(arr) == int(arr):
