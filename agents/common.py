@@ -11,6 +11,7 @@ import random
 import shutil
 import tempfile
 import time
+import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -24,26 +25,25 @@ C = TypeVar("C")
 
 # --- typed configs -------------------------------------------------------------------------
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
-    """Add one ``--flag`` per dataclass field; help text comes from ``field(metadata={"help"})``."""
+    """Add one ``--flag`` per dataclass field; help text comes from ``field(metadata={"help"})``.
+
+    Supported field types: bool (``--x/--no-x``), int, float, str, ``X | None`` and ``list[X]``.
+    """
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = f.metadata.get("help", "") + f" (default: {default!r})"
-        origin = typing.get_origin(kind)
-        args = typing.get_args(kind)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
-        elif origin is list or (origin is not None and list in args):
-            inner = typing.get_args(args[0] if origin is not list else kind)
-            elem = inner[0] if inner else str
+        elif typing.get_origin(kind) is list:
+            (elem,) = typing.get_args(kind)
             parser.add_argument(flag, type=elem, nargs="+", default=default, help=help_text)
-        elif origin is typing.Union or str(origin) == "types.UnionType":
-            base = next(a for a in args if a is not type(None))
-            parser.add_argument(flag, type=base, default=default, help=help_text)
         else:
             parser.add_argument(flag, type=kind, default=default, help=help_text)
 

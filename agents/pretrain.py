@@ -33,7 +33,20 @@ from agents.common import (
 )
 from agents.data_sources import EpisodePool, online_grid_pool
 from internal_rl_gym.data import Demonstrations
-from internal_rl_gym.models import PRESETS, BaseModel
+from internal_rl_gym.models import (
+    ANT_CPU_PRESET,
+    ANT_PAPER_PRESET,
+    GRID_CPU_PRESET,
+    GRID_PAPER_PRESET,
+    BaseModel,
+)
+
+PRESETS = {
+    "grid-cpu": GRID_CPU_PRESET,
+    "grid-paper": GRID_PAPER_PRESET,
+    "ant-cpu": ANT_CPU_PRESET,
+    "ant-paper": ANT_PAPER_PRESET,
+}
 
 
 @dataclass
@@ -69,19 +82,17 @@ class PretrainConfig:
 
 
 def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
-    preset = dict(PRESETS[cfg.preset])
+    preset = PRESETS[cfg.preset]
+    changes: dict = {"obs_dim": data.obs_dim, "name": cfg.name}
     if cfg.d_model:
-        preset["d_model"] = cfg.d_model
-        preset["lru_width"] = cfg.d_model
+        changes.update(d_model=cfg.d_model, lru_width=None)
     if cfg.n_layers:
-        preset["n_layers"] = cfg.n_layers
-    preset["obs_dim"] = data.obs_dim
+        changes["n_layers"] = cfg.n_layers
     if data.discrete:
-        preset.update(action_type="discrete", n_actions=int(data.metadata.get("n_actions", 4)))
+        changes.update(action_type="discrete", n_actions=int(data.metadata.get("n_actions", 4)))
     else:
-        preset.update(action_type="continuous", action_dim=int(data.actions.shape[1]))
-    preset["name"] = cfg.name
-    return BaseModel(**preset)
+        changes.update(action_type="continuous", action_dim=int(data.actions.shape[1]))
+    return BaseModel.from_config(preset.replace(**changes))
 
 
 def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstrations]:

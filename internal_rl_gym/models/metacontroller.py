@@ -1,0 +1,285 @@
+"""The metacontroller: temporally-abstract controllers discovered without labels (paper §4).
+
+It reads the frozen base model's residual stream ``e_{t,l}`` at the controlled layer ``l = L/2``
+and writes ``ê_{t,l} = e_{t,l} + U_t e_{t,l}``; the base model's upper layers then run on ``ê``.
+
+Modules (paper Table A9/A10, Eqs. 12-18):
+
+=====================  =======================================================================
+history GRU            ``h_t = GRU(e_t, h_{t-1})`` (part of the recurrent switching unit)
+sequence embedder      ``s = f_emb(e_{1:T})``, non-causal: a bidirectional GRU over the whole
+                       sequence, its two final states projected to ``n_s`` (paper: a Hawk SSM;
+                       the pooling is not specified there)
+controller encoder     ``μ_t, log σ²_t = f_enc(e_t, h_{t-1}, s)``; ``z̃_t ~ N(μ_t, σ²_t)``
+switching unit         ``β_t = σ(f_switch(e_t, h_{t-1}, z_{t-1}))`` in [0, 1]; ``β_1 = 1``
+temporal integration   ``z_t = β_t z̃_t + (1 - β_t) z_{t-1}``
+controller decoder     ``U_t = f_hyp(z_t)``: a hypernetwork; low rank ``U = A Bᵀ`` (grid) or a
+                       full ``d x d`` matrix (ant)
+=====================  =======================================================================
+
+Training (:meth:`Metacontroller.elbo`) minimises the action NLL of the frozen base model run on
+``ê`` plus ``α · KL(N(μ_t, σ²_t) ‖ N(0, I))`` at every step (paper Eq. 3 with λ = 0).
+
+Internal RL replaces the encoder with a policy and uses the *causal* parts step by step:
+:meth:`Metacontroller.switch` (β from ``e_t, h_{t-1}, z_{t-1}``), :meth:`Metacontroller.update_history`
+and :meth:`Metacontroller.decode`. :meth:`Metacontroller.forward_with_codes` runs the same
+computation on a whole sequence given z̃ and β from outside, which a test uses to show that the
+step-by-step mode equals the training-time forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+
+@dataclass
+class MetacontrollerOutput:
+    """Per-step quantities of one forward pass, each (B, T, ...)."""
+
+    e_hat: torch.Tensor  # controlled residual stream ê
+    beta: torch.Tensor  # switching gate β_t, (B, T)
+    z: torch.Tensor  # integrated controller code z_t
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    kl: torch.Tensor  # KL(N(μ, σ²) ‖ N(0, I)) per step, (B, T)
+
+
+@dataclass
+class ElboOutput:
+    loss: torch.Tensor
+    action_nll: torch.Tensor
+    kl: torch.Tensor
+    action_accuracy: torch.Tensor | None
+    out: MetacontrollerOutput
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
+class Metacontroller(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="internal-rl-gym",
+    tags=["internal-rl-gym", "reinforcement-learning", "hierarchical-rl", "metacontroller"],
+    repo_url="https://arxiv.org/abs/2512.20605",
+):
+    """Discovers abstract actions (z, β) that steer a frozen base model's residual stream.
+
+    :param d_model: width of the base model's residual stream.
+    :param layer: the controlled layer ``l`` (the paper uses ``L/2``).
+    :param n_z: controller code size (paper: 8).
+    :param n_h: history GRU size (paper: 32).
+    :param n_s: sequence embedding size (paper: 32).
+    :param enc_hidden: encoder MLP width (paper: 64).
+    :param switch_hidden: switching-unit MLP width (not given in the paper; 64).
+    :param hyp_hidden: hypernetwork width (paper: 32).
+    :param rank: rank of ``U = A Bᵀ``; ``0`` means a full ``d x d`` controller (ant).
+    :param beta_bias_init: initial bias of the switching logit (negative = gate starts closed).
+    :param base_model_name: name of the base model it was trained on (recorded, checked on load).
+    :param base_model_fingerprint: sha256 of that base model's weights (see ``hub.model_fingerprint``).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        layer: int,
+        n_z: int = 8,
+        n_h: int = 32,
+        n_s: int = 32,
+        enc_hidden: int = 64,
+        switch_hidden: int = 64,
+        hyp_hidden: int = 32,
+        rank: int = 16,
+        beta_bias_init: float = -2.0,
+        base_model_name: str = "",
+        base_model_fingerprint: str = "",
+    ) -> None:
+        super().__init__()
+        self.d_model, self.layer, self.n_z, self.n_h, self.rank = d_model, layer, n_z, n_h, rank
+        self.base_model_name = base_model_name
+        self.base_model_fingerprint = base_model_fingerprint
+        self.history = nn.GRUCell(d_model, n_h)
+        self.embedder = nn.GRU(d_model, n_s, batch_first=True, bidirectional=True)
+        self.embed_out = nn.Linear(2 * n_s, n_s)
+        self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, 2 * n_z)
+        self.switch_net = _mlp(d_model + n_h + n_z, switch_hidden, 1)
+        n_out = 2 * d_model * rank if rank > 0 else d_model * d_model
+        self.hyper = _mlp(n_z, hyp_hidden, n_out)
+        with torch.no_grad():
+            self.switch_net[-1].bias.fill_(beta_bias_init)
+            self.hyper[-1].weight.mul_(0.1)
+            self.hyper[-1].bias.zero_()
+
+    # --- causal pieces (used step by step by InternalControl) ------------------------------
+    def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_0, z_0) = zeros."""
+        p = next(self.parameters())
+        device = device or p.device
+        return (
+            torch.zeros(batch, self.n_h, device=device, dtype=p.dtype),
+            torch.zeros(batch, self.n_z, device=device, dtype=p.dtype),
+        )
+
+    def switch(self, e_t: torch.Tensor, h_prev: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
+        """β_t = σ(f_switch(e_t, h_{t-1}, z_{t-1})), shape (B,)."""
+        return torch.sigmoid(self.switch_net(torch.cat([e_t, h_prev, z_prev], -1))[..., 0])
+
+    def update_history(self, e_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+        """h_t = GRU(e_t, h_{t-1})."""
+        return self.history(e_t, h_prev)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+        """U = f_hyp(z): a low-rank pair (A, B) with U = A Bᵀ, each (..., d, r), or a full
+        (..., d, d) matrix when ``rank == 0``."""
+        out = self.hyper(z)
+        d = self.d_model
+        if self.rank > 0:
+            a, b = out.split(d * self.rank, dim=-1)
+            shape = (*z.shape[:-1], d, self.rank)
+            return a.reshape(shape) / self.rank**0.5, b.reshape(shape)
+        return out.reshape(*z.shape[:-1], d, d) / d**0.5
+
+    def control(self, e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """ê = e + U(z) e, for e (..., d) and z (..., n_z)."""
+        u = self.decode(z)
+        if self.rank > 0:
+            a, b = u
+            return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
+        return e + torch.einsum("...ij,...j->...i", u, e)
+
+    # --- non-causal pieces (training only) -------------------------------------------------
+    def embed_sequence(self, e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """s = f_emb(e_{1:T}): the final states of a bidirectional GRU over the valid steps."""
+        if mask is not None:
+            lengths = mask.sum(1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(
+                e, lengths, batch_first=True, enforce_sorted=False
+            )
+            _, h = self.embedder(packed)
+        else:
+            _, h = self.embedder(e)
+        return self.embed_out(torch.cat([h[0], h[1]], -1))
+
+    def encode(
+        self, e_t: torch.Tensor, h_prev: torch.Tensor, s: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ_t, log σ²_t) of the controller code's posterior."""
+        mu, logvar = self.encoder(torch.cat([e_t, h_prev, s], -1)).chunk(2, -1)
+        return mu, logvar.clamp(-8.0, 4.0)
+
+    def forward(
+        self,
+        e: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> MetacontrollerOutput:
+        """Teacher-forced pass over residual streams ``e`` (B, T, d) at the controlled layer."""
+        s = self.embed_sequence(e, mask)
+        b, t, _ = e.shape
+        h, z = self.initial_state(b, e.device)
+        outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("beta", "z", "mu", "logvar")}
+        for i in range(t):
+            e_t = e[:, i]
+            mu, logvar = self.encode(e_t, h, s)
+            if sample:
+                noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+                z_tilde = mu + (0.5 * logvar).exp() * noise
+            else:
+                z_tilde = mu
+            beta = self.switch(e_t, h, z) if i > 0 else torch.ones(b, device=e.device)
+            z = beta[:, None] * z_tilde + (1 - beta[:, None]) * z
+            h = self.update_history(e_t, h)
+            for k, v in (("beta", beta), ("z", z), ("mu", mu), ("logvar", logvar)):
+                outs[k].append(v)
+        beta, z, mu, logvar = (torch.stack(outs[k], 1) for k in ("beta", "z", "mu", "logvar"))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+        return MetacontrollerOutput(self.control(e, z), beta, z, mu, logvar, kl)
+
+    def forward_with_codes(
+        self, e: torch.Tensor, z_tilde: torch.Tensor, beta: torch.Tensor
+    ) -> MetacontrollerOutput:
+        """The same integration and control with z̃ (B, T, n_z) and β (B, T) given from outside
+        (what internal RL does: the policy supplies z̃, the binarised switching unit β)."""
+        b, t, _ = e.shape
+        h, z = self.initial_state(b, e.device)
+        zs = []
+        for i in range(t):
+            z = beta[:, i, None] * z_tilde[:, i] + (1 - beta[:, i, None]) * z
+            zs.append(z)
+        z = torch.stack(zs, 1)
+        zeros = torch.zeros_like(z)
+        return MetacontrollerOutput(self.control(e, z), beta, z, zeros, zeros, zeros[..., 0])
+
+    def switching_trace(self, e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """β_t for every step given the integrated codes z (B, T, n_z): the causal switching unit
+        run over a sequence (β_1 = 1)."""
+        b, t, _ = e.shape
+        h, z_prev = self.initial_state(b, e.device)
+        betas = [torch.ones(b, device=e.device)]
+        h = self.update_history(e[:, 0], h)
+        for i in range(1, t):
+            betas.append(self.switch(e[:, i], h, z[:, i - 1]))
+            h = self.update_history(e[:, i], h)
+        return torch.stack(betas, 1)
+
+    # --- objective -------------------------------------------------------------------------
+    def elbo(
+        self,
+        base,
+        e: torch.Tensor,
+        actions: torch.Tensor,
+        mask: torch.Tensor,
+        alpha: float,
+        generator: torch.Generator | None = None,
+    ) -> ElboOutput:
+        """Action NLL of the frozen ``base`` run on ê from layer ``self.layer`` up, plus
+        α · KL at every valid step (mean over valid steps)."""
+        out = self.forward(e, mask, generator=generator)
+        upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
+        dist = base.action_distribution(base.heads(upper))
+        nll = -dist.log_prob(actions)
+        m = mask.to(nll.dtype)
+        n = m.sum().clamp(min=1)
+        action_nll = (nll * m).sum() / n
+        kl = (out.kl * m).sum() / n
+        acc = None
+        if actions.dtype in (torch.int64, torch.int32):
+            acc = ((dist.probs.argmax(-1) == actions).to(m.dtype) * m).sum() / n
+        return ElboOutput(action_nll + alpha * kl, action_nll, kl, acc, out)
+
+
+class SubgoalControllers(nn.Module):
+    """Ground-truth linear controllers (paper §3.2, Fig. 4): one ``U^(g)`` per abstract subgoal,
+    selected by the true label: ``ê = e + U^(g_t) e`` with ``U = A_g B_gᵀ`` (``rank > 0``) or full."""
+
+    def __init__(self, d_model: int, n_subgoals: int, rank: int = 16) -> None:
+        super().__init__()
+        self.rank, self.d_model = rank, d_model
+        if rank > 0:
+            self.a = nn.Parameter(torch.randn(n_subgoals, d_model, rank) * 0.01)
+            self.b = nn.Parameter(torch.randn(n_subgoals, d_model, rank) / d_model**0.5)
+        else:
+            self.u = nn.Parameter(torch.zeros(n_subgoals, d_model, d_model))
+
+    def forward(self, e: torch.Tensor, subgoal: torch.Tensor) -> torch.Tensor:
+        """ê for residuals e (..., d) and integer subgoal labels (...)."""
+        g = subgoal.clamp(min=0)
+        if self.rank > 0:
+            a, b = self.a[g], self.b[g]
+            return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
+        return e + torch.einsum("...ij,...j->...i", self.u[g], e)
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) summed over the last dim."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+__all__ = ["Metacontroller", "MetacontrollerOutput", "SubgoalControllers", "kl_standard_normal"]

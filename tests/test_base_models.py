@@ -1,0 +1,332 @@
+"""Base models: stepping == whole-sequence forward, interventions, hub round trip, learning."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+import torch
+
+from internal_rl_gym.models import (
+    ANT_CPU_PRESET,
+    ANT_PAPER_PRESET,
+    GRID_CPU_PRESET,
+    GRID_PAPER_PRESET,
+    BaseModel,
+    BaseModelConfig,
+    TransformerState,
+    apply_linear_control,
+)
+
+OBS_DIM, N_ACTIONS, ACTION_DIM = 10, 3, 2
+ARCHS = ["transformer", "hawk"]
+
+
+def tiny(arch: str, action_type: str = "discrete", **kw) -> BaseModel:
+    """A tiny model with large initial weights (so every layer visibly matters)."""
+    args = dict(
+        arch=arch,
+        obs_dim=OBS_DIM,
+        action_type=action_type,
+        n_actions=N_ACTIONS if action_type == "discrete" else None,
+        action_dim=ACTION_DIM if action_type == "continuous" else None,
+        d_model=24,
+        n_layers=3,
+        n_heads=2,
+        d_head=8,
+        d_mlp=48,
+        max_len=24,
+        rel_buckets=8,
+        rel_max_distance=12,  # buckets saturate within the test sequences
+        init_scale=1.0,
+    )
+    args.update(kw)
+    torch.manual_seed(0)
+    return BaseModel(**args).eval()
+
+
+def head_tensors(h) -> list[torch.Tensor]:
+    return [
+        t for t in (h.action_logits, h.action_mean, h.action_log_std, h.obs_pred) if t is not None
+    ]
+
+
+def per_sequence_control(batch: int, d: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return 0.5 * torch.randn(batch, d, d, generator=g) / d**0.5
+
+
+# ------------------------------------------------------------------------------ stepping
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("controlled", [False, True])
+def test_stepping_matches_forward_with_resets(arch, action_type, controlled):
+    """Rows at different positions (two rows restart mid-batch) reproduce fresh full passes."""
+    m = tiny(arch, action_type)
+    B, T, layer = 3, 20, 1
+    resets = {1: 7, 2: 12}  # row -> global step at which its episode restarts
+    g = torch.Generator().manual_seed(2)
+    first = torch.randn(B, T, OBS_DIM, generator=g)
+    second = torch.randn(B, T, OBS_DIM, generator=g)
+    U = per_sequence_control(B, m.d_model)
+
+    def control(rows):
+        return (lambda e: apply_linear_control(e, U[rows])) if controlled else None
+
+    kw = {"layer": layer} if controlled else {}
+    state = m.init_state(B)
+    stepped = {b: [] for b in range(B)}  # per row: list of (heads, residuals) after its reset
+    with torch.no_grad():
+        for t in range(T):
+            restart = torch.tensor([resets.get(b) == t for b in range(B)])
+            if restart.any():
+                m.reset_state(state, restart)
+                for b in range(B):
+                    if restart[b]:
+                        stepped[b] = []
+            obs_t = torch.stack(
+                [
+                    second[b, t - resets[b]] if t >= resets.get(b, T) else first[b, t]
+                    for b in range(B)
+                ]
+            )
+            heads, residuals = m.step(obs_t, state, intervention=control(slice(None)), **kw)
+            for b in range(B):
+                stepped[b].append(([x[b] for x in head_tensors(heads)], [r[b] for r in residuals]))
+        assert state.lengths.tolist() == [T, T - resets[1], T - resets[2]]
+
+        for b in range(B):
+            seq = second[b : b + 1, : T - resets[b]] if b in resets else first[b : b + 1]
+            full = m(seq, intervention=control(slice(b, b + 1)), return_residuals=True, **kw)
+            assert len(stepped[b]) == seq.shape[1]
+            for t, (heads_t, res_t) in enumerate(stepped[b]):
+                for got, want in zip(heads_t, head_tensors(full)):
+                    torch.testing.assert_close(got, want[0, t], atol=1e-5, rtol=1e-5)
+                for got, want in zip(res_t, full.residuals):
+                    torch.testing.assert_close(got, want[0, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_split_step_layers_matches_step(arch):
+    """Lower half stepped first, upper half later (the internal-RL pattern) == one full step."""
+    m = tiny(arch)
+    B, T, layer = 2, 6, 2
+    obs = torch.randn(B, T, OBS_DIM)
+    U = per_sequence_control(B, m.d_model)
+    a, b = m.init_state(B), m.init_state(B)
+    with torch.no_grad():
+        for t in range(T):
+            want, res = m.step(obs[:, t], a, lambda e: apply_linear_control(e, U), layer)
+            e_mid = m.step_layers(m.embed(obs[:, t]), b, 0, layer)
+            torch.testing.assert_close(e_mid, res[layer])
+            e_top = m.step_layers(apply_linear_control(e_mid, U), b, layer, m.n_layers)
+            torch.testing.assert_close(m.heads(e_top).action_logits, want.action_logits)
+    assert b.layer_lengths.tolist() == a.layer_lengths.tolist() == [[T] * B] * m.n_layers
+
+
+def test_transformer_context_overflow_and_clone():
+    m = tiny("transformer", max_len=4)
+    state = m.init_state(2)
+    obs = torch.randn(2, OBS_DIM)
+    with torch.no_grad():
+        for _ in range(4):
+            m.step(obs, state)
+        branch = state.clone()
+        assert isinstance(branch, TransformerState) and branch.keys[0] is not state.keys[0]
+        with pytest.raises(ValueError, match=r"rows \[0, 1\] would exceed .*max_len=4"):
+            m.step(obs, state)
+        m.reset_state(state, torch.tensor([True, False]))
+        with pytest.raises(ValueError, match=r"rows \[1\]"):
+            m.step(obs, state)
+
+
+# ------------------------------------------------------------------------------ interventions
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("layer", [0, 1, 3])
+def test_intervention_changes_only_layers_above(arch, layer):
+    m = tiny(arch)
+    obs = torch.randn(2, 7, OBS_DIM)
+    U = per_sequence_control(2, m.d_model)
+    with torch.no_grad():
+        base = m(obs, return_residuals=True)
+        ctrl = m(obs, lambda e: apply_linear_control(e, U), layer=layer, return_residuals=True)
+    assert len(ctrl.residuals) == m.n_layers + 1
+    for l in range(layer + 1):
+        torch.testing.assert_close(ctrl.residuals[l], base.residuals[l], atol=0, rtol=0)
+    torch.testing.assert_close(ctrl.controlled, apply_linear_control(base.residuals[layer], U))
+    for l in range(layer + 1, m.n_layers + 1):
+        assert (ctrl.residuals[l] - base.residuals[l]).abs().max() > 1e-3
+    assert (ctrl.action_logits - base.action_logits).abs().max() > 1e-4
+    # run_layers from the controlled layer reproduces the top of the stack
+    top = m.run_layers(ctrl.controlled, layer, m.n_layers)
+    torch.testing.assert_close(m.heads(top).action_logits, ctrl.action_logits)
+
+
+def test_apply_linear_control_low_rank_equals_dense():
+    g = torch.Generator().manual_seed(3)
+    B, T, d, r = 3, 5, 12, 4
+    e = torch.randn(B, T, d, generator=g)
+    for batch in [(B, T), (B,), ()]:
+        A = torch.randn(*batch, d, r, generator=g)
+        Bm = torch.randn(*batch, d, r, generator=g)
+        dense = A @ Bm.transpose(-1, -2)
+        torch.testing.assert_close(apply_linear_control(e, (A, Bm)), apply_linear_control(e, dense))
+    # explicit per-step formula, and a single timestep (B, d) with a per-sequence U
+    U = torch.randn(B, T, d, d, generator=g)
+    want = e + torch.einsum("btij,btj->bti", U, e)
+    torch.testing.assert_close(apply_linear_control(e, U), want)
+    U1 = torch.randn(B, d, d, generator=g)
+    torch.testing.assert_close(
+        apply_linear_control(e[:, 0], U1), e[:, 0] + torch.einsum("bij,bj->bi", U1, e[:, 0])
+    )
+    with pytest.raises(ValueError, match="controller"):
+        apply_linear_control(e, torch.randn(d, d + 1))
+
+
+# ------------------------------------------------------------------------------ hub round trip
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(arch="transformer"),
+        dict(arch="hawk", action_type="continuous", lru_width=16, name="ant-tiny"),
+        dict(
+            arch="transformer",
+            obs_encoder="grid_cells",
+            grid_size=3,
+            grid_channels=4,
+            obs_dim=36,
+            cell_features=5,
+            obs_loss="bce",
+        ),
+    ],
+)
+def test_save_load_round_trip(tmp_path, kw):
+    m = tiny(**kw)
+    m.save_pretrained(tmp_path)
+    assert {"config.json", "model.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config == m.config.to_dict()
+    loaded = BaseModel.from_pretrained(tmp_path, strict=True)
+    assert loaded.config == m.config
+    obs = (torch.rand(2, 5, m.obs_dim) < 0.3).float()
+    with torch.no_grad():
+        for a, b in zip(head_tensors(m(obs)), head_tensors(loaded(obs))):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_config_dataclass_mirrors_constructor_and_presets_build():
+    params = inspect.signature(BaseModel.__init__).parameters
+    fields = BaseModelConfig.__dataclass_fields__
+    assert list(fields) == [p for p in params if p != "self"]
+    for name, p in params.items():
+        if name not in ("self", "obs_dim"):
+            assert fields[name].default == p.default, name
+    grid = BaseModel.from_config(GRID_CPU_PRESET)
+    assert grid.config.obs_dim == 7 * 7 * 13 and grid.arch == "transformer"
+    assert GRID_PAPER_PRESET.d_model == 256 and GRID_PAPER_PRESET.d_head == 64
+    assert ANT_PAPER_PRESET.n_layers == 8 and ANT_PAPER_PRESET.lru_width == 256
+    with pytest.raises(ValueError, match="obs_dim=None"):
+        BaseModel.from_config(ANT_CPU_PRESET)
+    ant = BaseModel.from_config(ANT_CPU_PRESET.replace(obs_dim=29, action_dim=8, n_layers=2))
+    assert ant.arch == "hawk" and ant.action_type == "continuous"
+
+
+# ------------------------------------------------------------------------------ learning
+
+
+@pytest.mark.parametrize("arch,action_type", [("transformer", "discrete"), ("hawk", "continuous")])
+def test_tiny_model_overfits(arch, action_type):
+    m = tiny(arch, action_type, n_layers=2, init_scale=0.1).train()
+    g = torch.Generator().manual_seed(4)
+    B, T = 4, 12
+    obs = torch.randn(B, T + 1, OBS_DIM, generator=g)
+    if action_type == "discrete":
+        actions = torch.randint(0, N_ACTIONS, (B, T), generator=g)
+    else:
+        actions = torch.randn(B, T, ACTION_DIM, generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[0, 8:] = False  # a padded episode
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    first = None
+    for _ in range(100):
+        out = m.loss(obs, actions, mask, obs_coef=0.01)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        first = first if first is not None else out.to_dict()
+    last = m.loss(obs, actions, mask).to_dict()
+    assert last["loss"] < first["loss"] - 0.5, (first, last)
+    assert last["obs_loss"] < first["obs_loss"]
+    if action_type == "discrete":
+        assert last["action_accuracy"] > 0.9
+    dist = m.action_distribution(m(obs[:, :-1]))
+    assert dist.sample().shape == actions.shape
+
+
+def test_loss_ignores_masked_steps_and_bce_encoder():
+    m = tiny(
+        "transformer",
+        obs_encoder="grid_cells",
+        grid_size=3,
+        grid_channels=4,
+        obs_dim=36,
+        cell_features=5,
+        obs_loss="bce",
+    )
+    obs = (torch.rand(2, 6, 36) < 0.3).float()
+    actions = torch.randint(0, N_ACTIONS, (2, 5))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    garbage = actions.clone()
+    garbage[0, 3:] = (garbage[0, 3:] + 1) % N_ACTIONS
+    a = m.loss(obs, actions, mask)
+    b = m.loss(obs, garbage, mask)
+    torch.testing.assert_close(a.loss, b.loss)
+    assert a["action_accuracy"] is not None and 0 <= float(a.action_accuracy) <= 1
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_bad_inputs_raise_helpful_errors():
+    m = tiny("transformer")
+    with pytest.raises(ValueError, match=r"obs_dim=10, got shape \(2, 5, 11\)"):
+        m(torch.randn(2, 5, OBS_DIM + 1))
+    with pytest.raises(ValueError, match="obs_dim=10"):
+        m.step(torch.randn(2, 3), m.init_state(2))
+    for bad in (-1, m.n_layers + 1):
+        with pytest.raises(ValueError, match=r"layer must be an int in \[0, n_layers=3\]"):
+            m(torch.randn(2, 5, OBS_DIM), lambda e: e, layer=bad)
+    with pytest.raises(ValueError, match="needs the layer"):
+        m(torch.randn(2, 5, OBS_DIM), lambda e: e)
+    with pytest.raises(ValueError, match="shaped like its input"):
+        m(torch.randn(2, 5, OBS_DIM), lambda e: e[..., :3], layer=1)
+    with pytest.raises(ValueError, match=r"start"):
+        m.run_layers(torch.randn(2, 5, 24), 2, 1)
+    obs = torch.randn(2, 6, OBS_DIM)
+    with pytest.raises(ValueError, match=r"\(B, T\) = \(2, 5\)"):
+        m.loss(obs, torch.zeros(2, 6, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"integer"):
+        m.loss(obs, torch.zeros(2, 5))
+    c = tiny("hawk", "continuous")
+    with pytest.raises(ValueError, match=r"action_dim\) = \(2, 5, 2\)"):
+        c.loss(obs, torch.zeros(2, 5))
+
+
+def test_constructor_validation():
+    with pytest.raises(
+        ValueError, match=r"grid_size² · grid_channels = 7² · 13 = 637, got obs_dim=636"
+    ):
+        BaseModel(obs_dim=636, n_actions=4, obs_encoder="grid_cells")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        BaseModel(arch="lstm", obs_dim=4, n_actions=2)
+    with pytest.raises(ValueError, match="n_actions"):
+        BaseModel(obs_dim=4)
+    with pytest.raises(ValueError, match="divisible by n_heads"):
+        BaseModel(arch="hawk", obs_dim=4, n_actions=2, d_model=30, n_heads=4)
