@@ -3,6 +3,7 @@
     internal-rl collect   write expert demonstrations to a dataset file
     internal-rl pretrain  train a base model on demonstrations (paper Eq. 5)
     internal-rl diagnose  base-model diagnostics (action quality, probes, free play)
+    internal-rl discover  train metacontrollers (switching gate β, codes z) on a frozen base model
 
 Run ``internal-rl <command> --help`` for the options of each.
 """
@@ -65,11 +66,10 @@ class DiagnoseConfig:
 
 
 def diagnose(cfg: DiagnoseConfig) -> None:
-    from internal_rl_gym.hub import load_base_model
-
     from agents import diagnostics
     from agents.common import atomic_write_json
     from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+    from internal_rl_gym.hub import load_base_model
 
     model = load_base_model(cfg.model)
     heldout = collect_grid_demonstrations(cfg.episodes, "pretraining", seed=10_000_019 + cfg.seed)
@@ -85,10 +85,20 @@ def _pretrain_command():
     return PretrainConfig, run
 
 
+def _discover_command():
+    from agents.discover import DiscoverConfig, run
+
+    return DiscoverConfig, run
+
+
 COMMANDS = {
     "collect": ("write expert demonstrations to a dataset file", lambda: (CollectConfig, collect)),
     "pretrain": ("train a base model on demonstrations (paper Eq. 5)", _pretrain_command),
     "diagnose": ("base-model diagnostics", lambda: (DiagnoseConfig, diagnose)),
+    "discover": (
+        "train metacontrollers: unsupervised abstract actions (paper Eq. 3)",
+        _discover_command,
+    ),
 }
 
 

@@ -8,9 +8,7 @@ import dataclasses
 import json
 import os
 import random
-import shutil
 import tempfile
-import time
 import types
 import typing
 from collections.abc import Callable
@@ -28,16 +26,30 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
     """Add one ``--flag`` per dataclass field; help text comes from ``field(metadata={"help"})``.
 
     Supported field types: bool (``--x/--no-x``), int, float, str, ``X | None`` and ``list[X]``.
+    A field with ``metadata={"positional": True}`` becomes a positional argument (optional
+    when it has a default); a field without a default is required.
     """
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f.metadata.get("help", "") + f" (default: {default!r})"
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        required = default is dataclasses.MISSING
+        help_text = f.metadata.get("help", "") + ("" if required else f" (default: {default!r})")
         if typing.get_origin(kind) in (typing.Union, types.UnionType):
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if kind is bool:
+        if f.metadata.get("positional"):  # field(metadata={"positional": True}): `cmd VALUE`
+            nargs = None if required else "?"
+            kw = {} if required else {"default": default}
+            parser.add_argument(f.name, type=kind, nargs=nargs, help=help_text, **kw)
+        elif required:
+            parser.add_argument(flag, type=kind, required=True, help=help_text)
+        elif kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
@@ -112,24 +124,12 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON-able: {type(o).__name__}")
 
 
-def atomic_save_pretrained(model: Any, out_dir: str | os.PathLike, **kwargs: Any) -> Path:
-    """``model.save_pretrained`` into a temporary sibling directory, then swap it into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
-        model.save_pretrained(tmp, **kwargs)
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+def atomic_save_pretrained(model: Any, out_dir: str | os.PathLike, card: str | None = None) -> Path:
+    """Write a checkpoint directory atomically (``config.json``, ``model.safetensors``,
+    ``README.md``): :func:`internal_rl_gym.hub.save_checkpoint`."""
+    from internal_rl_gym.hub import save_checkpoint
+
+    return save_checkpoint(model, out_dir, card=card)
 
 
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:

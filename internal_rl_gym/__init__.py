@@ -27,6 +27,23 @@ def register_envs() -> None:
     # The paper's gridworld-pinpad (§A.1). The env truncates at max_steps (T=100) itself.
     register("GridPinpad-v0", "internal_rl_gym.envs.grid_pinpad:GridPinpadEnv")
 
+    # Internal RL (§5): observation = residual stream, action = controller code z, one step =
+    # one abstract action. The generic id takes any env id, base model and metacontroller;
+    # the named ids are the same env with the embedded default checkpoints and the paper's
+    # post-training task.
+    internal = "internal_rl_gym.internal_control:InternalControlEnv"
+    register("InternalControl-v0", internal)
+    register(
+        "InternalControl-Pinpad-v0",
+        internal,
+        kwargs={
+            "env_id": "GridPinpad-v0",
+            "base_model": "pinpad-transformer",
+            "metacontroller": "pinpad-metacontroller",
+            "task": "post",
+        },
+    )
+
 
 register_envs()
 

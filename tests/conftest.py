@@ -17,3 +17,52 @@ def _isolated_hf_cache(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     torch.set_num_threads(1)
+
+
+def build_tiny_grid_models(switch_bias: float = 0.0, seed: int = 0):
+    """A tiny GridPinpad base model and metacontroller (random weights, large enough to matter)."""
+    from internal_rl_gym.models import BaseModel, Metacontroller
+
+    torch.manual_seed(seed)
+    base = BaseModel(
+        arch="transformer",
+        obs_dim=637,
+        n_actions=4,
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_head=8,
+        d_mlp=32,
+        obs_encoder="grid_cells",
+        cell_features=4,
+        obs_loss="bce",
+        max_len=128,
+        init_scale=1.0,
+        name="tiny-grid",
+    )
+    from internal_rl_gym.hub import model_fingerprint
+
+    meta = Metacontroller(
+        d_model=16,
+        layer=1,
+        n_z=4,
+        n_h=8,
+        n_s=8,
+        rank=4,
+        base_model_name="tiny-grid",
+        base_model_fingerprint=model_fingerprint(base),
+    )
+    with torch.no_grad():
+        meta.hyper[-1].weight.mul_(30.0)  # strong controllers: z visibly changes behaviour
+        meta.switch_net[-1].bias.fill_(switch_bias)
+    return base.eval(), meta.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """Tiny grid checkpoints on disk, as InternalControl kwargs (local directories)."""
+    root = tmp_path_factory.mktemp("tiny_ckpt")
+    base, meta = build_tiny_grid_models()
+    base.save_pretrained(root / "base")
+    meta.save_pretrained(root / "meta")
+    return {"base_model": str(root / "base"), "metacontroller": str(root / "meta")}

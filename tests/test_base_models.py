@@ -330,3 +330,30 @@ def test_constructor_validation():
         BaseModel(obs_dim=4)
     with pytest.raises(ValueError, match="divisible by n_heads"):
         BaseModel(arch="hawk", obs_dim=4, n_actions=2, d_model=30, n_heads=4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_masked_step_layers_leaves_inactive_rows_untouched(arch):
+    """Rows that sit out some steps (``active=False``) end up exactly where they would be had
+    they been stepped alone, in a batch that moves at different speeds."""
+    torch.manual_seed(0)
+    model = tiny(arch)
+    b, t = 3, 6
+    obs = torch.rand(b, t, model.obs_dim)
+    full = model.run_layers(model.embed(obs), 0, model.n_layers)  # (B, T, d)
+    state = model.init_state(b)
+    pattern = torch.tensor(
+        [[1, 1, 1, 1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1, 1]],
+        dtype=torch.bool,
+    )
+    consumed = [0] * b
+    for k in range(pattern.shape[1]):
+        active = pattern[:, k]
+        idx = [min(consumed[r], t - 1) for r in range(b)]
+        e_t = model.embed(obs[torch.arange(b), idx])
+        out = model.step_layers(e_t, state, 0, model.n_layers, active=active)
+        for r in range(b):
+            if active[r]:
+                torch.testing.assert_close(out[r], full[r, consumed[r]], atol=1e-5, rtol=1e-5)
+                consumed[r] += 1
+    assert state.lengths.tolist() == consumed

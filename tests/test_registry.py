@@ -24,6 +24,20 @@ ENV_IDS = sorted(
 ALLOWED_WARNINGS = ("infinite", "inf", "Box bound precision lowered")
 
 
+@pytest.fixture
+def make(tiny_checkpoints):
+    """``gym.make`` for any of our ids; InternalControl ids get tiny local checkpoints (the
+    embedded defaults are tested on their own in test_default_checkpoints.py)."""
+
+    def _make(env_id, **kw):
+        spec = gym.spec(env_id)
+        if spec.entry_point.endswith(":InternalControlEnv"):
+            kw = {**tiny_checkpoints, **kw}
+        return gym.make(env_id, **kw)
+
+    return _make
+
+
 def test_registry_is_not_empty():
     assert "GridPinpad-v0" in ENV_IDS
 
@@ -41,8 +55,8 @@ def _unexpected(caught):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_gymnasium_env_checker(env_id):
-    env = gym.make(env_id)
+def test_gymnasium_env_checker(env_id, make):
+    env = make(env_id)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gym_check_env(env.unwrapped, skip_render_check=True)
@@ -51,8 +65,8 @@ def test_gymnasium_env_checker(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_sb3_env_checker(env_id):
-    env = gym.make(env_id)
+def test_sb3_env_checker(env_id, make):
+    env = make(env_id)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sb3_check_env(env, warn=True)
@@ -61,8 +75,8 @@ def test_sb3_env_checker(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_two_envs_with_one_seed_agree_for_50_steps(env_id):
-    a, b = gym.make(env_id), gym.make(env_id)
+def test_two_envs_with_one_seed_agree_for_50_steps(env_id, make):
+    a, b = make(env_id), make(env_id)
     oa, _ = a.reset(seed=42)
     ob, _ = b.reset(seed=42)
     a.action_space.seed(0)
@@ -77,16 +91,16 @@ def test_two_envs_with_one_seed_agree_for_50_steps(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_observations_do_not_share_memory(env_id):
-    env = gym.make(env_id)
+def test_observations_do_not_share_memory(env_id, make):
+    env = make(env_id)
     o1, _ = env.reset(seed=0)
     o2, *_ = env.step(env.action_space.sample())
     assert not np.shares_memory(o1, o2)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_pickle_roundtrip(env_id):
-    env = gym.make(env_id)
+def test_pickle_roundtrip(env_id, make):
+    env = make(env_id)
     env.reset(seed=0)
     clone = pickle.loads(pickle.dumps(env))
     oa, _ = env.reset(seed=5)
@@ -95,16 +109,16 @@ def test_pickle_roundtrip(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_spec_is_json_serialisable_and_remakes_the_env(env_id):
-    env = gym.make(env_id)
+def test_spec_is_json_serialisable_and_remakes_the_env(env_id, make):
+    env = make(env_id)
     spec = gym.envs.registration.EnvSpec.from_json(env.spec.to_json())
-    again = gym.make(spec)
+    again = gym.make(spec)  # the spec carries the merged kwargs
     assert again.observation_space == env.observation_space
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_info_reports_success(env_id):
-    env = gym.make(env_id)
+def test_info_reports_success(env_id, make):
+    env = make(env_id)
     _, info = env.reset(seed=0)
     assert isinstance(info["success"], bool)
     *_, info = env.step(env.action_space.sample())
@@ -112,8 +126,8 @@ def test_info_reports_success(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_rgb_rendering(env_id):
-    env = gym.make(env_id, render_mode="rgb_array")
+def test_rgb_rendering(env_id, make):
+    env = make(env_id, render_mode="rgb_array")
     env.reset(seed=0)
     img = env.render()
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[-1] == 3

@@ -71,7 +71,7 @@ class GridPinpadEnv(gym.Env, EzPickle):
     ``info`` always holds ``success`` and ``is_success`` (bool; the key SB3 logs), ``target`` (the
     next colour, -1 once done), ``subgoal`` (the abstract subgoal pursued: the colour pair
     ``target // 2``; for evaluation and probes only), ``progress`` (colours visited so far) and
-    ``task``.
+    ``task`` and ``visited`` (the colour entered on this step, -1 if none).
 
     ## Arguments
     * ``task``: a colour sequence (``(0, 1, 2, 3)`` or ``"0-1-2-3"``), ``"pretraining"`` (one of the
@@ -79,6 +79,8 @@ class GridPinpadEnv(gym.Env, EzPickle):
       post-training task ``0-1-2-3-4-5-6-7-0-1-2-3``, the default).
     * ``size`` (7), ``n_colours`` (8), ``n_walls`` (4), ``max_steps`` (100): the paper's values.
     * ``render_mode``: ``"rgb_array"`` (uint8 image) or ``"ansi"`` (text).
+    * ``terminate_on_wrong_colour`` (True, the paper's rule): with False a wrong colour is only
+      reported in ``info["visited"]`` and the episode goes on (free play, for analysing models).
 
     ## Version History
     * v0: initial release.
@@ -94,8 +96,11 @@ class GridPinpadEnv(gym.Env, EzPickle):
         n_walls: int = 4,
         max_steps: int = 100,
         render_mode: str | None = None,
+        terminate_on_wrong_colour: bool = True,
     ) -> None:
-        EzPickle.__init__(self, task, size, n_colours, n_walls, max_steps, render_mode)
+        EzPickle.__init__(
+            self, task, size, n_colours, n_walls, max_steps, render_mode, terminate_on_wrong_colour
+        )
         if size < 2:
             raise ValueError(f"size must be at least 2, got {size}.")
         if not 1 <= n_colours <= len(COLOUR_RGB):
@@ -121,6 +126,7 @@ class GridPinpadEnv(gym.Env, EzPickle):
             max_steps,
         )
         self.render_mode = render_mode
+        self.terminate_on_wrong_colour = terminate_on_wrong_colour
         self.task_sampler = self._resolve(task)
         self.n_channels = grid_core.n_channels(n_walls, n_colours)
         self.observation_space = spaces.Box(
@@ -165,6 +171,7 @@ class GridPinpadEnv(gym.Env, EzPickle):
         self._static_obs[walls * self.n_channels + np.arange(self.n_walls)] = 1.0
         self._static_obs[colours * self.n_channels + self.n_walls + np.arange(self.n_colours)] = 1.0
         self.progress, self.steps, self.success, self._done = 0, 0, False, False
+        self._visited = -1
         self._layout_ready = True
         return self._observation(), self._info()
 
@@ -182,13 +189,14 @@ class GridPinpadEnv(gym.Env, EzPickle):
         self.steps += 1
         reward, terminated = 0.0, False
         colour = int(self._colour_at[nxt])
-        if moved and colour >= 0:
+        self._visited = colour if moved and colour >= 0 else -1
+        if self._visited >= 0:
             if colour == self.task[self.progress]:
                 self.progress += 1
                 if self.progress == len(self.task):
                     self.success, terminated, reward = True, True, 1.0
             else:
-                terminated = True
+                terminated = self.terminate_on_wrong_colour
         truncated = not terminated and self.steps >= self.max_steps
         self._done = terminated or truncated
         return self._observation(), reward, terminated, truncated, self._info()
@@ -260,6 +268,7 @@ class GridPinpadEnv(gym.Env, EzPickle):
             "subgoal": grid_subgoal_of_colour(target) if target >= 0 else -1,
             "progress": self.progress,
             "task": format_task(self.task),
+            "visited": self._visited,
         }
 
     def _render_ansi(self) -> str:

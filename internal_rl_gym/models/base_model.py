@@ -621,9 +621,21 @@ class BaseModel(
         # transformer: stale K/V beyond a row's length are never attended to
         return state
 
-    def step_layers(self, e_t: Tensor, state: ModelState, start: int, end: int) -> Tensor:
+    def step_layers(
+        self,
+        e_t: Tensor,
+        state: ModelState,
+        start: int,
+        end: int,
+        active: Tensor | None = None,
+    ) -> Tensor:
         """Run blocks ``start+1..end`` for ONE new timestep ``e_t`` (B, d) per row, updating
-        those layers' caches in ``state``; returns ``e_end`` (B, d) for this timestep."""
+        those layers' caches in ``state``; returns ``e_end`` (B, d) for this timestep.
+
+        ``active`` (B,) bool: only these rows advance (their caches take the new timestep);
+        the other rows' caches are left as they were and their outputs are meaningless. This
+        lets a batch of episodes move at different speeds with one forward call.
+        """
         self._check_layer(start, "start")
         self._check_layer(end, "end")
         if start > end:
@@ -634,8 +646,14 @@ class BaseModel(
                 f"d_model={self.d_model}), got {tuple(e_t.shape)}"
             )
         longest = self._check_room(state, start, end)
+        if active is not None:
+            active = torch.as_tensor(active, device=e_t.device).bool()
+            if active.shape != (state.batch_size,):
+                raise ValueError(
+                    f"active mask must have shape ({state.batch_size},), got {tuple(active.shape)}"
+                )
         for l in range(start, end):
-            e_t = self._step_block(l, e_t, state, longest)
+            e_t = self._step_block(l, e_t, state, longest, active)
         return e_t
 
     def _check_room(self, state: ModelState, start: int, end: int) -> int:
@@ -655,16 +673,27 @@ class BaseModel(
             )
         return longest
 
-    def _step_block(self, l: int, e_t: Tensor, state: ModelState, longest: int) -> Tensor:
-        """Block ``l + 1`` on one timestep; ``longest`` bounds the attended cache slots."""
+    def _step_block(
+        self, l: int, e_t: Tensor, state: ModelState, longest: int, active: Tensor | None = None
+    ) -> Tensor:
+        """Block ``l + 1`` on one timestep; ``longest`` bounds the attended cache slots.
+
+        With an ``active`` mask, inactive rows still compute (one batched call) but do not
+        advance: a transformer row's write lands in the slot just past its length, which is
+        never attended and is overwritten by its next real step; a Hawk row keeps its state.
+        """
         block = self.blocks[l]
         if isinstance(state, TransformerState):
             e_t, state.keys[l], state.values[l] = block.step(
                 e_t, state.keys[l], state.values[l], state.layer_lengths[l], longest + 1
             )
         else:
-            e_t, state.h[l], state.conv[l] = block.step(e_t, state.h[l], state.conv[l])
-        state.layer_lengths[l] += 1
+            h_old, conv_old = state.h[l], state.conv[l]
+            e_t, state.h[l], state.conv[l] = block.step(e_t, h_old, conv_old)
+            if active is not None:
+                state.h[l] = torch.where(active[:, None], state.h[l], h_old)
+                state.conv[l] = torch.where(active[:, None, None], state.conv[l], conv_old)
+        state.layer_lengths[l] += 1 if active is None else active.long()
         return e_t
 
     def step(

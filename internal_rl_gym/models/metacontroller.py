@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+from torch.nn import functional as F
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Metacontroller(
         self.d_model, self.layer, self.n_z, self.n_h, self.rank = d_model, layer, n_z, n_h, rank
         self.base_model_name = base_model_name
         self.base_model_fingerprint = base_model_fingerprint
-        self.history = nn.GRUCell(d_model, n_h)
+        self.history = nn.GRU(d_model, n_h, batch_first=True)
         self.embedder = nn.GRU(d_model, n_s, batch_first=True, bidirectional=True)
         self.embed_out = nn.Linear(2 * n_s, n_s)
         self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, 2 * n_z)
@@ -130,8 +131,15 @@ class Metacontroller(
         return torch.sigmoid(self.switch_net(torch.cat([e_t, h_prev, z_prev], -1))[..., 0])
 
     def update_history(self, e_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-        """h_t = GRU(e_t, h_{t-1})."""
-        return self.history(e_t, h_prev)
+        """h_t = GRU(e_t, h_{t-1}) for one step, (B, n_h)."""
+        _, h = self.history(e_t[:, None], h_prev[None].contiguous())
+        return h[0]
+
+    def history_sequence(self, e: torch.Tensor) -> torch.Tensor:
+        """h_0..h_{T-1} for a whole sequence, (B, T, n_h): the state *before* each step. The
+        history does not depend on z or β, so it runs as one GRU call."""
+        h, _ = self.history(e)
+        return torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
         """U = f_hyp(z): a low-rank pair (A, B) with U = A Bᵀ, each (..., d, r), or a full
@@ -180,27 +188,43 @@ class Metacontroller(
         sample: bool = True,
         generator: torch.Generator | None = None,
     ) -> MetacontrollerOutput:
-        """Teacher-forced pass over residual streams ``e`` (B, T, d) at the controlled layer."""
-        s = self.embed_sequence(e, mask)
+        """Teacher-forced pass over residual streams ``e`` (B, T, d) at the controlled layer.
+
+        Everything that does not depend on the previous code (history, encoder, the e- and
+        h-dependent part of the switching unit) runs in parallel over time; only the gate's
+        z-dependent part and the integration z_t = β z̃ + (1 - β) z_{t-1} loop over t.
+        """
         b, t, _ = e.shape
-        h, z = self.initial_state(b, e.device)
-        outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("beta", "z", "mu", "logvar")}
-        for i in range(t):
-            e_t = e[:, i]
-            mu, logvar = self.encode(e_t, h, s)
-            if sample:
-                noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
-                z_tilde = mu + (0.5 * logvar).exp() * noise
-            else:
-                z_tilde = mu
-            beta = self.switch(e_t, h, z) if i > 0 else torch.ones(b, device=e.device)
-            z = beta[:, None] * z_tilde + (1 - beta[:, None]) * z
-            h = self.update_history(e_t, h)
-            for k, v in (("beta", beta), ("z", z), ("mu", mu), ("logvar", logvar)):
-                outs[k].append(v)
-        beta, z, mu, logvar = (torch.stack(outs[k], 1) for k in ("beta", "z", "mu", "logvar"))
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+        s = self.embed_sequence(e, mask)
+        h_prev = self.history_sequence(e)  # (B, T, n_h)
+        mu, logvar = self.encode(e, h_prev, s[:, None].expand(b, t, -1))
+        if sample:
+            noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+            z_tilde = mu + (0.5 * logvar).exp() * noise
+        else:
+            z_tilde = mu
+        beta, z = self._integrate(e, h_prev, z_tilde)
+        kl = kl_standard_normal(mu, logvar)
         return MetacontrollerOutput(self.control(e, z), beta, z, mu, logvar, kl)
+
+    def _integrate(
+        self, e: torch.Tensor, h_prev: torch.Tensor, z_tilde: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """β_t = switch(e_t, h_{t-1}, z_{t-1}) (β_1 = 1) and z_t = β_t z̃_t + (1 - β_t) z_{t-1}."""
+        first, second = self.switch_net[0], self.switch_net[2]
+        d_eh = self.d_model + self.n_h
+        pre = F.linear(torch.cat([e, h_prev], -1), first.weight[:, :d_eh], first.bias)
+        w_z = first.weight[:, d_eh:]
+        b, t, _ = e.shape
+        z = z_tilde[:, 0]
+        betas, zs = [torch.ones(b, device=e.device, dtype=e.dtype)], [z]
+        for i in range(1, t):
+            gate = second(torch.relu(pre[:, i] + F.linear(z, w_z)))
+            beta = torch.sigmoid(gate[:, 0])
+            z = beta[:, None] * z_tilde[:, i] + (1 - beta[:, None]) * z
+            betas.append(beta)
+            zs.append(z)
+        return torch.stack(betas, 1), torch.stack(zs, 1)
 
     def forward_with_codes(
         self, e: torch.Tensor, z_tilde: torch.Tensor, beta: torch.Tensor
@@ -220,14 +244,9 @@ class Metacontroller(
     def switching_trace(self, e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """β_t for every step given the integrated codes z (B, T, n_z): the causal switching unit
         run over a sequence (β_1 = 1)."""
-        b, t, _ = e.shape
-        h, z_prev = self.initial_state(b, e.device)
-        betas = [torch.ones(b, device=e.device)]
-        h = self.update_history(e[:, 0], h)
-        for i in range(1, t):
-            betas.append(self.switch(e[:, i], h, z[:, i - 1]))
-            h = self.update_history(e[:, i], h)
-        return torch.stack(betas, 1)
+        h_prev = self.history_sequence(e)
+        beta = self.switch(e[:, 1:], h_prev[:, 1:], z[:, :-1])
+        return torch.cat([torch.ones_like(beta[:, :1]), beta], 1)
 
     # --- objective -------------------------------------------------------------------------
     def elbo(

@@ -1,0 +1,412 @@
+"""Discover temporally-abstract controllers: train a metacontroller on a frozen base model.
+
+    internal-rl discover --base-model pinpad-transformer --alpha 0.05 0.1 0.3 --out runs/discover
+
+Objective (paper Eq. 3, λ = 0): action NLL of the frozen base model run on ê = e + U(z) e at
+layer L/2, plus α · KL(N(μ_t, σ²_t) ‖ N(0, I)) at every step. Clean expert data (ε = 0, paper
+§C.4.4). The frozen layers below L/2 do not depend on the controller, so their activations are
+computed once and cached.
+
+Each α gets ``<out>/alpha_<α>/`` with the metacontroller (config.json + model.safetensors), its
+TensorBoard logs and ``report.json``; ``<out>/summary.json`` and the plots compare them. The
+diagnostics measure whether the switching gate β found the subgoal structure (paper Fig. 6,
+A3, 7): switches per episode (β_t > 0.5, counting the forced switch at t = 1), precision/recall/
+F1 of switches against the true subgoal boundaries within a tolerance, how binary β is, and the
+rate (KL) and distortion (NLL) on held-out episodes. The CLI warns in plain words when β
+collapses to always or never switching.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.common import (
+    Logger,
+    atomic_save_pretrained,
+    atomic_write_json,
+    pick_device,
+    seed_everything,
+    torch_save_atomic,
+)
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.hub import load_base_model, model_fingerprint
+from internal_rl_gym.models import Metacontroller
+
+
+@dataclass
+class DiscoverConfig:
+    base_model: str = field(
+        default="pinpad-transformer",
+        metadata={"help": "base model: embedded default name, local directory or Hub repo id"},
+    )
+    data: str = field(
+        default="online:pretraining",
+        metadata={"help": "clean demonstrations (.npz) or online:<task> to generate them"},
+    )
+    out: str = field(default="runs/discover", metadata={"help": "output directory"})
+    alpha: list[float] = field(
+        default_factory=lambda: [0.1], metadata={"help": "KL strength(s) α; several = a sweep"}
+    )
+    steps: int = field(default=4000, metadata={"help": "optimiser steps per α"})
+    batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper 1e-3)"})
+    weight_decay: float = field(default=0.03, metadata={"help": "AdamW weight decay"})
+    episodes: int = field(default=8192, metadata={"help": "training episodes (cached)"})
+    holdout: int = field(default=512, metadata={"help": "held-out episodes for diagnostics"})
+    n_z: int = field(default=8, metadata={"help": "controller code size"})
+    rank: int = field(default=16, metadata={"help": "controller rank (0 = full d x d)"})
+    layer: int = field(default=-1, metadata={"help": "controlled layer (-1 = L/2)"})
+    tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
+    eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+
+
+# --- data ------------------------------------------------------------------------------------
+@dataclass
+class CachedActivations:
+    """Residual streams at the controlled layer for every episode, padded: e (N, T, d)."""
+
+    e: torch.Tensor
+    actions: torch.Tensor
+    mask: torch.Tensor
+    subgoals: np.ndarray
+    lengths: np.ndarray
+
+    def batch(self, idx: np.ndarray):
+        t = int(self.lengths[idx].max())
+        return self.e[idx, :t], self.actions[idx, :t], self.mask[idx, :t]
+
+
+@torch.no_grad()
+def cache_activations(base, data: Demonstrations, layer: int, chunk: int = 256):
+    """Run the frozen lower layers once over every episode."""
+    n = data.n_episodes
+    t_max = int(data.lengths.max())
+    e = torch.zeros(n, t_max, base.d_model)
+    actions = torch.zeros(n, t_max, dtype=torch.long)
+    mask = torch.zeros(n, t_max, dtype=torch.bool)
+    subgoals = np.full((n, t_max), -1, dtype=np.int64)
+    for s in range(0, n, chunk):
+        idx = np.arange(s, min(n, s + chunk))
+        b = data.batch(idx)
+        t = b["mask"].shape[1]
+        obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
+        e[idx, :t] = base.run_layers(base.embed(obs), 0, layer).float().cpu()
+        actions[idx, :t] = torch.as_tensor(b["actions"])
+        mask[idx, :t] = torch.as_tensor(b["mask"])
+        subgoals[idx, :t] = b["subgoals"]
+    return CachedActivations(e, actions, mask, subgoals, data.lengths.copy())
+
+
+def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations, Demonstrations]:
+    if cfg.data.startswith("online:"):
+        from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+
+        task = cfg.data.split(":", 1)[1]
+        train = collect_grid_demonstrations(cfg.episodes, task, seed=cfg.seed + 101)
+        held = collect_grid_demonstrations(cfg.holdout, task, seed=cfg.seed + 20_000_003)
+        return train, held
+    data = Demonstrations.load(cfg.data)
+    if data.metadata.get("epsilon", 0.0) > 0:
+        print(
+            f"warning: {cfg.data} was collected with epsilon={data.metadata['epsilon']}; the "
+            "paper trains metacontrollers on clean (epsilon=0) demonstrations."
+        )
+    return data.split(min(cfg.holdout, data.n_episodes // 5))
+
+
+# --- diagnostics -------------------------------------------------------------------------------
+def true_boundaries(subgoals: np.ndarray) -> list[int]:
+    """Steps t >= 1 at which the ground-truth subgoal changes (a new segment starts)."""
+    return [t for t in range(1, len(subgoals)) if subgoals[t] != subgoals[t - 1]]
+
+
+def match_switches(pred: list[int], true: list[int], tolerance: int) -> tuple[int, int, int]:
+    """Greedy one-to-one matching within ``tolerance``: (true positives, n_pred, n_true)."""
+    used: set[int] = set()
+    tp = 0
+    for p in pred:
+        best = None
+        for j, t in enumerate(true):
+            if (
+                j not in used
+                and abs(p - t) <= tolerance
+                and (best is None or abs(p - t) < abs(p - true[best]))
+            ):
+                best = j
+        if best is not None:
+            used.add(best)
+            tp += 1
+    return tp, len(pred), len(true)
+
+
+@torch.no_grad()
+def evaluate_metacontroller(
+    meta: Metacontroller, base, held: CachedActivations, alpha: float, tolerance: int = 1
+) -> dict[str, float]:
+    """Switching statistics and rate/distortion on held-out episodes (posterior means)."""
+    meta.eval()
+    n = len(held.lengths)
+    tp = n_pred = n_true = 0
+    switches, true_counts, betas = [], [], []
+    nll_sum = kl_sum = steps = 0.0
+    for s in range(0, n, 128):
+        idx = np.arange(s, min(n, s + 128))
+        e, act, mask = held.batch(idx)
+        e, act, mask = e.to(base.device), act.to(base.device), mask.to(base.device)
+        out = meta.elbo(base, e, act, mask, alpha)
+        m = mask.float()
+        nll_sum += out.action_nll.item() * m.sum().item()
+        kl_sum += out.kl.item() * m.sum().item()
+        steps += m.sum().item()
+        det = meta(e, mask, sample=False)  # posterior means: the gate as used downstream
+        beta = det.beta.cpu().numpy()
+        for k, i in enumerate(idx):
+            t = int(held.lengths[i])
+            b = beta[k, :t]
+            pred = [j for j in range(1, t) if b[j] > 0.5]
+            true = true_boundaries(held.subgoals[i, :t])
+            a, p, q = match_switches(pred, true, tolerance)
+            tp, n_pred, n_true = tp + a, n_pred + p, n_true + q
+            switches.append(1 + len(pred))  # the forced switch at t = 1 counts
+            true_counts.append(1 + len(true))
+            betas.append(b[1:])
+    precision = tp / max(1, n_pred)
+    recall = tp / max(1, n_true)
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    all_beta = np.concatenate(betas) if betas else np.zeros(0)
+    switches_arr, true_arr = np.array(switches), np.array(true_counts)
+    return {
+        "alpha": alpha,
+        "switch_precision": precision,
+        "switch_recall": recall,
+        "switch_f1": f1,
+        "switches_per_episode": float(switches_arr.mean()),
+        "true_subgoals_per_episode": float(true_arr.mean()),
+        "switch_count_within_1": float(np.mean(np.abs(switches_arr - true_arr) <= 1)),
+        "beta_binary_fraction": float(np.mean((all_beta < 0.1) | (all_beta > 0.9))),
+        "beta_mean": float(all_beta.mean()) if len(all_beta) else math.nan,
+        "nll": nll_sum / max(1, steps),
+        "kl": kl_sum / max(1, steps),
+        "tolerance": tolerance,
+        "beta_histogram": np.histogram(all_beta, bins=10, range=(0, 1))[0].tolist(),
+    }
+
+
+def collapse_warning(r: dict[str, float]) -> str | None:
+    """Plain-words warning when the gate degenerated."""
+    if r["switches_per_episode"] <= 1.05:
+        return (
+            "β collapsed to NEVER switching: every episode is one segment (z is chosen once). "
+            "Try a larger α (more KL pressure makes holding z costly), more steps, or check the "
+            "base model's diagnostics."
+        )
+    if r["beta_mean"] > 0.8:
+        return (
+            "β collapsed to ALWAYS switching: z is re-chosen at nearly every step, so there is no "
+            "temporal abstraction. Try a smaller α."
+        )
+    if r["beta_binary_fraction"] < 0.5:
+        return "β is not binary: most gate values lie between 0.1 and 0.9."
+    return None
+
+
+# --- training ------------------------------------------------------------------------------------
+def train_one(
+    cfg: DiscoverConfig,
+    alpha: float,
+    base,
+    base_name: str,
+    fingerprint: str,
+    train: CachedActivations,
+    held: CachedActivations,
+    out: Path,
+    device: torch.device,
+) -> dict[str, float]:
+    seed_everything(cfg.seed)
+    layer = cfg.layer if cfg.layer >= 0 else base.n_layers // 2
+    meta = Metacontroller(
+        d_model=base.d_model,
+        layer=layer,
+        n_z=cfg.n_z,
+        rank=cfg.rank,
+        base_model_name=base_name,
+        base_model_fingerprint=fingerprint,
+    ).to(device)
+    opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state_path = out / "train_state.pt"
+    start = 0
+    if state_path.exists():
+        st = torch.load(state_path, weights_only=True)
+        meta.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        start = int(st["step"])
+        print(f"α={alpha}: resumed at step {start}")
+    logger = Logger(out, {**cfg.__dict__, "alpha_run": alpha})
+    rng = np.random.default_rng(cfg.seed + start)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
+    order = np.argsort(train.lengths)
+    n_buckets = max(1, len(order) // cfg.batch_size)
+    buckets = np.array_split(order, n_buckets)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"discover α={alpha}")
+    report: dict[str, float] = {}
+    for step in bar:
+        meta.train()
+        idx = buckets[rng.integers(len(buckets))]
+        e, act, mask = (x.to(device) for x in train.batch(idx))
+        res = meta.elbo(base, e, act, mask, alpha, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            m = mask.float()
+            beta_mean = float((res.out.beta * m).sum() / m.sum())
+            logger.log(
+                step,
+                **{
+                    "train/loss": res.loss.item(),
+                    "train/action_nll": res.action_nll.item(),
+                    "train/kl": res.kl.item(),
+                    "train/beta_mean": beta_mean,
+                    "train/action_accuracy": float(res.action_accuracy or 0.0),
+                },
+            )
+            bar.set_postfix(nll=f"{res.action_nll.item():.3f}", kl=f"{res.kl.item():.2f}")
+        last = step == cfg.steps - 1
+        if (step + 1) % cfg.eval_every == 0 or last:
+            report = evaluate_metacontroller(meta, base, held, alpha, cfg.tolerance)
+            logger.log(step + 1, **{f"eval/{k}": v for k, v in report.items() if np.isscalar(v)})
+            torch_save_atomic(
+                {"step": step + 1, "model": meta.state_dict(), "optimizer": opt.state_dict()},
+                state_path,
+            )
+            atomic_save_pretrained(meta, out / "model")
+            bar.write(format_report(report))
+            warning = collapse_warning(report)
+            if warning:
+                bar.write(f"WARNING (α={alpha}): {warning}")
+    logger.close()
+    if not report:
+        report = evaluate_metacontroller(meta, base, held, alpha, cfg.tolerance)
+    report["warning"] = collapse_warning(report) or ""
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def format_report(r: dict[str, float]) -> str:
+    return (
+        f"α={r['alpha']}: switch F1 {r['switch_f1']:.3f} (P {r['switch_precision']:.2f} "
+        f"R {r['switch_recall']:.2f}, ±{r['tolerance']}) | switches/episode "
+        f"{r['switches_per_episode']:.2f} vs true {r['true_subgoals_per_episode']:.2f} | "
+        f"β binary {r['beta_binary_fraction']:.2f} | NLL {r['nll']:.3f} KL {r['kl']:.3f}"
+    )
+
+
+def discover(cfg: DiscoverConfig) -> dict:
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    base = load_base_model(cfg.base_model).to(device)
+    fingerprint = model_fingerprint(base)
+    layer = cfg.layer if cfg.layer >= 0 else base.n_layers // 2
+    t0 = time.time()
+    train_data, held_data = load_demonstrations(cfg)
+    train = cache_activations(base, train_data, layer)
+    held = cache_activations(base, held_data, layer)
+    print(
+        f"cached layer-{layer} activations of {len(train.lengths)} + {len(held.lengths)} episodes "
+        f"in {time.time() - t0:.1f}s"
+    )
+    reports = []
+    for alpha in cfg.alpha:
+        run = out / f"alpha_{alpha:g}"
+        reports.append(
+            train_one(cfg, alpha, base, cfg.base_model, fingerprint, train, held, run, device)
+        )
+    best = max(reports, key=lambda r: r["switch_f1"])
+    summary = {
+        "base_model": cfg.base_model,
+        "layer": layer,
+        "runs": reports,
+        "best_alpha": best["alpha"],
+    }
+    atomic_write_json(out / "summary.json", summary)
+    plot_summary(out, reports)
+    best_dir = out / f"alpha_{best['alpha']:g}" / "model"
+    plot_beta_traces(best_dir, base, held, out / "beta_trace.png")
+    print(f"best α by switch F1: {best['alpha']} -> {best_dir}")
+    return summary
+
+
+def plot_summary(out: Path, reports: list[dict]) -> None:
+    """Rate-distortion curve over α (paper Fig. 7) and β histograms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    ax = axes[0]
+    for r in reports:
+        ax.scatter(r["nll"], r["kl"], s=40)
+        ax.annotate(f"α={r['alpha']:g}\nF1={r['switch_f1']:.2f}", (r["nll"], r["kl"]), fontsize=8)
+    ax.set_xlabel("distortion: action NLL (held-out)")
+    ax.set_ylabel("rate: KL per step")
+    ax.set_title("rate-distortion over α")
+    ax = axes[1]
+    centres = np.linspace(0.05, 0.95, 10)
+    for r in reports:
+        h = np.array(r["beta_histogram"], dtype=float)
+        ax.plot(centres, h / max(1, h.sum()), marker="o", label=f"α={r['alpha']:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("β_t (t > 1)")
+    ax.set_ylabel("fraction of steps")
+    ax.set_title("switching gate histogram")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "rate_distortion.png", dpi=120)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def plot_beta_traces(
+    model_dir: Path, base, held: CachedActivations, path: Path, n: int = 4
+) -> None:
+    """β_t over held-out episodes against the true subgoal boundaries (paper Fig. 6/A3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meta = Metacontroller.from_pretrained(model_dir, strict=True).to(base.device).eval()
+    fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), sharex=True)
+    for k, ax in enumerate(np.atleast_1d(axes)):
+        t = int(held.lengths[k])
+        e = held.e[k : k + 1, :t].to(base.device)
+        beta = meta(e, held.mask[k : k + 1, :t].to(base.device), sample=False).beta[0].cpu()
+        ax.plot(np.arange(t), beta.numpy(), drawstyle="steps-mid", label="β_t")
+        for b in true_boundaries(held.subgoals[k, :t]):
+            ax.axvline(b, color="red", linestyle="--", linewidth=1)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylabel(f"ep {k}")
+    np.atleast_1d(axes)[0].set_title(
+        "switching gate β_t (line) and true subgoal boundaries (dashed)"
+    )
+    np.atleast_1d(axes)[-1].set_xlabel("timestep")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(cfg: DiscoverConfig) -> None:
+    discover(cfg)

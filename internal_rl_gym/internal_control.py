@@ -1,0 +1,682 @@
+"""InternalControl: the environment in which internal RL happens (paper §5, Algorithms 1-3).
+
+The task env, the frozen base model and the frozen causal parts of the metacontroller (switching
+unit with its history GRU, controller decoder) together form a new environment:
+
+* observation: the base model's residual stream ``e_{t,l}`` at the controlled layer ``l``;
+* action: a controller code ``z`` (one *abstract action*);
+* one step: hold ``z`` (``ê = e + U(z) e`` at layer ``l``, the upper layers run on ``ê`` and the
+  base model's action head samples the primitive action) until the switching gate fires
+  (``β ≥ 0.5``), the episode ends, or ``max_primitive_steps`` primitive steps have run. The first
+  primitive step of every abstract step always executes;
+* reward: the sum of the task rewards collected during the abstract step.
+
+The base model keeps its whole context (KV cache / recurrent state) across primitive and abstract
+steps, and the switching unit's state (history h and the previous code) carries over, exactly as in
+the metacontroller's training-time forward pass.
+
+Three front ends share one batched engine, :class:`InternalControlCore`:
+
+* :class:`InternalControlEnv` (registered as ``InternalControl-v0`` and friends) owns its task env;
+* :class:`InternalControlWrapper` wraps a task env instance you already have;
+* :class:`InternalControlVecEnv` runs N episodes with one base-model forward call per primitive
+  step for all N (a Stable-Baselines3 ``VecEnv``; build it with :func:`make_internal_control_vec_env`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import EzPickle
+
+from internal_rl_gym.hub import CheckpointError
+
+#: z = ACTION_SCALE * action. The metacontroller's prior over z is N(0, I), so the action box
+#: [-1, 1] covers +-3 standard deviations.
+DEFAULT_ACTION_SCALE = 3.0
+
+
+@dataclass
+class ControlOptions:
+    """How abstract steps are executed (constructor arguments of every front end)."""
+
+    action_scale: float = DEFAULT_ACTION_SCALE
+    max_primitive_steps: int = 50
+    beta_threshold: float = 0.5
+    primitive_sampling: str = "sample"  # "sample" from the base model's head, or "greedy"
+    include_step_count: bool = False
+    max_abstract_steps: int = 100  # normalises the optional step-count feature
+
+    def validate(self) -> None:
+        if self.action_scale <= 0:
+            raise ValueError(f"action_scale must be > 0, got {self.action_scale}.")
+        if self.max_primitive_steps < 1:
+            raise ValueError(f"max_primitive_steps must be >= 1, got {self.max_primitive_steps}.")
+        if not 0.0 < self.beta_threshold <= 1.0:
+            raise ValueError(f"beta_threshold must be in (0, 1], got {self.beta_threshold}.")
+        if self.primitive_sampling not in ("sample", "greedy"):
+            raise ValueError(
+                f"primitive_sampling must be 'sample' or 'greedy', got {self.primitive_sampling!r}."
+            )
+
+
+@dataclass
+class AbstractStepResult:
+    """What one row's abstract step produced."""
+
+    obs: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class InternalControlCore:
+    """Batched engine: N task envs, one frozen base model, one frozen metacontroller.
+
+    Rows are independent episodes. Each row has its own task env and its own random generator for
+    sampling primitive actions, so a row behaves identically whether it runs alone or in a batch.
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[gym.Env],
+        base_model: torch.nn.Module,
+        metacontroller: torch.nn.Module,
+        options: ControlOptions | None = None,
+    ) -> None:
+        self.options = options or ControlOptions()
+        self.options.validate()
+        self.envs = list(envs)
+        self.base, self.meta = base_model, metacontroller
+        self._check_compatible()
+        self.layer = int(metacontroller.layer)
+        self.n = len(self.envs)
+        self.n_z = int(metacontroller.n_z)
+        self.device = base_model.device
+        obs_dim = self.envs[0].observation_space.shape
+        if obs_dim is None or len(obs_dim) != 1 or obs_dim[0] != base_model.obs_dim:
+            raise ValueError(
+                f"The task env's observations have shape {obs_dim}, but the base model expects "
+                f"({base_model.obs_dim},): it was trained on a different environment."
+            )
+        self.discrete = isinstance(self.envs[0].action_space, spaces.Discrete)
+        self.state = base_model.init_state(self.n)
+        self.h, self.z = metacontroller.initial_state(self.n, self.device)
+        self.e = torch.zeros(self.n, base_model.d_model, device=self.device)
+        self.rngs = [np.random.default_rng(i) for i in range(self.n)]
+        self.abstract_steps = np.zeros(self.n, dtype=np.int64)
+
+    def _check_compatible(self) -> None:
+        if int(self.meta.d_model) != int(self.base.d_model):
+            raise CheckpointError(
+                f"The metacontroller controls a d_model={self.meta.d_model} residual stream but "
+                f"the base model has d_model={self.base.d_model}; load the base model it was "
+                f"trained on ({self.meta.base_model_name or 'see its config.json'})."
+            )
+        if not 0 <= int(self.meta.layer) <= int(self.base.n_layers):
+            raise CheckpointError(
+                f"The metacontroller's layer {self.meta.layer} does not exist in a "
+                f"{self.base.n_layers}-layer base model."
+            )
+
+    # --- observations ----------------------------------------------------------------------
+    @property
+    def obs_dim(self) -> int:
+        return int(self.base.d_model) + int(self.options.include_step_count)
+
+    def _observe(self, i: int) -> np.ndarray:
+        e = self.e[i].float().cpu().numpy().astype(np.float32, copy=True)
+        if self.options.include_step_count:
+            frac = self.abstract_steps[i] / self.options.max_abstract_steps
+            e = np.append(e, np.float32(frac))
+        return e
+
+    def _lower(self, obs: np.ndarray, active: torch.Tensor) -> None:
+        """Embed the rows' new observations and run the frozen layers below ``l``."""
+        x = torch.as_tensor(obs, dtype=self.base.dtype, device=self.device)
+        e = self.base.step_layers(self.base.embed(x), self.state, 0, self.layer, active=active)
+        self.e = torch.where(active[:, None], e, self.e)
+
+    # --- episodes --------------------------------------------------------------------------
+    @torch.no_grad()
+    def reset_rows(
+        self,
+        rows: Sequence[int],
+        seeds: Sequence[int | None] | None = None,
+        options: Sequence[dict | None] | None = None,
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        """Start new episodes in ``rows``; returns their observations and infos."""
+        rows = list(rows)
+        seeds = list(seeds) if seeds is not None else [None] * len(rows)
+        options = list(options) if options is not None else [None] * len(rows)
+        obs = np.zeros((self.n, self.base.obs_dim), dtype=np.float32)
+        infos = []
+        for i, seed, opt in zip(rows, seeds, options):
+            o, info = self.envs[i].reset(seed=seed, options=opt)
+            obs[i] = o
+            infos.append(info)
+            # The row's sampling generator follows the task env's own seeded generator, so
+            # a seeded reset fixes the whole episode.
+            self.rngs[i] = np.random.default_rng(self.envs[i].np_random.integers(2**63))
+        mask = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        mask[rows] = True
+        self.base.reset_state(self.state, mask)
+        self.h[mask] = 0.0
+        self.z[mask] = 0.0
+        self.abstract_steps[rows] = 0
+        self._lower(obs, mask)
+        return [self._observe(i) for i in rows], infos
+
+    def check_action(self, action: Any) -> np.ndarray:
+        """A (n_z,) float array from one row's action, or a clear error."""
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.n_z,):
+            raise ValueError(
+                f"InternalControl expects a controller code of shape ({self.n_z},), got "
+                f"{a.shape}. Use env.action_space.sample() for an example."
+            )
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"The controller code contains NaN or inf: {action!r}.")
+        return a
+
+    def _sample_primitive(self, head, rows: np.ndarray) -> dict[int, Any]:
+        """One primitive action per row, from the base model's action head (row generators)."""
+        out: dict[int, Any] = {}
+        greedy = self.options.primitive_sampling == "greedy"
+        if self.discrete:
+            probs = torch.softmax(head.action_logits.float(), -1).cpu().numpy()
+            for i in rows:
+                p = probs[i]
+                if greedy:
+                    out[i] = int(np.argmax(p))
+                else:
+                    u = self.rngs[i].random()
+                    out[i] = int(min(np.searchsorted(np.cumsum(p), u * p.sum()), len(p) - 1))
+        else:
+            mean = head.action_mean.float().cpu().numpy()
+            std = head.action_log_std.float().exp().cpu().numpy()
+            for i in rows:
+                space = self.envs[i].action_space
+                a = (
+                    mean[i]
+                    if greedy
+                    else mean[i] + std[i] * self.rngs[i].standard_normal(len(mean[i]))
+                )
+                # documented: sampled torques are clipped to the task env's bounds
+                out[i] = np.clip(a, space.low, space.high).astype(space.dtype)
+        return out
+
+    @torch.no_grad()
+    def step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
+        """Run one abstract step in each given row (row -> action). Rows move in lockstep, one
+        batched base-model call per primitive step; a row stops when its gate fires."""
+        opts = self.options
+        rows = sorted(actions)
+        z_new = self.z.clone()
+        for i in rows:
+            z_new[i] = torch.as_tensor(
+                opts.action_scale * actions[i], dtype=z_new.dtype, device=self.device
+            )
+        self.z = z_new
+        running = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        running[rows] = True
+        reward = dict.fromkeys(rows, 0.0)
+        betas: dict[int, list[float]] = {i: [] for i in rows}
+        prims: dict[int, list[Any]] = {i: [] for i in rows}
+        results: dict[int, AbstractStepResult] = {}
+        last_info: dict[int, dict] = {}
+        obs_buf = np.zeros((self.n, self.base.obs_dim), dtype=np.float32)
+        while running.any():
+            idx = torch.nonzero(running).flatten().cpu().numpy()
+            e_hat = self.meta.control(self.e, self.z)
+            top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, running)
+            head = self.base.heads(top)
+            primitive = self._sample_primitive(head, idx)
+            ended = torch.zeros_like(running)
+            for i in idx:
+                o, r, term, trunc, info = self.envs[i].step(primitive[i])
+                obs_buf[i] = o
+                reward[i] += float(r)
+                prims[i].append(primitive[i])
+                last_info[i] = info
+                if term or trunc:
+                    ended[i] = True
+                    results[i] = AbstractStepResult(None, 0.0, bool(term), bool(trunc))
+            # h_t = GRU(e_t, h_{t-1}) for the step just taken, then e_{t+1} from the new obs.
+            h_new = self.meta.update_history(self.e, self.h)
+            self.h = torch.where(running[:, None], h_new, self.h)
+            self._lower(obs_buf, running)
+            beta = self.meta.switch(self.e, self.h, self.z)
+            cont = running & ~ended
+            for i in torch.nonzero(cont).flatten().cpu().numpy():
+                b = float(beta[i])
+                betas[i].append(b)
+                if b >= opts.beta_threshold or len(prims[i]) >= opts.max_primitive_steps:
+                    results[i] = AbstractStepResult(None, 0.0, False, False)
+                    cont[i] = False
+            running = cont
+        for i in rows:
+            res = results[i]
+            self.abstract_steps[i] += 1
+            res.obs = self._observe(i)
+            res.reward = reward[i]
+            info = dict(last_info[i])
+            info.update(
+                primitive_steps=len(prims[i]),
+                beta=betas[i],
+                primitive_actions=prims[i],
+                success=bool(last_info[i].get("success", False)),
+                is_success=bool(last_info[i].get("success", False)),
+                abstract_steps=int(self.abstract_steps[i]),
+            )
+            res.info = info
+        return results
+
+
+# --- front ends --------------------------------------------------------------------------------
+def _spaces(core: InternalControlCore) -> tuple[spaces.Box, spaces.Box]:
+    obs_space = spaces.Box(-np.inf, np.inf, (core.obs_dim,), dtype=np.float32)
+    act_space = spaces.Box(-1.0, 1.0, (core.n_z,), dtype=np.float32)
+    return obs_space, act_space
+
+
+def load_frozen_models(
+    base_model: Any,
+    metacontroller: Any,
+    *,
+    base_model_revision: str | None = None,
+    metacontroller_revision: str | None = None,
+    hub_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+):
+    """(base model, metacontroller) from names/paths/repo ids (or already-loaded modules),
+    frozen, on ``device``, checked to belong together."""
+    from internal_rl_gym import hub
+
+    hub_kwargs = dict(hub_kwargs or {})
+    if isinstance(base_model, (str, os.PathLike)):
+        base_model = hub.load_base_model(base_model, revision=base_model_revision, **hub_kwargs)
+    if isinstance(metacontroller, (str, os.PathLike)):
+        metacontroller = hub.load_metacontroller(
+            metacontroller, base_model=base_model, revision=metacontroller_revision, **hub_kwargs
+        )
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device)
+    if device == "auto" and not torch.cuda.is_available():
+        dev = torch.device("cpu")
+    base_model = base_model.to(dev).eval().requires_grad_(False)
+    metacontroller = metacontroller.to(dev).eval().requires_grad_(False)
+    return base_model, metacontroller
+
+
+class _InternalControlMixin:
+    """``reset``/``step``/``render`` of a single-episode front end over a 1-row core."""
+
+    _core: InternalControlCore
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
+
+    def _setup(self, task_env: gym.Env, base, meta, options: ControlOptions) -> None:
+        self._core = InternalControlCore([task_env], base, meta, options)
+        self.observation_space, self.action_space = _spaces(self._core)
+        self._needs_reset = True
+
+    @property
+    def task_env(self) -> gym.Env:
+        return self._core.envs[0]
+
+    @property
+    def base_model(self):
+        return self._core.base
+
+    @property
+    def metacontroller(self):
+        return self._core.meta
+
+    def _reset(self, seed: int | None, options: dict | None) -> tuple[np.ndarray, dict]:
+        if seed is None:
+            seed = int(self.np_random.integers(2**31))
+        (obs,), (info,) = self._core.reset_rows([0], [seed], [options])
+        self._needs_reset = False
+        return obs, dict(info, success=bool(info.get("success", False)))
+
+    def _step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._needs_reset:
+            raise RuntimeError("Call reset() before step() (the episode has ended or not begun).")
+        z = self._core.check_action(action)
+        res = self._core.step_rows({0: z})[0]
+        self._needs_reset = res.terminated or res.truncated
+        return res.obs, res.reward, res.terminated, res.truncated, res.info
+
+
+class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
+    """Internal RL: act on a frozen base model's residual stream with controller codes.
+
+    ## Description
+    The environment of the paper's internal RL (Kobayashi et al., arXiv 2512.20605, §5,
+    Algorithm 1). It owns a task env (``env_id``), a frozen base model and the frozen switching
+    unit and controller decoder of a metacontroller. An action is a controller code ``z``; the
+    env holds it, writing ``ê = e + U(z) e`` into the base model's residual stream at the
+    metacontroller's layer, and lets the base model act in the task env until the switching gate
+    fires. An RL agent on this env therefore acts on the contracted, abstract timescale.
+
+    ## Action Space
+    ``Box(-1, 1, (n_z,), float32)``; the controller code is ``z = action_scale * action``
+    (default ``action_scale = 3``: the metacontroller's prior over ``z`` is ``N(0, I)``, so the
+    box spans +-3 standard deviations). Values outside the box are used as given (``z`` is
+    unbounded; SB3 clips to the box before stepping). NaN/inf or a wrong shape raise
+    ``ValueError``.
+
+    ## Observation Space
+    ``Box(-inf, inf, (d_model,), float32)``: the residual stream ``e_{t,l}`` of the base model at
+    the controlled layer ``l`` for the current observation (before control). With
+    ``include_step_count=True`` one more feature holds ``abstract steps / max_abstract_steps``
+    (for memoryless policies).
+
+    ## Rewards
+    The sum of the task env's rewards over the primitive steps of the abstract step (for
+    GridPinpad: 1 on completing the task).
+
+    ## Starting State
+    The task env's reset; the base model's context, the switching unit's history ``h`` and the
+    previous code ``z`` start at zero (``β_1 = 1``: the first action always applies).
+
+    ## Episode End
+    When the task env terminates or truncates (e.g. GridPinpad's 100 primitive steps). One
+    abstract step ends when the gate fires (``β >= beta_threshold``), the episode ends, or after
+    ``max_primitive_steps`` primitive steps. ``info`` carries ``primitive_steps``, ``beta`` (the
+    β trace of the step), ``primitive_actions``, ``success``/``is_success``, ``abstract_steps`` and
+    the task env's last info (e.g. ``target``, ``subgoal``, ``progress``).
+
+    ## Arguments
+    * ``env_id`` (``"GridPinpad-v0"``), ``task`` (passed to the task env; ``None`` to pass none),
+      ``env_kwargs`` (dict of further task-env arguments).
+    * ``base_model``, ``metacontroller``: an embedded default name, a local checkpoint directory
+      or a Hugging Face repo id; ``base_model_revision``, ``metacontroller_revision``,
+      ``hub_kwargs`` (``cache_dir``, ``local_files_only``, ``token``, ``endpoint``).
+    * ``action_scale``, ``max_primitive_steps`` (50), ``beta_threshold`` (0.5),
+      ``primitive_sampling`` (``"sample"`` from the base model's action head, or ``"greedy"``),
+      ``include_step_count``, ``max_abstract_steps``.
+    * ``device``: where the frozen models run (``"cpu"`` default, ``"cuda"``, ``"auto"``). On
+      CUDA, forward passes are not bit-reproducible.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "GridPinpad-v0",
+        base_model: Any = "pinpad-transformer",
+        metacontroller: Any = "pinpad-metacontroller",
+        task: Any = "post",
+        env_kwargs: dict[str, Any] | None = None,
+        base_model_revision: str | None = None,
+        metacontroller_revision: str | None = None,
+        hub_kwargs: dict[str, Any] | None = None,
+        action_scale: float = DEFAULT_ACTION_SCALE,
+        max_primitive_steps: int = 50,
+        beta_threshold: float = 0.5,
+        primitive_sampling: str = "sample",
+        include_step_count: bool = False,
+        max_abstract_steps: int = 100,
+        device: str = "cpu",
+        render_mode: str | None = None,
+    ) -> None:
+        EzPickle.__init__(
+            self,
+            env_id,
+            base_model,
+            metacontroller,
+            task,
+            env_kwargs,
+            base_model_revision,
+            metacontroller_revision,
+            hub_kwargs,
+            action_scale,
+            max_primitive_steps,
+            beta_threshold,
+            primitive_sampling,
+            include_step_count,
+            max_abstract_steps,
+            device,
+            render_mode,
+        )
+        kwargs = dict(env_kwargs or {})
+        if task is not None:
+            kwargs["task"] = task
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        self.render_mode = render_mode
+        task_env = gym.make(env_id, **kwargs)
+        base, meta = load_frozen_models(
+            base_model,
+            metacontroller,
+            base_model_revision=base_model_revision,
+            metacontroller_revision=metacontroller_revision,
+            hub_kwargs=hub_kwargs,
+            device=device,
+        )
+        self._setup(
+            task_env,
+            base,
+            meta,
+            ControlOptions(
+                action_scale,
+                max_primitive_steps,
+                beta_threshold,
+                primitive_sampling,
+                include_step_count,
+                max_abstract_steps,
+            ),
+        )
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self._reset(seed, options)
+
+    def step(self, action: Any):
+        return self._step(action)
+
+    def render(self):
+        return self.task_env.render()
+
+    def close(self) -> None:
+        self.task_env.close()
+
+
+class InternalControlWrapper(_InternalControlMixin, gym.Wrapper):
+    """Turn a task env you already have into an internal-control env.
+
+    >>> wrapped = InternalControlWrapper(gym.make("GridPinpad-v0", task="post"),
+    ...                                  base_model="my/base", metacontroller="my/meta")
+
+    ``base_model``/``metacontroller`` are names, directories, repo ids or loaded modules; the
+    remaining keyword arguments are those of :class:`InternalControlEnv` (``action_scale``,
+    ``max_primitive_steps``, ...). See :class:`InternalControlEnv` for the semantics.
+    """
+
+    def __init__(self, env: gym.Env, base_model: Any, metacontroller: Any, **kwargs: Any) -> None:
+        gym.Wrapper.__init__(self, env)
+        hub = {
+            k: kwargs.pop(k)
+            for k in ("base_model_revision", "metacontroller_revision", "hub_kwargs", "device")
+            if k in kwargs
+        }
+        base, meta = load_frozen_models(base_model, metacontroller, **hub)
+        self._setup(env, base, meta, ControlOptions(**kwargs))
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None or not hasattr(self, "_wrapper_rng"):
+            self._wrapper_rng = np.random.default_rng(seed)
+        if seed is None:
+            seed = int(self._wrapper_rng.integers(2**31))
+        (obs,), (info,) = self._core.reset_rows([0], [seed], [options])
+        self._needs_reset = False
+        return obs, info
+
+    def step(self, action: Any):
+        return self._step(action)
+
+
+# --- batched SB3 VecEnv ---------------------------------------------------------------------
+def _vec_env_base():
+    from stable_baselines3.common.vec_env import VecEnv
+
+    return VecEnv
+
+
+class InternalControlVecEnv(_vec_env_base()):
+    """N InternalControl episodes with ONE base-model forward call per primitive step for all N.
+
+    A Stable-Baselines3 ``VecEnv``: ``step`` returns after every row has finished one abstract
+    step (rows whose gate fired early wait, without computing, for the others); finished episodes
+    are reset automatically, with the last observation in ``infos[i]["terminal_observation"]``
+    and ``infos[i]["TimeLimit.truncated"]`` set as SB3 expects. Row ``i`` behaves exactly like a
+    separate :class:`InternalControlEnv` seeded with ``seed + i`` (``DummyVecEnv`` semantics), up
+    to floating-point differences between batched and single-row matrix products.
+
+    Build it with :func:`make_internal_control_vec_env`.
+    """
+
+    def __init__(self, envs: Sequence[gym.Env], base_model, metacontroller, **options: Any):
+        self._core = InternalControlCore(
+            envs, base_model, metacontroller, ControlOptions(**options)
+        )
+        obs_space, act_space = _spaces(self._core)
+        super().__init__(len(envs), obs_space, act_space)
+        self._np_randoms: list[np.random.Generator | None] = [None] * self.num_envs
+        self._actions: np.ndarray | None = None
+
+    @property
+    def core(self) -> InternalControlCore:
+        return self._core
+
+    def _row_seed(self, i: int, seed: int | None) -> int:
+        """Same seed derivation as ``InternalControlEnv.reset`` (gymnasium's ``np_random``)."""
+        from gymnasium.utils import seeding
+
+        if seed is not None or self._np_randoms[i] is None:
+            self._np_randoms[i], _ = seeding.np_random(seed)
+        return seed if seed is not None else int(self._np_randoms[i].integers(2**31))
+
+    def reset(self) -> np.ndarray:
+        rows = list(range(self.num_envs))
+        seeds = [self._row_seed(i, self._seeds[i]) for i in rows]
+        options = [self._options[i] or None for i in rows]
+        obs, infos = self._core.reset_rows(rows, seeds, options)
+        self.reset_infos = [dict(info) for info in infos]
+        self._reset_seeds()
+        self._reset_options()
+        return np.stack(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self):
+        if self._actions is None:
+            raise RuntimeError("step_async must be called before step_wait.")
+        acts = self._actions.reshape(self.num_envs, -1)
+        results = self._core.step_rows(
+            {i: self._core.check_action(acts[i]) for i in range(self.num_envs)}
+        )
+        self._actions = None
+        obs = np.zeros((self.num_envs, self.observation_space.shape[0]), dtype=np.float32)
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        dones = np.zeros(self.num_envs, dtype=bool)
+        infos: list[dict[str, Any]] = []
+        done_rows = []
+        for i in range(self.num_envs):
+            res = results[i]
+            obs[i], rewards[i] = res.obs, res.reward
+            dones[i] = res.terminated or res.truncated
+            info = res.info
+            if dones[i]:
+                info["terminal_observation"] = res.obs
+                info["TimeLimit.truncated"] = res.truncated and not res.terminated
+                done_rows.append(i)
+            infos.append(info)
+        if done_rows:
+            new_obs, reset_infos = self._core.reset_rows(
+                done_rows, [self._row_seed(i, None) for i in done_rows]
+            )
+            for i, o, ri in zip(done_rows, new_obs, reset_infos):
+                obs[i] = o
+                self.reset_infos[i] = dict(ri)
+        return obs, rewards, dones, infos
+
+    def close(self) -> None:
+        for env in self._core.envs:
+            env.close()
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [
+            getattr(self._core.envs[i].unwrapped, attr_name) for i in self._get_indices(indices)
+        ]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        for i in self._get_indices(indices):
+            setattr(self._core.envs[i].unwrapped, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
+        return [
+            getattr(self._core.envs[i], method_name)(*method_args, **method_kwargs)
+            for i in self._get_indices(indices)
+        ]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        from stable_baselines3.common.env_util import is_wrapped
+
+        return [is_wrapped(self._core.envs[i], wrapper_class) for i in self._get_indices(indices)]
+
+    def get_images(self):
+        return [env.render() for env in self._core.envs]
+
+
+def make_internal_control_vec_env(
+    n_envs: int,
+    env_id: str = "GridPinpad-v0",
+    base_model: Any = "pinpad-transformer",
+    metacontroller: Any = "pinpad-metacontroller",
+    task: Any = "post",
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int | None = None,
+    monitor: bool = True,
+    base_model_revision: str | None = None,
+    metacontroller_revision: str | None = None,
+    hub_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+    **options: Any,
+):
+    """The batched InternalControl VecEnv, like SB3's ``make_vec_env``: N task envs, one frozen
+    base model and metacontroller shared by all rows, wrapped in ``VecMonitor`` (episode return,
+    length and ``is_success`` for SB3's logger) unless ``monitor=False``. ``options`` are
+    :class:`ControlOptions` fields (``action_scale``, ``max_primitive_steps``, ...)."""
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
+    kwargs = dict(env_kwargs or {})
+    if task is not None:
+        kwargs["task"] = task
+    envs = [gym.make(env_id, **kwargs) for _ in range(n_envs)]
+    base, meta = load_frozen_models(
+        base_model,
+        metacontroller,
+        base_model_revision=base_model_revision,
+        metacontroller_revision=metacontroller_revision,
+        hub_kwargs=hub_kwargs,
+        device=device,
+    )
+    vec = InternalControlVecEnv(envs, base, meta, **options)
+    if seed is not None:
+        vec.seed(seed)
+    if monitor:
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        vec = VecMonitor(vec, info_keywords=("is_success",))
+    return vec

@@ -1,0 +1,254 @@
+"""InternalControl: the env in which internal RL happens, and its batched VecEnv.
+
+Each failure mode of earlier public attempts is a test here (design.md §5): a controller computed
+but never injected, a base model whose context is dropped between abstract steps, a switching unit
+reset every step, upper layers skipped, a batched env that drifts from the single env.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import internal_rl_gym  # noqa: F401
+from internal_rl_gym.internal_control import (
+    InternalControlEnv,
+    InternalControlVecEnv,
+    InternalControlWrapper,
+    make_internal_control_vec_env,
+)
+from tests.conftest import build_tiny_grid_models as tiny_models
+
+D, LAYER = 16, 1
+
+
+@pytest.fixture
+def checkpoints(tiny_checkpoints):
+    return tiny_checkpoints
+
+
+def make_env(checkpoints, **kw) -> gym.Env:
+    return gym.make("InternalControl-v0", **checkpoints, **kw)
+
+
+def test_spaces(checkpoints):
+    env = make_env(checkpoints)
+    assert env.observation_space.shape == (D,)
+    assert env.action_space.shape == (4,)
+    assert env.action_space.low.min() == -1.0 and env.action_space.high.max() == 1.0
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (D,) and obs.dtype == np.float32 and "success" in info
+    env2 = make_env(checkpoints, include_step_count=True)
+    assert env2.observation_space.shape == (D + 1,)
+
+
+def test_both_env_checkers_pass(checkpoints):
+    env = make_env(checkpoints)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env, warn=True)
+
+
+def test_info_contract(checkpoints):
+    env = make_env(checkpoints, max_primitive_steps=7)
+    env.reset(seed=1)
+    _, r, term, trunc, info = env.step(env.action_space.sample())
+    n = info["primitive_steps"]
+    assert 1 <= n <= 7 and len(info["primitive_actions"]) == n
+    assert isinstance(info["success"], bool) and isinstance(r, float)
+    # one β per primitive step that did not end the episode
+    assert len(info["beta"]) == (n - 1 if term or trunc else n)
+    assert all(0.0 <= b <= 1.0 for b in info["beta"])
+
+
+def _rollout(env, actions, seed):
+    env.reset(seed=seed)
+    trace = []
+    for a in actions:
+        _, r, term, trunc, info = env.step(a)
+        trace.append(info["primitive_actions"])
+        if term or trunc:
+            break
+    return trace
+
+
+def test_controller_is_injected(checkpoints):
+    """Different controller codes, same seed: different primitive actions."""
+    env = make_env(checkpoints, primitive_sampling="greedy", max_primitive_steps=5)
+    a = _rollout(env, [np.full(4, 1.0, np.float32)] * 4, seed=3)
+    b = _rollout(env, [np.full(4, -1.0, np.float32)] * 4, seed=3)
+    c = _rollout(env, [np.full(4, 1.0, np.float32)] * 4, seed=3)
+    assert a == c
+    assert a != b
+
+
+class RecordObs(gym.Wrapper):
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self.obs = [obs]
+        return obs, info
+
+    def step(self, action):
+        out = self.env.step(action)
+        self.obs.append(out[0])
+        return out
+
+
+def test_matches_the_training_time_forward_pass():
+    """The strongest check of context, injection and switching state: replay a whole episode
+    through the base model's full-sequence forward with the same codes, and recover exactly the
+    primitive actions (greedy) and the β trace the env produced step by step."""
+    base, meta = tiny_models(switch_bias=0.0)
+    task_env = RecordObs(gym.make("GridPinpad-v0", task="post"))
+    env = InternalControlWrapper(
+        task_env, base, meta, primitive_sampling="greedy", max_primitive_steps=6
+    )
+    for seed in range(50):  # find an episode long enough to span several abstract steps
+        env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        z_per_step, actions, betas, n_abstract = [], [], [], 0
+        for _ in range(30):
+            a = rng.uniform(-1, 1, 4).astype(np.float32)
+            _, _, term, trunc, info = env.step(a)
+            n = info["primitive_steps"]
+            z_per_step += [3.0 * a] * n
+            actions += info["primitive_actions"]
+            betas += info["beta"]
+            n_abstract += 1
+            if term or trunc:
+                break
+        if len(actions) >= 15 and n_abstract >= 4:
+            break
+    assert len(actions) >= 15 and n_abstract >= 4
+    obs = torch.as_tensor(np.stack(task_env.obs[: len(actions)]))[None]
+    z = torch.as_tensor(np.stack(z_per_step))[None]
+    with torch.no_grad():
+        e_l = base.run_layers(base.embed(obs), 0, LAYER)
+        e_hat = meta.control(e_l, z)
+        logits = base.heads(base.run_layers(e_hat, LAYER, base.n_layers)).action_logits
+        trace = meta.switching_trace(e_l, z)[0, 1:]
+    assert logits[0].argmax(-1).tolist() == actions
+    np.testing.assert_allclose(trace.numpy()[: len(betas)], betas, atol=1e-5)
+
+
+def test_context_is_kept_across_abstract_steps(checkpoints):
+    env = make_env(checkpoints, max_primitive_steps=3)
+    env.reset(seed=0)
+    core = env.unwrapped._core
+    total = 0
+    for _ in range(4):
+        *_, term, trunc, info = env.step(env.action_space.sample())
+        total += info["primitive_steps"]
+        if term or trunc:
+            break
+    # observation 1 plus one per primitive step, all in the same context
+    assert int(core.state.lengths[0]) == total + 1
+    assert float(core.h.abs().sum()) > 0  # the switching unit's history carried over
+
+
+def test_gate_fires_and_caps(checkpoints, tmp_path):
+    base, meta = tiny_models(switch_bias=20.0)  # β ≈ 1 always: one primitive step per action
+    env = InternalControlWrapper(gym.make("GridPinpad-v0"), base, meta)
+    env.reset(seed=0)
+    *_, info = env.step(env.action_space.sample())
+    assert info["primitive_steps"] == 1 and info["beta"][0] > 0.99
+    base, meta = tiny_models(switch_bias=-20.0)  # β ≈ 0: runs to the cap
+    env = InternalControlWrapper(gym.make("GridPinpad-v0"), base, meta, max_primitive_steps=4)
+    env.reset(seed=0)
+    *_, term, trunc, info = env.step(env.action_space.sample())
+    assert info["primitive_steps"] == 4 or term or trunc
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        (np.zeros(3, np.float32), "shape"),
+        (np.zeros((2, 4), np.float32), "shape"),
+        (np.array([0, np.nan, 0, 0], np.float32), "NaN"),
+        (np.array([0, np.inf, 0, 0], np.float32), "NaN or inf"),
+    ],
+)
+def test_bad_actions_raise(checkpoints, action, match):
+    env = make_env(checkpoints)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+
+
+def test_step_before_reset_raises(checkpoints):
+    env = InternalControlEnv(**checkpoints)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(4, np.float32))
+
+
+def test_mismatched_observation_size_raises():
+    base, meta = tiny_models()
+    with pytest.raises(ValueError, match="trained on a different environment"):
+        InternalControlWrapper(gym.make("GridPinpad-v0", size=5, task=(0,)), base, meta)
+
+
+def test_batched_vec_env_matches_separate_envs(checkpoints):
+    n, seed = 3, 11
+    batched = make_internal_control_vec_env(n, seed=seed, monitor=False, **checkpoints)
+    separate = DummyVecEnv([lambda: InternalControlEnv(**checkpoints) for _ in range(n)])
+    separate.seed(seed)
+    ob, os_ = batched.reset(), separate.reset()
+    np.testing.assert_allclose(ob, os_, atol=1e-5)
+    rng = np.random.default_rng(0)
+    n_done = 0
+    for _ in range(40):
+        actions = rng.uniform(-1, 1, (n, 4)).astype(np.float32)
+        ob, rb, db, ib = batched.step(actions)
+        os_, rs, ds, is_ = separate.step(actions)
+        np.testing.assert_allclose(ob, os_, atol=1e-4)
+        assert np.array_equal(rb, rs) and np.array_equal(db, ds)
+        for a, b in zip(ib, is_):
+            assert a["primitive_actions"] == b["primitive_actions"]
+            if "terminal_observation" in b:
+                np.testing.assert_allclose(
+                    a["terminal_observation"], b["terminal_observation"], atol=1e-4
+                )
+                assert a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
+        n_done += int(db.sum())
+    assert n_done > 0  # auto-reset was exercised
+
+
+def test_pickle_and_sb3_vec_envs(checkpoints):
+    env = InternalControlEnv(**checkpoints)
+    clone = pickle.loads(pickle.dumps(env))
+    np.testing.assert_array_equal(env.reset(seed=2)[0], clone.reset(seed=2)[0])
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    vec = make_vec_env("InternalControl-v0", n_envs=2, seed=0, env_kwargs=checkpoints)
+    assert vec.reset().shape == (2, D)
+    sub = make_vec_env(
+        "InternalControl-v0", n_envs=2, seed=0, env_kwargs=checkpoints, vec_env_cls=SubprocVecEnv
+    )
+    try:
+        obs = sub.reset()
+        obs2, *_ = sub.step(np.zeros((2, 4), np.float32))
+        assert obs.shape == obs2.shape == (2, D)
+    finally:
+        sub.close()
+
+
+def test_stock_ppo_runs_on_the_env_and_the_batched_vec_env(checkpoints):
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", make_env(checkpoints), n_steps=16, batch_size=16, n_epochs=1).learn(32)
+    vec = make_internal_control_vec_env(2, seed=0, **checkpoints)
+    PPO("MlpPolicy", vec, n_steps=8, batch_size=16, n_epochs=1).learn(32)
+
+
+def test_vec_env_is_an_sb3_vec_env(checkpoints):
+    vec = make_internal_control_vec_env(2, seed=0, monitor=False, **checkpoints)
+    assert isinstance(vec, InternalControlVecEnv)
+    assert vec.env_is_wrapped(gym.Wrapper) == [True, True]
+    assert vec.get_attr("max_steps") == [100, 100]

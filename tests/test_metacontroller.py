@@ -1,0 +1,125 @@
+"""The metacontroller: temporal integration, where it writes, its causal mode, and discovery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from internal_rl_gym.models import Metacontroller
+from tests.conftest import build_tiny_grid_models
+
+
+def meta_with_gate(bias: float, seed: int = 0) -> Metacontroller:
+    torch.manual_seed(seed)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4)
+    with torch.no_grad():
+        meta.switch_net[-1].bias.fill_(bias)
+        meta.switch_net[-1].weight.zero_()
+    return meta.eval()
+
+
+def test_temporal_integration_holds_and_replaces():
+    meta = meta_with_gate(0.0)
+    e = torch.randn(2, 5, 16)
+    z_tilde = torch.randn(2, 5, 4)
+    hold = meta.forward_with_codes(e, z_tilde, torch.tensor([[1.0, 0, 0, 0, 0]] * 2))
+    assert torch.allclose(hold.z, z_tilde[:, :1].expand(-1, 5, -1))
+    replace = meta.forward_with_codes(e, z_tilde, torch.ones(2, 5))
+    assert torch.allclose(replace.z, z_tilde)
+    half = meta.forward_with_codes(e, z_tilde, torch.tensor([[1.0, 0.5, 0, 0, 0]] * 2))
+    assert torch.allclose(half.z[:, 1], 0.5 * z_tilde[:, 1] + 0.5 * z_tilde[:, 0])
+
+
+@pytest.mark.parametrize("bias, switches", [(30.0, True), (-30.0, False)])
+def test_learned_gate_drives_integration(bias, switches):
+    meta = meta_with_gate(bias)
+    out = meta(torch.randn(3, 6, 16), sample=False)
+    assert torch.all(out.beta[:, 0] == 1.0)  # the first step always takes a new code
+    if switches:
+        assert torch.allclose(out.z, out.mu, atol=1e-5)
+    else:
+        assert torch.allclose(out.z, out.mu[:, :1].expand_as(out.mu), atol=1e-5)
+
+
+def test_controller_changes_nothing_below_its_layer():
+    base, meta = build_tiny_grid_models()
+    obs = torch.zeros(2, 7, 637)
+    obs[..., 12::13] = torch.rand(2, 7, 49) > 0.9
+    z = torch.randn(2, 7, 4)
+    plain = base(obs, return_residuals=True)
+    controlled = base(
+        obs, intervention=lambda e: meta.control(e, z), layer=meta.layer, return_residuals=True
+    )
+    for l in range(meta.layer + 1):
+        assert torch.equal(plain.residuals[l], controlled.residuals[l])
+    assert not torch.allclose(plain.action_logits, controlled.action_logits)
+
+
+def test_causal_mode_reproduces_the_training_forward():
+    torch.manual_seed(1)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4).eval()
+    with torch.no_grad():
+        meta.switch_net[-1].bias.fill_(0.5)
+    e = torch.randn(3, 9, 16)
+    with torch.no_grad():
+        out = meta(e, sample=False)
+        s = meta.embed_sequence(e)
+        h, z = meta.initial_state(3)
+        for t in range(9):
+            mu, _ = meta.encode(e[:, t], h, s)
+            beta = meta.switch(e[:, t], h, z) if t else torch.ones(3)
+            z = beta[:, None] * mu + (1 - beta[:, None]) * z
+            torch.testing.assert_close(beta, out.beta[:, t], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(z, out.z[:, t], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                meta.control(e[:, t], z), out.e_hat[:, t], atol=1e-5, rtol=1e-5
+            )
+            h = meta.update_history(e[:, t], h)
+        trace = meta.switching_trace(e, out.z)
+    torch.testing.assert_close(trace, out.beta, atol=1e-5, rtol=1e-5)
+
+
+def test_full_rank_controller():
+    meta = Metacontroller(d_model=8, layer=1, n_z=2, n_h=4, n_s=4, rank=0)
+    u = meta.decode(torch.randn(3, 2))
+    assert u.shape == (3, 8, 8)
+    e = torch.randn(3, 8)
+    z = torch.randn(3, 2)
+    torch.testing.assert_close(
+        meta.control(e, z), e + torch.einsum("bij,bj->bi", meta.decode(z), e)
+    )
+
+
+def test_tiny_discovery_run_lowers_the_loss():
+    from agents.discover import cache_activations, evaluate_metacontroller
+    from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+
+    base, _ = build_tiny_grid_models(seed=3)
+    data = collect_grid_demonstrations(48, "pretraining", seed=0)
+    cached = cache_activations(base, data, layer=1)
+    torch.manual_seed(0)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4)
+    opt = torch.optim.AdamW(meta.parameters(), lr=3e-3)
+    idx = np.arange(48)
+    e, act, mask = cached.batch(idx)
+    losses = []
+    for _ in range(60):
+        res = meta.elbo(base, e, act, mask, alpha=0.1)
+        opt.zero_grad()
+        res.loss.backward()
+        opt.step()
+        losses.append(res.loss.item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05
+    report = evaluate_metacontroller(meta, base, cached, alpha=0.1)
+    assert 0.0 <= report["switch_f1"] <= 1.0
+    assert report["true_subgoals_per_episode"] == pytest.approx(3.0)
+
+
+def test_switch_alignment_metric():
+    from agents.discover import match_switches, true_boundaries
+
+    assert true_boundaries(np.array([0, 0, 0, 2, 2, 1, 1])) == [3, 5]
+    assert match_switches([3, 5], [3, 5], 1) == (2, 2, 2)
+    assert match_switches([4, 9], [3, 5], 1) == (1, 2, 2)
+    assert match_switches([2, 3, 4], [3], 1) == (1, 3, 1)  # one true boundary, matched once
