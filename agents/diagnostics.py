@@ -129,6 +129,13 @@ def train_linear_probe(
     return probe
 
 
+def majority_baseline(data: Demonstrations, n_episodes: int = 600) -> float:
+    """Accuracy of always predicting the most frequent subgoal (the probes' chance level)."""
+    n = min(n_episodes, data.n_episodes)
+    labels = data.subgoals[: data.act_offsets[n]]
+    return float(np.bincount(labels).max() / len(labels))
+
+
 def probe_accuracy_by_layer(
     model, data: Demonstrations, n_episodes: int = 600, n_classes: int = 4, seed: int = 0
 ) -> list[float]:

@@ -79,8 +79,8 @@ def _rollout(env, actions, seed):
 
 
 def test_controller_is_injected(checkpoints):
-    """Different controller codes, same seed: different primitive actions."""
-    env = make_env(checkpoints, primitive_sampling="greedy", max_primitive_steps=5)
+    """Different controller codes, same seed (same sampling noise): different primitive actions."""
+    env = make_env(checkpoints, max_primitive_steps=5)
     a = _rollout(env, [np.full(4, 1.0, np.float32)] * 4, seed=3)
     b = _rollout(env, [np.full(4, -1.0, np.float32)] * 4, seed=3)
     c = _rollout(env, [np.full(4, 1.0, np.float32)] * 4, seed=3)
@@ -228,8 +228,13 @@ def test_pickle_and_sb3_vec_envs(checkpoints):
 
     vec = make_vec_env("InternalControl-v0", n_envs=2, seed=0, env_kwargs=checkpoints)
     assert vec.reset().shape == (2, D)
+    # Child processes do not import internal_rl_gym: the module:id form registers the ids there.
     sub = make_vec_env(
-        "InternalControl-v0", n_envs=2, seed=0, env_kwargs=checkpoints, vec_env_cls=SubprocVecEnv
+        "internal_rl_gym:InternalControl-v0",
+        n_envs=2,
+        seed=0,
+        env_kwargs=checkpoints,
+        vec_env_cls=SubprocVecEnv,
     )
     try:
         obs = sub.reset()

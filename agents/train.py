@@ -1,0 +1,197 @@
+"""Internal RL: stock Stable-Baselines3 PPO (or sb3-contrib RecurrentPPO) on an InternalControl env.
+
+    internal-rl train --env-id InternalControl-Pinpad-v0 --episodes 20000 --out runs/train
+
+The env's observation is the frozen base model's residual stream, its action the controller code
+z, and one step one abstract action, so an unmodified ``PPO("MlpPolicy", env)`` *is* internal RL
+(paper §5). Rollouts come from the batched InternalControl VecEnv (one base-model forward per
+primitive step for all ``n_envs`` episodes).
+
+Defaults for a sparse terminal reward: γ = 1 and GAE λ = 1 (the return of an abstract step is the
+episode's success, as in the paper's trajectory-level advantage), no entropy bonus (paper: 0),
+normalised advantages. Logged to TensorBoard (``<out>/tb``): SB3's rollout/ep_rew_mean and
+rollout/success_rate, plus eval/success_rate from periodic evaluation. The policy is saved as
+``<out>/ppo-<env-id>.zip`` and the learning curve (success against episodes) as
+``<out>/curve.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.common import atomic_write_bytes, atomic_write_json, seed_everything
+from internal_rl_gym.internal_control import make_internal_control_vec_env
+
+
+@dataclass
+class TrainConfig:
+    env_id: str = field(
+        default="InternalControl-Pinpad-v0", metadata={"help": "an InternalControl env id"}
+    )
+    base_model: str = field(default="", metadata={"help": "override the id's base model"})
+    metacontroller: str = field(default="", metadata={"help": "override the id's metacontroller"})
+    task: str = field(default="", metadata={"help": "override the id's task (e.g. 0-1-2-3)"})
+    algo: str = field(default="ppo", metadata={"help": "ppo (MlpPolicy) or recurrent-ppo"})
+    episodes: int = field(default=20_000, metadata={"help": "training budget in episodes"})
+    n_envs: int = field(default=16, metadata={"help": "episodes run in parallel (batched)"})
+    n_steps: int = field(default=32, metadata={"help": "abstract steps per env per rollout"})
+    batch_size: int = field(default=128, metadata={"help": "PPO minibatch size"})
+    n_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout"})
+    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
+    gamma: float = field(default=1.0, metadata={"help": "discount (sparse terminal reward)"})
+    gae_lambda: float = field(default=1.0, metadata={"help": "GAE λ"})
+    clip_range: float = field(default=0.2, metadata={"help": "PPO clip ε"})
+    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus (paper: 0)"})
+    log_std_init: float = field(default=0.0, metadata={"help": "initial policy log-std"})
+    max_primitive_steps: int = field(default=50, metadata={"help": "cap per abstract step"})
+    eval_every: int = field(default=2000, metadata={"help": "episodes between evaluations"})
+    eval_episodes: int = field(default=128, metadata={"help": "episodes per evaluation"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    out: str = field(default="runs/train", metadata={"help": "output directory"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def internal_control_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    spec = gym.spec(cfg.env_id)
+    if not str(spec.entry_point).endswith(":InternalControlEnv"):
+        raise SystemExit(
+            f"train: {cfg.env_id} is not an InternalControl env; use InternalControl-Pinpad-v0, "
+            "InternalControl-v0 or another InternalControl-* id (raw-action RL: `internal-rl "
+            "baseline raw`)."
+        )
+    kw = dict(spec.kwargs)
+    for key in ("base_model", "metacontroller", "task"):
+        if getattr(cfg, key):
+            kw[key] = getattr(cfg, key)
+    kw["max_primitive_steps"] = cfg.max_primitive_steps
+    return kw
+
+
+def make_vec(cfg: TrainConfig, n_envs: int, seed: int):
+    return make_internal_control_vec_env(n_envs, seed=seed, **internal_control_kwargs(cfg))
+
+
+class EpisodeCurve(BaseCallback):
+    """Records success (0/1) of every finished episode; stops training at ``stop_at`` episodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.successes: list[int] = []
+        self.stop_at = 0
+
+    def _on_step(self) -> bool:
+        for info, done in zip(self.locals["infos"], self.locals["dones"]):
+            if done:
+                self.successes.append(int(bool(info.get("is_success", False))))
+        self.logger.record("rollout/episodes", len(self.successes))
+        return len(self.successes) < self.stop_at
+
+
+def evaluate_policy_success(model, vec, n_episodes: int, deterministic: bool = True) -> float:
+    """Success rate of a trained policy over ``n_episodes`` finished episodes."""
+    obs = vec.reset()
+    successes: list[int] = []
+    state, starts = None, np.ones(vec.num_envs, dtype=bool)
+    while len(successes) < n_episodes:
+        action, state = model.predict(
+            obs, state=state, episode_start=starts, deterministic=deterministic
+        )
+        obs, _, dones, infos = vec.step(action)
+        starts = dones
+        successes += [int(bool(i.get("is_success"))) for i, d in zip(infos, dones) if d]
+    return float(np.mean(successes[:n_episodes]))
+
+
+def train(cfg: TrainConfig) -> dict:
+    seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    vec = make_vec(cfg, cfg.n_envs, cfg.seed)
+    policy_kwargs = {"log_std_init": cfg.log_std_init}
+    common = dict(
+        learning_rate=cfg.lr,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
+        ent_coef=cfg.ent_coef,
+        seed=cfg.seed,
+        tensorboard_log=str(out / "tb"),
+        policy_kwargs=policy_kwargs,
+        device="cpu",
+        verbose=0,
+    )
+    if cfg.algo == "ppo":
+        from stable_baselines3 import PPO
+
+        model = PPO("MlpPolicy", vec, **common)
+    elif cfg.algo == "recurrent-ppo":
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO("MlpLstmPolicy", vec, **common)
+    else:
+        raise SystemExit(f"train: unknown --algo {cfg.algo!r}; use ppo or recurrent-ppo.")
+
+    curve_cb = EpisodeCurve()
+    evals: list[dict[str, float]] = []
+    eval_vec = make_vec(cfg, min(cfg.n_envs, cfg.eval_episodes), cfg.seed + 10_000)
+    t0 = time.time()
+    next_eval = cfg.eval_every
+    # Learn in chunks so evaluation happens every `eval_every` episodes.
+    while len(curve_cb.successes) < cfg.episodes:
+        curve_cb.stop_at = min(next_eval, cfg.episodes)
+        model.learn(
+            total_timesteps=10**9,
+            callback=curve_cb,
+            reset_num_timesteps=False,
+            progress_bar=False,
+            tb_log_name="ppo",
+        )
+        n = len(curve_cb.successes)
+        if n >= next_eval or n >= cfg.episodes:
+            sr = evaluate_policy_success(model, eval_vec, cfg.eval_episodes)
+            evals.append({"episodes": n, "eval_success": sr, "seconds": time.time() - t0})
+            model.logger.record("eval/success_rate", sr)
+            model.logger.dump(model.num_timesteps)
+            if cfg.progress:
+                recent = np.mean(curve_cb.successes[-500:])
+                print(
+                    f"episodes {n}: eval success {sr:.3f} | train success (last 500) {recent:.3f} | {time.time() - t0:.0f}s"
+                )
+            next_eval += cfg.eval_every
+    policy_path = out / f"{cfg.algo}-{cfg.env_id}.zip"
+    atomic_write_bytes(policy_path, lambda tmp: model.save(tmp) or _rename_zip(tmp))
+    result = {
+        "env_id": cfg.env_id,
+        "algo": cfg.algo,
+        "config": cfg.__dict__,
+        "successes": curve_cb.successes,
+        "evaluations": evals,
+        "final_eval_success": evals[-1]["eval_success"] if evals else None,
+        "seconds": time.time() - t0,
+        "policy": str(policy_path),
+    }
+    atomic_write_json(out / "curve.json", result)
+    return result
+
+
+def _rename_zip(tmp: str) -> None:
+    """SB3 appends .zip to paths without it; move the file back to the temp name."""
+    import os
+
+    if not tmp.endswith(".zip") and os.path.exists(tmp + ".zip"):
+        os.replace(tmp + ".zip", tmp)
+
+
+def run(cfg: TrainConfig) -> None:
+    result = train(cfg)
+    print(f"saved policy to {result['policy']}; final eval success {result['final_eval_success']}")
