@@ -3,7 +3,11 @@
     internal-rl collect   write expert demonstrations to a dataset file
     internal-rl pretrain  train a base model on demonstrations (paper Eq. 5)
     internal-rl diagnose  base-model diagnostics (action quality, probes, free play)
+    internal-rl probe     linear probes and ground-truth linear controllers per layer
+    internal-rl train     internal RL: stock SB3 PPO on an InternalControl env
     internal-rl discover  train metacontrollers (switching gate β, codes z) on a frozen base model
+    internal-rl push      share a checkpoint or policy on the Hugging Face Hub (with a model card)
+    internal-rl pull      download a Hub repo into the local cache and print its folder
 
 Run ``internal-rl <command> --help`` for the options of each.
 """
@@ -85,20 +89,48 @@ def _pretrain_command():
     return PretrainConfig, run
 
 
+def _probe_command():
+    from agents.probe import ProbeConfig, run
+
+    return ProbeConfig, run
+
+
+def _train_command():
+    from agents.train import TrainConfig, run
+
+    return TrainConfig, run
+
+
 def _discover_command():
     from agents.discover import DiscoverConfig, run
 
     return DiscoverConfig, run
 
 
+def _push_command():
+    from agents.hub_commands import PushConfig, push
+
+    return PushConfig, push
+
+
+def _pull_command():
+    from agents.hub_commands import PullConfig, pull
+
+    return PullConfig, pull
+
+
 COMMANDS = {
+    "train": ("internal RL: SB3 PPO on an InternalControl env", _train_command),
     "collect": ("write expert demonstrations to a dataset file", lambda: (CollectConfig, collect)),
     "pretrain": ("train a base model on demonstrations (paper Eq. 5)", _pretrain_command),
     "diagnose": ("base-model diagnostics", lambda: (DiagnoseConfig, diagnose)),
+    "probe": ("linear probes and ground-truth controllers per layer (Fig. 3, 4)", _probe_command),
     "discover": (
         "train metacontrollers: unsupervised abstract actions (paper Eq. 3)",
         _discover_command,
     ),
+    "push": ("upload a checkpoint or SB3 policy with its model card to the Hub", _push_command),
+    "pull": ("download a Hub repo into the local cache and print its folder", _pull_command),
 }
 
 

@@ -40,24 +40,28 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         else:
             default = dataclasses.MISSING
         required = default is dataclasses.MISSING
-        help_text = f.metadata.get("help", "") + ("" if required else f" (default: {default!r})")
+        shown = not required and default not in ("", None)
+        help_text = f.metadata.get("help", "") + (f" (default: {default!r})" if shown else "")
+        extra = {"metavar": f.metadata["metavar"]} if "metavar" in f.metadata else {}
         if typing.get_origin(kind) in (typing.Union, types.UnionType):
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         if f.metadata.get("positional"):  # field(metadata={"positional": True}): `cmd VALUE`
             nargs = None if required else "?"
             kw = {} if required else {"default": default}
-            parser.add_argument(f.name, type=kind, nargs=nargs, help=help_text, **kw)
+            parser.add_argument(f.name, type=kind, nargs=nargs, help=help_text, **kw, **extra)
         elif required:
-            parser.add_argument(flag, type=kind, required=True, help=help_text)
+            parser.add_argument(flag, type=kind, required=True, help=help_text, **extra)
         elif kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
         elif typing.get_origin(kind) is list:
             (elem,) = typing.get_args(kind)
-            parser.add_argument(flag, type=elem, nargs="+", default=default, help=help_text)
+            parser.add_argument(
+                flag, type=elem, nargs="+", default=default, help=help_text, **extra
+            )
         else:
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
+            parser.add_argument(flag, type=kind, default=default, help=help_text, **extra)
 
 
 def config_from_args(config_cls: type[C], args: argparse.Namespace) -> C:

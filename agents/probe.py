@@ -26,6 +26,7 @@ import torch
 
 from agents import diagnostics
 from agents.common import atomic_write_json, pick_device, seed_everything
+from agents.rollout import rollout
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_base_model
 from internal_rl_gym.models import SubgoalControllers
@@ -91,7 +92,6 @@ def train_subgoal_controllers(
     return ctrl.eval(), nll
 
 
-@torch.no_grad()
 def evaluate_controllers(
     base,
     ctrl: SubgoalControllers | None,
@@ -104,34 +104,16 @@ def evaluate_controllers(
     """Success rate on ``task`` when the controller of the env's current true subgoal is active
     at every step (``ctrl=None``: the base model alone). One batched forward per step."""
     envs = [gym.make("GridPinpad-v0", task=task) for _ in range(n_episodes)]
-    first = [env.reset(seed=seed + i) for i, env in enumerate(envs)]
-    obs = np.stack([o for o, _ in first])
-    subgoal = np.array([info["subgoal"] for _, info in first])
-    state = base.init_state(n_episodes)
-    active = np.ones(n_episodes, dtype=bool)
-    success = np.zeros(n_episodes, dtype=bool)
+
+    def control(infos):
+        if ctrl is None:
+            return None
+        g = torch.as_tensor([max(0, i["subgoal"]) for i in infos], device=base.device)
+        return (lambda e: ctrl(e, g)), layer
+
     gen = torch.Generator().manual_seed(seed)
-    while active.any():
-        g = torch.as_tensor(np.maximum(subgoal, 0), device=base.device)
-        fn = (lambda e, g=g: ctrl(e, g)) if ctrl is not None else None
-        head, _ = base.step(
-            torch.as_tensor(obs, device=base.device),
-            state,
-            intervention=fn,
-            layer=layer if ctrl is not None else None,
-        )
-        logits = head.action_logits.float().cpu()
-        if greedy:
-            actions = logits.argmax(-1).numpy()
-        else:
-            actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0].numpy()
-        for i in np.nonzero(active)[0]:
-            o, _, term, trunc, info = envs[i].step(int(actions[i]))
-            obs[i], subgoal[i] = o, info["subgoal"]
-            if term or trunc:
-                active[i] = False
-                success[i] = info["success"]
-    return float(success.mean())
+    seeds = [seed + i for i in range(n_episodes)]
+    return float(rollout(base, envs, seeds, gen, control=control, greedy=greedy).success.mean())
 
 
 def probe(cfg: ProbeConfig) -> dict:

@@ -66,3 +66,46 @@ def tiny_checkpoints(tmp_path_factory):
     base.save_pretrained(root / "base")
     meta.save_pretrained(root / "meta")
     return {"base_model": str(root / "base"), "metacontroller": str(root / "meta")}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hf_constants(tmp_path, monkeypatch):
+    """huggingface_hub reads HF_HOME & co. when it is imported (before the fixture above can
+    set them), so point its already-read constants at the private cache too, and never send a
+    real token (not even to the loopback fake Hub)."""
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf_home"
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", str(home / "assets"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+@pytest.fixture(scope="session")
+def fake_hub():
+    """A loopback fake of the Hub's download endpoint (``tests/fake_hub.py``), shared by the
+    session: ``fake_hub.url`` is the ``endpoint=``; ``fake_hub.add_repo(repo_id, folder,
+    commit=None)`` publishes a commit (use repo ids unique to your test)."""
+    import os
+
+    try:
+        from tests.fake_hub import FakeHub
+    except ImportError:  # tests/ is not a package
+        from fake_hub import FakeHub
+
+    saved = {k: os.environ.get(k) for k in ("NO_PROXY", "no_proxy")}
+    for k in saved:  # proxies must never see loopback traffic
+        os.environ[k] = "127.0.0.1,localhost"
+    hub = FakeHub().start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,97 @@
+"""Batched rollouts of a base model acting in task envs (one forward call per step for all)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+@dataclass
+class Rollouts:
+    """N finished episodes: observations o_1..o_{T+1} and actions per episode, plus outcomes."""
+
+    obs: list[np.ndarray]
+    actions: list[np.ndarray]
+    log_probs: list[np.ndarray]
+    success: np.ndarray
+    returns: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(a) for a in self.actions])
+
+    def padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """obs (N, T+1, D), actions (N, T), old log-probs (N, T), mask (N, T)."""
+        n, t = len(self.actions), int(self.lengths.max())
+        d = self.obs[0].shape[-1]
+        obs = np.zeros((n, t + 1, d), dtype=np.float32)
+        act = np.zeros((n, t), dtype=self.actions[0].dtype)
+        logp = np.zeros((n, t), dtype=np.float32)
+        mask = np.zeros((n, t), dtype=bool)
+        for i in range(n):
+            k = len(self.actions[i])
+            obs[i, : k + 1], act[i, :k], logp[i, :k], mask[i, :k] = (
+                self.obs[i], self.actions[i], self.log_probs[i], True
+            )
+        return obs, act, logp, mask
+
+
+@torch.no_grad()
+def rollout(
+    base,
+    envs: list[gym.Env],
+    seeds: list[int],
+    generator: torch.Generator,
+    control: Callable[[list[dict]], tuple[Callable, int] | None] | None = None,
+    greedy: bool = False,
+) -> Rollouts:
+    """Run one episode in each env with the base model's own (discrete) action head.
+
+    ``control(infos)`` may return ``(intervention, layer)`` for this step, given each env's
+    latest info (e.g. ground-truth controllers selected by ``info["subgoal"]``).
+    """
+    n = len(envs)
+    first = [env.reset(seed=s) for env, s in zip(envs, seeds)]
+    obs = np.stack([o for o, _ in first]).astype(np.float32)
+    infos = [info for _, info in first]
+    trajectories = [[o] for o in obs]
+    actions: list[list[int]] = [[] for _ in range(n)]
+    logps: list[list[float]] = [[] for _ in range(n)]
+    success = np.zeros(n, dtype=bool)
+    returns = np.zeros(n, dtype=np.float32)
+    active = np.ones(n, dtype=bool)
+    state = base.init_state(n)
+    while active.any():
+        ctl = control(infos) if control is not None else None
+        intervention, layer = ctl if ctl is not None else (None, None)
+        head, _ = base.step(
+            torch.as_tensor(obs, device=base.device), state, intervention=intervention, layer=layer
+        )
+        logp_all = torch.log_softmax(head.action_logits.float(), -1).cpu()
+        if greedy:
+            a = logp_all.argmax(-1)
+        else:
+            a = torch.multinomial(logp_all.exp(), 1, generator=generator)[:, 0]
+        lp = logp_all.gather(-1, a[:, None])[:, 0].numpy()
+        a = a.numpy()
+        for i in np.nonzero(active)[0]:
+            o, r, term, trunc, info = envs[i].step(int(a[i]))
+            obs[i], infos[i] = o, info
+            trajectories[i].append(o)
+            actions[i].append(int(a[i]))
+            logps[i].append(float(lp[i]))
+            returns[i] += r
+            if term or trunc:
+                active[i] = False
+                success[i] = bool(info.get("success", False))
+    return Rollouts(
+        obs=[np.stack(t) for t in trajectories],
+        actions=[np.array(a, dtype=np.int64) for a in actions],
+        log_probs=[np.array(lp, dtype=np.float32) for lp in logps],
+        success=success,
+        returns=returns,
+    )
