@@ -4,8 +4,9 @@
     internal-rl pretrain  train a base model on demonstrations (paper Eq. 5)
     internal-rl diagnose  base-model diagnostics (action quality, probes, free play)
     internal-rl probe     linear probes and ground-truth linear controllers per layer
-    internal-rl train     internal RL: stock SB3 PPO on an InternalControl env
     internal-rl discover  train metacontrollers (switching gate β, codes z) on a frozen base model
+    internal-rl train     internal RL: stock SB3 PPO on an InternalControl env
+    internal-rl baseline  raw-action RL: fine-tune the base model's own action head
     internal-rl push      share a checkpoint or policy on the Hugging Face Hub (with a model card)
     internal-rl pull      download a Hub repo into the local cache and print its folder
 
@@ -101,6 +102,12 @@ def _train_command():
     return TrainConfig, run
 
 
+def _baseline_command():
+    from agents.baseline import BaselineConfig, run
+
+    return BaselineConfig, run
+
+
 def _discover_command():
     from agents.discover import DiscoverConfig, run
 
@@ -120,7 +127,6 @@ def _pull_command():
 
 
 COMMANDS = {
-    "train": ("internal RL: SB3 PPO on an InternalControl env", _train_command),
     "collect": ("write expert demonstrations to a dataset file", lambda: (CollectConfig, collect)),
     "pretrain": ("train a base model on demonstrations (paper Eq. 5)", _pretrain_command),
     "diagnose": ("base-model diagnostics", lambda: (DiagnoseConfig, diagnose)),
@@ -128,6 +134,11 @@ COMMANDS = {
     "discover": (
         "train metacontrollers: unsupervised abstract actions (paper Eq. 3)",
         _discover_command,
+    ),
+    "train": ("internal RL: SB3 PPO on an InternalControl env", _train_command),
+    "baseline": (
+        "raw-action RL baseline: fine-tune the base model's action head",
+        _baseline_command,
     ),
     "push": ("upload a checkpoint or SB3 policy with its model card to the Hub", _push_command),
     "pull": ("download a Hub repo into the local cache and print its folder", _pull_command),

@@ -35,7 +35,10 @@ class Rollouts:
         for i in range(n):
             k = len(self.actions[i])
             obs[i, : k + 1], act[i, :k], logp[i, :k], mask[i, :k] = (
-                self.obs[i], self.actions[i], self.log_probs[i], True
+                self.obs[i],
+                self.actions[i],
+                self.log_probs[i],
+                True,
             )
         return obs, act, logp, mask
 

@@ -50,4 +50,24 @@ register_envs()
 from internal_rl_gym.data import Demonstrations  # noqa: E402
 from internal_rl_gym.envs import GridPinpadEnv  # noqa: E402
 
-__all__ = ["Demonstrations", "GridPinpadEnv", "register_envs", "__version__"]
+# Loaded on first use, so that `import internal_rl_gym` for the envs alone does not import torch.
+_LAZY = {
+    "load_base_model": "internal_rl_gym.hub",
+    "load_metacontroller": "internal_rl_gym.hub",
+    "load_policy_from_hub": "internal_rl_gym.hub",
+    "InternalControlEnv": "internal_rl_gym.internal_control",
+    "InternalControlWrapper": "internal_rl_gym.internal_control",
+    "InternalControlVecEnv": "internal_rl_gym.internal_control",
+    "make_internal_control_vec_env": "internal_rl_gym.internal_control",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'internal_rl_gym' has no attribute {name!r}")
+
+
+__all__ = ["Demonstrations", "GridPinpadEnv", "register_envs", "__version__", *_LAZY]

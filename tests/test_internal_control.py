@@ -257,3 +257,27 @@ def test_vec_env_is_an_sb3_vec_env(checkpoints):
     assert isinstance(vec, InternalControlVecEnv)
     assert vec.env_is_wrapped(gym.Wrapper) == [True, True]
     assert vec.get_attr("max_steps") == [100, 100]
+
+
+def test_internal_control_loads_checkpoints_from_the_hub(fake_hub, tiny_checkpoints, tmp_path):
+    """gym.make with Hub repo ids: the real download path against the loopback fake Hub."""
+    fake_hub.add_repo("ic-test/tiny-base", tiny_checkpoints["base_model"])
+    fake_hub.add_repo("ic-test/tiny-meta", tiny_checkpoints["metacontroller"])
+    hub_kwargs = {"endpoint": fake_hub.url, "cache_dir": str(tmp_path / "cache")}
+    env = gym.make(
+        "InternalControl-v0",
+        base_model="ic-test/tiny-base",
+        metacontroller="ic-test/tiny-meta",
+        hub_kwargs=hub_kwargs,
+    )
+    local = gym.make("InternalControl-v0", **tiny_checkpoints)
+    np.testing.assert_array_equal(env.reset(seed=0)[0], local.reset(seed=0)[0])
+    assert (tmp_path / "cache" / "models--ic-test--tiny-base" / "snapshots").is_dir()
+    # the second construction is served from the cache, offline
+    offline = gym.make(
+        "InternalControl-v0",
+        base_model="ic-test/tiny-base",
+        metacontroller="ic-test/tiny-meta",
+        hub_kwargs={**hub_kwargs, "local_files_only": True},
+    )
+    np.testing.assert_array_equal(offline.reset(seed=0)[0], local.reset(seed=0)[0])
