@@ -32,29 +32,43 @@ class CollectConfig:
         metadata={"help": "pretraining, post, or a colour sequence such as 0-1-2-3"},
     )
     episodes: int = field(default=10_000, metadata={"help": "successful episodes to collect"})
-    epsilon: float = field(default=0.0, metadata={"help": "expert noise (random safe action)"})
+    epsilon: float = field(
+        default=0.0,
+        metadata={
+            "help": "grid: probability of a random safe action; ant: > 0 selects the stochastic "
+            "expert (pretraining data D), 0 the mean expert (clean data D*)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
 
 
 def collect(cfg: CollectConfig) -> None:
     import time
 
-    if cfg.env != "GridPinpad-v0":
-        raise SystemExit(
-            f"collect: unknown or unsupported env {cfg.env!r}; supported: GridPinpad-v0."
-        )
-    from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
-
     t0 = time.time()
-    data = collect_grid_demonstrations(
-        cfg.episodes, cfg.task, epsilon=cfg.epsilon, seed=cfg.seed, progress=True
-    )
+    if cfg.env == "GridPinpad-v0":
+        from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+
+        data = collect_grid_demonstrations(
+            cfg.episodes, cfg.task, epsilon=cfg.epsilon, seed=cfg.seed, progress=True
+        )
+    elif cfg.env == "AntPinpad-v0":
+        from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
+
+        # --epsilon 0 gives the mean expert (clean data D*), > 0 the stochastic expert (data D).
+        data = collect_ant_demonstrations(
+            cfg.episodes, cfg.task, seed=cfg.seed, stochastic=cfg.epsilon > 0, progress=True
+        )
+    else:
+        raise SystemExit(
+            f"collect: no expert for {cfg.env!r}; supported: GridPinpad-v0, AntPinpad-v0."
+        )
     path = data.save(cfg.out)
     dt = time.time() - t0
     print(
         f"wrote {data.n_episodes} episodes, {data.n_steps} steps to {path} "
         f"({data.n_steps / dt:,.0f} steps/s; mean length {data.lengths.mean():.1f}; "
-        f"dropped {data.metadata['dropped']} timeouts)"
+        f"dropped {data.metadata.get('dropped', 0)} failed episodes)"
     )
 
 

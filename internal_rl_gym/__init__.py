@@ -26,6 +26,11 @@ def register_envs() -> None:
 
     # The paper's gridworld-pinpad (§A.1). The env truncates at max_steps (T=100) itself.
     register("GridPinpad-v0", "internal_rl_gym.envs.grid_pinpad:GridPinpadEnv")
+    # The paper's ant-pinpad (§A.2): sparse reward, T=500 (the env truncates itself).
+    register("AntPinpad-v0", "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv")
+    # For training experts only: per-cell direction hints in the observation + velocity reward.
+    # A separate id, so the sparse AntPinpad-v0 stays exactly the paper's task.
+    register("AntPinpadShaped-v0", "internal_rl_gym.envs.ant_pinpad:AntPinpadShapedEnv")
 
     # Internal RL (§5): observation = residual stream, action = controller code z, one step =
     # one abstract action. The generic id takes any env id, base model and metacontroller;

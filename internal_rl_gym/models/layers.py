@@ -83,7 +83,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 class MLP(nn.Module):
@@ -139,7 +139,20 @@ class RelativePositionBias(nn.Module):
 
     def forward(self, distance: Tensor) -> Tensor:
         """``distance`` (any shape, long) → bias ``(*distance.shape, n_heads)``."""
-        return self.table(relative_position_bucket(distance, self.num_buckets, self.max_distance))
+        return self.table(self.buckets(distance))
+
+    def buckets(self, distance: Tensor) -> Tensor:
+        """:func:`relative_position_bucket` through a lookup table (stepping calls this once per
+        layer per timestep, so the logarithm is computed once per distance, not every time)."""
+        lut = getattr(self, "_lut", None)
+        top = int(distance.max()) if distance.numel() else 0
+        if lut is None or lut.device != distance.device or top >= len(lut):
+            size = max(2 * top + 1, 256)
+            lut = relative_position_bucket(
+                torch.arange(size, device=distance.device), self.num_buckets, self.max_distance
+            )
+            self._lut = lut
+        return lut[distance.clamp(min=0)]
 
 
 class CausalSelfAttention(nn.Module):

@@ -1,0 +1,110 @@
+"""Base-model speed: training throughput and single-step latency, both architectures, one run.
+
+    python benchmarks/model_speed.py [--threads 1] [--out benchmarks/results/model_speed.json]
+
+For the CPU presets (grid transformer: d_model 128, 6 layers; ant Hawk: d_model 128, 6 layers):
+  * training throughput: tokens/s of forward + backward + AdamW on batches of 64 sequences;
+  * single-step latency for one new timestep at context position t, with the cache (KV cache /
+    recurrent state) vs recomputing the whole prefix, at batch 1 and 16.
+Random weights: speed does not depend on training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents.common import atomic_write_json  # noqa: E402
+from internal_rl_gym.models import ANT_CPU_PRESET, GRID_CPU_PRESET, BaseModel  # noqa: E402
+
+
+def timeit(fn, min_seconds: float = 1.0) -> float:
+    fn()  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min_seconds:
+        fn()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def training_tokens_per_s(model: BaseModel, batch: int, t: int, seconds: float) -> float:
+    obs = torch.rand(batch, t + 1, model.obs_dim)
+    if model.action_type == "discrete":
+        obs = (obs > 0.95).float()
+        actions = torch.randint(0, model.n_actions, (batch, t))
+    else:
+        actions = torch.randn(batch, t, model.action_dim)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        loss = model.loss(obs, actions).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return batch * t / timeit(step, seconds)
+
+
+@torch.no_grad()
+def step_latency(model: BaseModel, batch: int, position: int, seconds: float) -> dict[str, float]:
+    obs = torch.rand(batch, position + 1, model.obs_dim)
+    state = model.init_state(batch)
+    for i in range(position):
+        model.step(obs[:, i], state)
+
+    def cached():
+        s = state.clone()
+        model.step(obs[:, position], s)
+
+    def clone_only():
+        state.clone()
+
+    def recompute():
+        model(obs[:, : position + 1])
+
+    cached_s = max(1e-9, timeit(cached, seconds) - timeit(clone_only, seconds))
+    return {"cached_ms": cached_s * 1e3, "recompute_ms": timeit(recompute, seconds) * 1e3}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--out", default="benchmarks/results/model_speed.json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = {
+        "grid_transformer_cpu": BaseModel.from_config(GRID_CPU_PRESET),
+        "ant_hawk_cpu": BaseModel.from_config(
+            ANT_CPU_PRESET.replace(obs_dim=39, action_dim=8, action_type="continuous")
+        ),
+    }
+    result = {"threads": args.threads, "machine": platform.processor() or platform.machine()}
+    for name, model in models.items():
+        seq = 32 if "grid" in name else 128
+        entry = {
+            "params_M": round(model.n_params / 1e6, 3),
+            "train_tokens_per_s": round(training_tokens_per_s(model, 64, seq, args.seconds)),
+            "train_sequence_length": seq,
+        }
+        for batch in (1, 16):
+            for pos in (32, 96):
+                lat = step_latency(model.eval(), batch, pos, args.seconds / 2)
+                entry[f"step_b{batch}_t{pos}"] = {k: round(v, 3) for k, v in lat.items()} | {
+                    "speedup": round(lat["recompute_ms"] / lat["cached_ms"], 2)
+                }
+        result[name] = entry
+        print(name, json.dumps(entry, indent=1))
+    atomic_write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
