@@ -306,9 +306,14 @@ def apply_linear_control(e: Tensor, U: Tensor | tuple[Tensor, Tensor]) -> Tensor
 class GridCellEncoder(nn.Module):
     """One token from a multi-hot grid observation laid out cell-major, (cells, channels).
 
-    Per cell ``f = ReLU(W_c x_cell + p_cell)`` (shared ``W_c``, learned cell embedding ``p``),
-    then ``token = W (flatten f)``. Conjunctions within one cell (e.g. "agent on colour c") are
-    thus computed before mixing cells, and are linearly readable from the token.
+    Two branches over the cells, summed:
+
+    * where: per cell ``f = ReLU(W_c x_cell + p_cell)`` (shared ``W_c``, learned cell embedding
+      ``p``), then ``W (flatten f)``: what is where (the agent's position, the layout);
+    * what: per cell ``g = ReLU(V_c x_cell)`` without position, summed over cells, then
+      ``V g_sum``: position-free within-cell conjunctions, e.g. "the agent stands on colour c"
+      wherever that is. Every visit of every cell trains the same weights, which is what lets
+      a small model learn which colours were visited (the task state) from few examples.
     """
 
     def __init__(
@@ -319,15 +324,20 @@ class GridCellEncoder(nn.Module):
         self.cell_linear = nn.Linear(grid_channels, cell_features)
         self.cell_embedding = nn.Parameter(torch.empty(self.cells, cell_features))
         self.out = nn.Linear(self.cells * cell_features, d_model)
-        init_linear_(self.cell_linear, scale)
-        init_linear_(self.out, scale)
+        self.pooled_linear = nn.Linear(grid_channels, cell_features)
+        self.pooled_out = nn.Linear(cell_features, d_model)
+        for layer in (self.cell_linear, self.out, self.pooled_linear, self.pooled_out):
+            init_linear_(layer, scale)
         with torch.no_grad():
             self.cell_embedding.normal_(0.0, (scale / grid_channels) ** 0.5)
+            # a negative bias makes the pooled units conjunctions (on only if >= 2 channels fire)
+            self.pooled_linear.bias.fill_(-0.5 * float(self.pooled_linear.weight.abs().mean()))
 
     def forward(self, obs: Tensor) -> Tensor:
         x = obs.unflatten(-1, (self.cells, self.channels))
         f = F.relu(self.cell_linear(x) + self.cell_embedding)
-        return self.out(f.flatten(-2))
+        g = F.relu(self.pooled_linear(x)).sum(-2)
+        return self.out(f.flatten(-2)) + self.pooled_out(g)
 
 
 # --------------------------------------------------------------------------------------------
