@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -35,7 +36,7 @@ from agents.common import (
     torch_save_atomic,
 )
 from internal_rl_gym.data import Demonstrations
-from internal_rl_gym.hub import load_base_model, model_fingerprint
+from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
 from internal_rl_gym.models import Metacontroller
 
 
@@ -218,6 +219,50 @@ def collapse_warning(r: dict[str, float]) -> str | None:
     return None
 
 
+def abstract_action_check(
+    base, meta, n_episodes: int = 128, seed: int = 0, n_envs: int = 16
+) -> dict[str, float]:
+    """Are discovered codes reusable abstract actions? Sample z ~ N(0, I) at every switch (the
+    metacontroller's prior), let the frozen base model act in GridPinpad free play (a wrong
+    colour does not end the episode), and look at the colours each segment visits.
+
+    ``pair_fraction``: segments whose visits are exactly one abstract subgoal in order (2k then
+    2k+1), i.e. the segment ends on a completed subgoal. ``any_visit_fraction``: segments that
+    visit at least one colour. Only segments that ended by a switch (not by the episode's end)
+    count.
+    """
+    from internal_rl_gym.internal_control import InternalControlVecEnv
+
+    envs = [
+        gym.make("GridPinpad-v0", task="pretraining", terminate_on_wrong_colour=False)
+        for _ in range(n_envs)
+    ]
+    vec = InternalControlVecEnv(envs, base, meta)
+    vec.seed(seed)
+    vec.reset()
+    rng = np.random.default_rng(seed)
+    scale = vec.core.options.action_scale
+    segments: list[list[int]] = []
+    lengths: list[int] = []
+    finished = 0
+    while finished < n_episodes:
+        z = rng.standard_normal((n_envs, vec.core.n_z)) / scale  # z = scale * action ~ N(0, I)
+        _, _, dones, infos = vec.step(z)
+        for info, done in zip(infos, dones):
+            if done:
+                finished += 1
+            else:
+                segments.append(info["visited_colours"])
+                lengths.append(info["primitive_steps"])
+    pairs = [len(v) == 2 and v[0] % 2 == 0 and v[1] == v[0] + 1 for v in segments]
+    return {
+        "segments": len(segments),
+        "pair_fraction": float(np.mean(pairs)) if segments else 0.0,
+        "any_visit_fraction": float(np.mean([len(v) > 0 for v in segments])) if segments else 0.0,
+        "mean_segment_length": float(np.mean(lengths)) if lengths else 0.0,
+    }
+
+
 # --- training ------------------------------------------------------------------------------------
 def train_one(
     cfg: DiscoverConfig,
@@ -344,6 +389,10 @@ def discover(cfg: DiscoverConfig) -> dict:
     plot_summary(out, reports)
     best_dir = out / f"alpha_{best['alpha']:g}" / "model"
     plot_beta_traces(best_dir, base, held, out / "beta_trace.png")
+    best_meta = load_metacontroller(best_dir, base_model=base)
+    summary["abstract_action_check"] = abstract_action_check(base, best_meta, seed=cfg.seed)
+    atomic_write_json(out / "summary.json", summary)
+    print("abstract-action check (z ~ N(0, I) at switches):", summary["abstract_action_check"])
     print(f"best α by switch F1: {best['alpha']} -> {best_dir}")
     return summary
 
@@ -388,7 +437,7 @@ def plot_beta_traces(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    meta = Metacontroller.from_pretrained(model_dir, strict=True).to(base.device).eval()
+    meta = load_metacontroller(model_dir, base_model=base)
     fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), sharex=True)
     for k, ax in enumerate(np.atleast_1d(axes)):
         t = int(held.lengths[k])

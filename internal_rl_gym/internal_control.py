@@ -231,6 +231,7 @@ class InternalControlCore:
         reward = dict.fromkeys(rows, 0.0)
         betas: dict[int, list[float]] = {i: [] for i in rows}
         prims: dict[int, list[Any]] = {i: [] for i in rows}
+        visited: dict[int, list[int]] = {i: [] for i in rows}
         results: dict[int, AbstractStepResult] = {}
         last_info: dict[int, dict] = {}
         obs_buf = np.zeros((self.n, self.base.obs_dim), dtype=np.float32)
@@ -246,6 +247,8 @@ class InternalControlCore:
                 obs_buf[i] = o
                 reward[i] += float(r)
                 prims[i].append(primitive[i])
+                if info.get("visited", -1) >= 0:
+                    visited[i].append(int(info["visited"]))
                 last_info[i] = info
                 if term or trunc:
                     ended[i] = True
@@ -273,6 +276,7 @@ class InternalControlCore:
                 primitive_steps=len(prims[i]),
                 beta=betas[i],
                 primitive_actions=prims[i],
+                visited_colours=visited[i],
                 success=bool(last_info[i].get("success", False)),
                 is_success=bool(last_info[i].get("success", False)),
                 abstract_steps=int(self.abstract_steps[i]),
@@ -391,8 +395,9 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
     When the task env terminates or truncates (e.g. GridPinpad's 100 primitive steps). One
     abstract step ends when the gate fires (``β >= beta_threshold``), the episode ends, or after
     ``max_primitive_steps`` primitive steps. ``info`` carries ``primitive_steps``, ``beta`` (the
-    β trace of the step), ``primitive_actions``, ``success``/``is_success``, ``abstract_steps`` and
-    the task env's last info (e.g. ``target``, ``subgoal``, ``progress``).
+    β trace of the step), ``primitive_actions``, ``visited_colours`` (colours entered during the
+    step, when the task env reports ``info["visited"]``), ``success``/``is_success``,
+    ``abstract_steps`` and the task env's last info (e.g. ``target``, ``subgoal``, ``progress``).
 
     ## Arguments
     * ``env_id`` (``"GridPinpad-v0"``), ``task`` (passed to the task env; ``None`` to pass none),

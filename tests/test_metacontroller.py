@@ -123,3 +123,12 @@ def test_switch_alignment_metric():
     assert match_switches([3, 5], [3, 5], 1) == (2, 2, 2)
     assert match_switches([4, 9], [3, 5], 1) == (1, 2, 2)
     assert match_switches([2, 3, 4], [3], 1) == (1, 3, 1)  # one true boundary, matched once
+
+
+def test_abstract_action_check_reports_segments():
+    from agents.discover import abstract_action_check
+
+    base, meta = build_tiny_grid_models(switch_bias=-1.0)
+    report = abstract_action_check(base, meta, n_episodes=4, n_envs=2)
+    assert report["segments"] > 0
+    assert 0.0 <= report["pair_fraction"] <= report["any_visit_fraction"] <= 1.0
