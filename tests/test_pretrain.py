@@ -51,5 +51,6 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     pretrain(tiny_config(tmp_path / "r", steps=6))
     pretrain(tiny_config(tmp_path / "r", steps=12))
     assert "resumed from" in capsys.readouterr().out
-    steps = [json.loads(line)["step"] for line in open(tmp_path / "r" / "metrics.jsonl")]
+    lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines]
     assert max(steps) >= 11
