@@ -61,19 +61,23 @@ class DefaultCheckpoint:
     name: str
     kind: str  # "base_model" | "metacontroller"
     repo_id: str
+    base_model: str = ""  # for a metacontroller: the default base model it was trained on
 
     @property
     def path(self) -> Path:
         return CHECKPOINT_DIR / self.name
 
 
-#: Embedded defaults, by name. A name is listed once its folder is committed under checkpoints/.
+#: Embedded defaults, by name. ``available_defaults()`` lists those whose files are committed.
 DEFAULT_CHECKPOINTS: dict[str, DefaultCheckpoint] = {
     c.name: c
     for c in (
         DefaultCheckpoint("pinpad-transformer", "base_model", "internal-rl-gym/pinpad-transformer"),
         DefaultCheckpoint(
-            "pinpad-metacontroller", "metacontroller", "internal-rl-gym/pinpad-metacontroller"
+            "pinpad-metacontroller",
+            "metacontroller",
+            "internal-rl-gym/pinpad-metacontroller",
+            base_model="pinpad-transformer",
         ),
     )
 }
