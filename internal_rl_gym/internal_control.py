@@ -192,14 +192,14 @@ class InternalControlCore:
         out: dict[int, Any] = {}
         greedy = self.options.primitive_sampling == "greedy"
         if self.discrete:
-            probs = torch.softmax(head.action_logits.float(), -1).cpu().numpy()
-            for i in rows:
-                p = probs[i]
-                if greedy:
-                    out[i] = int(np.argmax(p))
-                else:
-                    u = self.rngs[i].random()
-                    out[i] = int(min(np.searchsorted(np.cumsum(p), u * p.sum()), len(p) - 1))
+            probs = torch.softmax(head.action_logits.float(), -1).cpu().numpy()[rows]
+            if greedy:
+                chosen = probs.argmax(-1)
+            else:  # inverse CDF with each row's own generator
+                u = np.array([self.rngs[i].random() for i in rows])[:, None]
+                cdf = np.cumsum(probs, -1)
+                chosen = np.minimum((cdf < u * cdf[:, -1:]).sum(-1), probs.shape[-1] - 1)
+            out = {int(i): int(a) for i, a in zip(rows, chosen)}
         else:
             mean = head.action_mean.float().cpu().numpy()
             std = head.action_log_std.float().exp().cpu().numpy()
@@ -235,11 +235,12 @@ class InternalControlCore:
         results: dict[int, AbstractStepResult] = {}
         last_info: dict[int, dict] = {}
         obs_buf = np.zeros((self.n, self.base.obs_dim), dtype=np.float32)
+        u = self.meta.decode(self.z)  # z is held for the whole abstract step: decode it once
         while running.any():
             idx = torch.nonzero(running).flatten().cpu().numpy()
-            e_hat = self.meta.control(self.e, self.z)
+            e_hat = self.meta.apply_controller(self.e, u)
             top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, running)
-            head = self.base.heads(top)
+            head = self.base.heads(top, predict_obs=False)
             primitive = self._sample_primitive(head, idx)
             ended = torch.zeros_like(running)
             for i in idx:

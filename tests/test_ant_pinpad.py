@@ -1,8 +1,10 @@
 """AntPinpad-v0 / AntPinpadShaped-v0 dynamics, rules, rendering, and the gait + planner expert."""
 
+import json
 import os
 import pickle
 import warnings
+from dataclasses import asdict
 
 import gymnasium as gym
 import mujoco
@@ -14,9 +16,14 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import internal_rl_gym  # noqa: F401
 from internal_rl_gym.envs import grid_core
 from internal_rl_gym.envs.ant_expert import (
+    ANT_EXPERT_CONFIG,
     AntPinpadExpert,
+    GaitParams,
+    PlannerParams,
     collect_ant_demonstrations,
+    load_ant_expert_params,
     run_episode,
+    search_walking_gait,
 )
 from internal_rl_gym.envs.ant_pinpad import AntPinpadEnv, AntPinpadShapedEnv, cell_centre
 from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS
@@ -369,3 +376,34 @@ def test_recorded_episode_replays_in_the_env():
     for t, a in enumerate(ep["actions"]):
         obs, *_ = env.step(a)
         assert np.array_equal(obs, ep["obs"][t + 1])
+
+
+# --- shipped parameters and their search ---------------------------------------------------------
+def test_shipped_config_is_what_the_expert_uses(tmp_path):
+    cfg = json.loads(ANT_EXPERT_CONFIG.read_text())
+    assert cfg["command"].startswith("python -m agents.tune_ant_expert --out ")
+    assert {"walk_seed", "tune_seed"} <= set(cfg["config"]) and "walk" in cfg["search"]
+    gait, planner = load_ant_expert_params()
+    assert asdict(gait) == cfg["gait"] and asdict(planner) == cfg["planner"]
+    assert (gait, planner) == (GaitParams(), PlannerParams())  # dataclass defaults in sync
+    expert = AntPinpadExpert(stochastic=True)
+    assert expert.gait == gait and expert.planner == planner
+    assert expert.params()["gait"] == cfg["gait"]
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps({"gait": {**cfg["gait"], "extra": 1.0}, "planner": cfg["planner"]}))
+    with pytest.raises(ValueError, match="GaitParams"):
+        load_ant_expert_params(bad)
+
+
+def test_search_walking_gait_is_deterministic_under_seed():
+    kw = dict(n_candidates=2, n_directions=1, seconds_per_walk=0.5, init=GaitParams())
+    runs = []
+    for seed in (0, 0, 1):
+        history = []
+        best = search_walking_gait(seed=seed, history=history, **kw)
+        runs.append((best, history))
+    assert runs[0] == runs[1] and len(runs[0][1]) == 3
+    assert runs[0][1][0]["gait"] == asdict(GaitParams())  # ``init`` is candidate 0
+    assert runs[2][1][1:] != runs[0][1][1:]
+    with pytest.raises(ValueError, match="Unknown gait parameter"):
+        search_walking_gait(ranges={"speed": (0.0, 1.0)}, **kw)

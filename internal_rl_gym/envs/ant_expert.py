@@ -5,12 +5,15 @@ hints and a velocity reward (:class:`~internal_rl_gym.envs.ant_pinpad.AntPinpadS
 both). This module uses a different design that the issue allows ("a direction-conditioned
 locomotion policy driven by a grid planner") because, on a 2-core CPU:
 
-* it needs no training: the gait has 7 parameters, tuned in minutes: a random search (750
-  candidates, 2.5 min) for the fastest fall-free walk in 6 random directions gave a starting
-  point, and :func:`tune_gait` (25 candidates x 24 episodes, 1 min) refined it for task success
-  (the defaults of :class:`GaitParams`), whereas a PPO expert that is precise
-  enough for 2 m cells needs 5-10M environment steps (hours) and still missed small cells in our
-  prototypes (findings: 7/50 at cell size 2);
+* it needs no training: the gait has 7 parameters, tuned in minutes by
+  ``python -m agents.tune_ant_expert`` in two random searches: :func:`search_walking_gait` (the
+  fastest fall-free straight walk; 1500 candidates, 2.5 min) gives a starting point and
+  :func:`tune_gait` (60 perturbations x 24 episodes, 2.5 min) refines it for task success. The
+  result ships as ``internal_rl_gym/checkpoints/ant-gait-expert/config.json`` (its ``README.md``
+  has the exact command), which :class:`AntPinpadExpert` loads (:func:`load_ant_expert_params`;
+  the defaults of :class:`GaitParams` and :class:`PlannerParams` equal it). A PPO expert that is
+  precise enough for 2 m cells needs 5-10M environment steps (hours) and still missed small cells
+  in our prototypes (findings: 7/50 at cell size 2);
 * it meets the paper's expert success (0.8 on the pretraining tasks, 0.7 on 0-1-2-3) and its
   behaviour has the same structure the paper relies on: locomotion towards one colour at a time,
   with switches at each visit;
@@ -38,11 +41,15 @@ function of the current observation alone; a sequence model imitates it from the
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from internal_rl_gym.data import Demonstrations
@@ -65,13 +72,13 @@ _ANKLE_RANGE = (np.deg2rad(30.0) + 0.005, np.deg2rad(70.0) - 0.005)
 class GaitParams:
     """The trot gait's parameters (angles in radians, frequency in Hz, gains per radian)."""
 
-    freq: float = 2.35
-    hip_amp: float = 0.35
-    ankle_mid: float = 0.64
-    ankle_amp: float = 0.10
-    phase_lag: float = 4.99
-    kp: float = 3.86
-    kd: float = 0.184
+    freq: float = 3.217
+    hip_amp: float = 0.533
+    ankle_mid: float = 0.65
+    ankle_amp: float = 0.132
+    phase_lag: float = 5.325
+    kp: float = 1.08
+    kd: float = 0.107
 
     def as_array(self) -> np.ndarray:
         return np.array(list(asdict(self).values()), dtype=np.float64)
@@ -90,6 +97,41 @@ class PlannerParams:
     repel_dist: float = 0.3
     repel_gain: float = 1.5
     recentre_dist: float = 0.0
+
+
+#: The shipped expert parameters, written by ``python -m agents.tune_ant_expert`` (its
+#: ``README.md`` holds the exact command). The dataclass defaults above equal its values (a test
+#: checks it), so the expert behaves the same whether or not the file is installed.
+ANT_EXPERT_CONFIG = (
+    Path(__file__).resolve().parents[1] / "checkpoints" / "ant-gait-expert" / "config.json"
+)
+
+
+def load_ant_expert_params(
+    path: str | os.PathLike | None = None,
+) -> tuple[GaitParams, PlannerParams]:
+    """The gait and planner parameters of a ``config.json`` written by ``agents.tune_ant_expert``.
+
+    ``path=None`` reads the committed :data:`ANT_EXPERT_CONFIG` and falls back to the dataclass
+    defaults if it is not there (e.g. a source tree without package data); an explicit ``path``
+    must exist. Unknown keys raise, so a config from another version cannot be half-applied.
+    """
+    if path is None:
+        if not ANT_EXPERT_CONFIG.is_file():
+            return GaitParams(), PlannerParams()
+        path = ANT_EXPERT_CONFIG
+    with open(path) as f:
+        cfg = json.load(f)
+    return _params_from(GaitParams, cfg["gait"]), _params_from(PlannerParams, cfg["planner"])
+
+
+def _params_from(cls: type, values: Mapping[str, Any]):
+    names = {f.name for f in fields(cls)}
+    if set(values) != names:
+        raise ValueError(
+            f"{cls.__name__} in the config has keys {sorted(values)}, expected {sorted(names)}."
+        )
+    return cls(**{k: float(v) for k, v in values.items()})
 
 
 def gait_action(
@@ -158,8 +200,10 @@ class AntPinpadExpert:
         self.stochastic = stochastic
         self.heading_noise, self.timing_noise = heading_noise, timing_noise
         self.aim_noise, self.torque_noise = aim_noise, torque_noise
-        self.gait = gait or GaitParams()
-        self.planner = planner or PlannerParams()
+        if gait is None or planner is None:
+            shipped_gait, shipped_planner = load_ant_expert_params()
+            gait, planner = gait or shipped_gait, planner or shipped_planner
+        self.gait, self.planner = gait, planner
         self.rng = np.random.default_rng(seed)
         self.reset()
 
@@ -437,6 +481,121 @@ def collect_ant_demonstrations(
 # --- tuning -----------------------------------------------------------------------------------
 
 
+#: Stage 1's search space (uniform ranges; angles in rad, frequency in Hz). The ankle range keeps
+#: the foot's down-angle inside the joint's limits (30-70 deg = 0.52-1.22 rad) for most of a cycle.
+WALK_SEARCH_RANGES: dict[str, tuple[float, float]] = {
+    "freq": (1.0, 4.0),
+    "hip_amp": (0.1, 0.6),
+    "ankle_mid": (0.55, 1.0),
+    "ankle_amp": (0.0, 0.35),
+    "phase_lag": (0.0, 2.0 * np.pi),
+    "kp": (1.0, 8.0),
+    "kd": (0.0, 0.4),
+}
+
+
+def walk_speed(
+    env: AntPinpadEnv,
+    gait: GaitParams,
+    direction: np.ndarray,
+    seed: int,
+    seconds: float = 5.0,
+    min_up: float = 0.5,
+) -> float | None:
+    """Mean speed (m/s) along the unit ``direction`` of a straight walk, or ``None`` if it falls.
+
+    The env is reset with ``seed`` (random start pose and yaw) and then simulated directly
+    (``frame_skip`` MuJoCo steps per action, as ``env.step``) with the gait's action for a fixed
+    world ``direction``: the pinpad's rules (colours, wall, grid edge) do not apply, the floor is
+    flat everywhere. A fall is the torso's height leaving ``env.healthy_z_range``, its up axis
+    tilting below ``min_up`` (cosine with the vertical) or a non-finite state.
+    """
+    env.reset(seed=seed)
+    model, data = env.model, env.data
+    direction = np.asarray(direction, dtype=np.float64)
+    start = data.qpos[:2].copy()
+    lo, hi = env.healthy_z_range
+    dphase = 2.0 * np.pi * gait.freq * env.dt
+    n_steps = max(1, int(round(seconds / env.dt)))
+    phase = 0.0
+    for _ in range(n_steps):
+        data.ctrl[:] = gait_action(data.qpos, data.qvel, phase, direction, gait)
+        mujoco.mj_step(model, data, nstep=env.frame_skip)
+        phase = (phase + dphase) % (2.0 * np.pi)
+        qx, qy = data.qpos[4], data.qpos[5]
+        up = 1.0 - 2.0 * (qx * qx + qy * qy)  # z component of the torso's up axis
+        if not (lo <= data.qpos[2] <= hi) or up < min_up or not np.isfinite(data.qvel).all():
+            return None
+    return float((data.qpos[:2] - start) @ direction / (n_steps * env.dt))
+
+
+def search_walking_gait(
+    n_candidates: int = 750,
+    seed: int = 0,
+    n_directions: int = 6,
+    seconds_per_walk: float = 5.0,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    init: GaitParams | None = None,
+    decimals: int | None = 3,
+    env_kwargs: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    verbose: bool = False,
+) -> tuple[GaitParams, float]:
+    """Stage 1 of the expert's tuning: random search for the fastest fall-free straight walk.
+
+    ``n_directions`` walks (directions uniform on the circle, each from its own random start pose,
+    see :func:`walk_speed`) are drawn once from ``seed`` and shared by all candidates. Each
+    candidate draws every parameter uniformly from ``ranges`` (default
+    :data:`WALK_SEARCH_RANGES`; a missing key keeps that range), rounded to ``decimals``; its score
+    is the mean speed along the commanded directions, and a candidate that falls in any walk is
+    rejected. ``init`` (if given) is scored first as candidate 0. Deterministic under ``seed``.
+    ``history`` (a list) receives one ``{"gait", "speed"}`` record per candidate (speed ``None``
+    for a fall). Returns the best gait and its speed (m/s); raises if every candidate fell.
+    """
+    if n_candidates < 1 and init is None:
+        raise ValueError(f"n_candidates must be >= 1, got {n_candidates}.")
+    if n_directions < 1:
+        raise ValueError(f"n_directions must be >= 1, got {n_directions}.")
+    rng_ranges = dict(WALK_SEARCH_RANGES)
+    for k, v in (ranges or {}).items():
+        if k not in rng_ranges:
+            raise ValueError(f"Unknown gait parameter {k!r}; expected one of {list(rng_ranges)}.")
+        rng_ranges[k] = (float(v[0]), float(v[1]))
+    names = [f.name for f in fields(GaitParams)]
+    lows = np.array([rng_ranges[k][0] for k in names])
+    highs = np.array([rng_ranges[k][1] for k in names])
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(0.0, 2.0 * np.pi, n_directions)
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    walk_seeds = [int(x) for x in rng.integers(2**31 - 1, size=n_directions)]
+    candidates = [init] if init is not None else []
+    for _ in range(n_candidates):
+        v = rng.uniform(lows, highs)
+        if decimals is not None:
+            v = np.round(v, decimals)
+        candidates.append(GaitParams(*(float(x) for x in v)))
+    env = _make_env("post", env_kwargs)
+    best: tuple[GaitParams | None, float] = (None, -np.inf)
+    for i, cand in enumerate(candidates):
+        speeds = []
+        for d, s in zip(directions, walk_seeds):
+            v = walk_speed(env, cand, d, s, seconds_per_walk)
+            if v is None:
+                break
+            speeds.append(v)
+        speed = float(np.mean(speeds)) if len(speeds) == n_directions else None
+        if history is not None:
+            history.append({"gait": asdict(cand), "speed": speed})
+        if speed is not None and speed > best[1]:
+            best = (cand, speed)
+            if verbose:
+                print(f"walk candidate {i}: {speed:.3f} m/s {cand}", flush=True)
+    env.close()
+    if best[0] is None:
+        raise RuntimeError(f"All {len(candidates)} candidates fell; widen or move the ranges.")
+    return best[0], best[1]
+
+
 def tune_gait(
     n_candidates: int = 200,
     seed: int = 0,
@@ -445,42 +604,63 @@ def tune_gait(
     base: GaitParams | None = None,
     spread: float = 0.15,
     env_kwargs: dict[str, Any] | None = None,
+    planner: PlannerParams | None = None,
+    decimals: int | None = 3,
+    history: list[dict[str, Any]] | None = None,
     verbose: bool = False,
 ) -> tuple[GaitParams, float]:
-    """Random search around ``base`` for the gait with the best success on ``n_episodes``.
+    """Stage 2 of the expert's tuning: random search around ``base`` for the best task success.
 
-    Each candidate scales every parameter of ``base`` by ``1 + spread * U(-1, 1)`` (the phase lag
-    is shifted by ``spread * pi * U(-1, 1)``). Returns the best parameters and their success rate
-    (an optimistic estimate: re-evaluate on fresh seeds).
+    Each candidate scales every parameter of ``base`` (default: the shipped gait) by
+    ``1 + spread * U(-1, 1)`` (the phase lag is shifted by ``spread * pi * U(-1, 1)``), rounded to
+    ``decimals``; it is scored by the deterministic expert's success on ``n_episodes`` episodes
+    (reset seeds ``seed..seed + n_episodes - 1``, the same for every candidate) with ``planner``
+    (default: the shipped one). ``base`` is scored first and kept unless a candidate is strictly
+    better. ``history`` receives one ``{"gait", "success_rate"}`` record per scored gait. Returns
+    the best parameters and their success rate (an optimistic estimate: re-evaluate on fresh
+    seeds).
     """
-    base = base or GaitParams()
+    shipped_gait, shipped_planner = load_ant_expert_params()
+    base = base or shipped_gait
+    planner = planner or shipped_planner
     rng = np.random.default_rng(seed)
-    best = (
-        base,
-        evaluate_ant_expert(task, n_episodes, seed, env_kwargs=env_kwargs)["success_rate"],
-    )
+
+    def score(gait: GaitParams) -> float:
+        rate = evaluate_ant_expert(
+            task, n_episodes, seed, env_kwargs=env_kwargs, gait=gait, planner=planner
+        )["success_rate"]
+        if history is not None:
+            history.append({"gait": asdict(gait), "success_rate": rate})
+        return rate
+
+    best = (base, score(base))
     for i in range(n_candidates):
         v = base.as_array()
         v = v * (1.0 + spread * rng.uniform(-1.0, 1.0, len(v)))
         v[4] = base.phase_lag + spread * np.pi * rng.uniform(-1.0, 1.0)
+        if decimals is not None:
+            v = np.round(v, decimals)
         cand = GaitParams(*(float(x) for x in v))
-        rate = evaluate_ant_expert(task, n_episodes, seed, env_kwargs=env_kwargs, gait=cand)[
-            "success_rate"
-        ]
+        rate = score(cand)
         if rate > best[1]:
             best = (cand, rate)
             if verbose:
-                print(f"candidate {i}: {rate:.3f} {cand}")
+                print(f"candidate {i}: {rate:.3f} {cand}", flush=True)
     return best
 
 
 __all__ = [
+    "ANT_EXPERT_CONFIG",
+    "WALK_SEARCH_RANGES",
     "AntPinpadExpert",
     "GaitParams",
     "PlannerParams",
     "collect_ant_demonstrations",
     "evaluate_ant_expert",
     "gait_action",
+    "load_ant_expert_params",
     "run_episode",
+    "search_walking_gait",
     "tune_gait",
+    "walk_speed",
 ]

@@ -168,7 +168,7 @@ class HeadOutput:
     ``o_{t+1}`` (logits for ``obs_loss="bce"``, values for ``"mse"``).
     """
 
-    obs_pred: Tensor
+    obs_pred: Tensor | None
     action_logits: Tensor | None = None
     action_mean: Tensor | None = None
     action_log_std: Tensor | None = None
@@ -551,10 +551,14 @@ class BaseModel(
             e = block(e)
         return e
 
-    def heads(self, e_L: Tensor) -> HeadOutput:
-        """Action and next-observation predictions from the final residual ``e_L`` (…, d)."""
+    def heads(self, e_L: Tensor, predict_obs: bool = True) -> HeadOutput:
+        """Action and next-observation predictions from the final residual ``e_L`` (…, d).
+
+        ``predict_obs=False`` skips the observation head (``obs_pred`` is then ``None``): acting
+        needs only the action head.
+        """
         x = self.final_norm(e_L)
-        obs_pred = self.obs_head(x)
+        obs_pred = self.obs_head(x) if predict_obs else None
         if self.action_type == "discrete":
             return HeadOutput(obs_pred=obs_pred, action_logits=self.action_head(x))
         log_std = self.action_log_std(x).clamp(LOG_STD_MIN, LOG_STD_MAX)

@@ -154,7 +154,11 @@ class Metacontroller(
 
     def control(self, e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """ê = e + U(z) e, for e (..., d) and z (..., n_z)."""
-        u = self.decode(z)
+        return self.apply_controller(e, self.decode(z))
+
+    def apply_controller(self, e: torch.Tensor, u) -> torch.Tensor:
+        """ê = e + U e for a decoded controller ``u`` (from :meth:`decode`), so a code held over
+        many steps is decoded once."""
         if self.rank > 0:
             a, b = u
             return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
