@@ -321,6 +321,18 @@ def load_frozen_models(
     return base_model, metacontroller
 
 
+def make_task_env(
+    env_id: str, task: Any, env_kwargs: dict[str, Any] | None, render_mode: str | None = None
+) -> gym.Env:
+    """The task env an InternalControl env owns (``task=None`` passes no task argument)."""
+    kwargs = dict(env_kwargs or {})
+    if task is not None:
+        kwargs["task"] = task
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    return gym.make(env_id, **kwargs)
+
+
 class _InternalControlMixin:
     """``reset``/``step``/``render`` of a single-episode front end over a 1-row core."""
 
@@ -454,13 +466,8 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
             device,
             render_mode,
         )
-        kwargs = dict(env_kwargs or {})
-        if task is not None:
-            kwargs["task"] = task
-        if render_mode is not None:
-            kwargs["render_mode"] = render_mode
         self.render_mode = render_mode
-        task_env = gym.make(env_id, **kwargs)
+        task_env = make_task_env(env_id, task, env_kwargs, render_mode)
         base, meta = load_frozen_models(
             base_model,
             metacontroller,
@@ -666,10 +673,7 @@ def make_internal_control_vec_env(
     :class:`ControlOptions` fields (``action_scale``, ``max_primitive_steps``, ...)."""
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
-    kwargs = dict(env_kwargs or {})
-    if task is not None:
-        kwargs["task"] = task
-    envs = [gym.make(env_id, **kwargs) for _ in range(n_envs)]
+    envs = [make_task_env(env_id, task, env_kwargs) for _ in range(n_envs)]
     base, meta = load_frozen_models(
         base_model,
         metacontroller,
