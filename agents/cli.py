@@ -33,10 +33,13 @@ class CollectConfig:
     )
     episodes: int = field(default=10_000, metadata={"help": "successful episodes to collect"})
     epsilon: float = field(
-        default=0.0,
+        default=0.0, metadata={"help": "grid: probability of a random safe action (paper: 0)"}
+    )
+    expert_mode: str = field(
+        default="stochastic",
         metadata={
-            "help": "grid: probability of a random safe action; ant: > 0 selects the stochastic "
-            "expert (pretraining data D), 0 the mean expert (clean data D*)"
+            "help": "ant: stochastic (varied data D for pretraining) or mean (clean data D* for "
+            "metacontrollers and probes)"
         },
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -55,9 +58,16 @@ def collect(cfg: CollectConfig) -> None:
     elif cfg.env == "AntPinpad-v0":
         from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
 
-        # --epsilon 0 gives the mean expert (clean data D*), > 0 the stochastic expert (data D).
+        if cfg.expert_mode not in ("stochastic", "mean"):
+            raise SystemExit(
+                f"collect: --expert-mode must be stochastic or mean, got {cfg.expert_mode!r}."
+            )
         data = collect_ant_demonstrations(
-            cfg.episodes, cfg.task, seed=cfg.seed, stochastic=cfg.epsilon > 0, progress=True
+            cfg.episodes,
+            cfg.task,
+            seed=cfg.seed,
+            stochastic=cfg.expert_mode == "stochastic",
+            progress=True,
         )
     else:
         raise SystemExit(
