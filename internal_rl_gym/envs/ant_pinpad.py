@@ -191,8 +191,9 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     * ``size`` (4), ``n_colours`` (4), ``n_walls`` (1), ``max_steps`` (500): the paper's values.
     * ``cell_size`` (2.0 m): not given in the paper (D4RL's AntMaze uses 4). With 2 m cells the
       gait + planner expert (:mod:`~internal_rl_gym.envs.ant_expert`, ~1.7 m/s) needs about 195
-      steps for a 3-colour task and 265 for 0-1-2-3 (mean over successes), well inside T = 500; at 4 m it runs out of
-      time on a third of the episodes.
+      steps for a 3-colour task and 265 for 0-1-2-3 (mean over successes), well inside
+      T = 500 (``benchmarks/results/ant_expert_eval.json``). Larger cells make every segment
+      longer; findings.md measured a third of the episodes running out of time at 4 m.
     * ``frame_skip`` (5; dt = 0.05 s as ``Ant-v5``), ``healthy_z_range`` ((0.2, 1.0)),
       ``start_margin`` (0.2), ``relative_frame`` (``"world"``), ``filter_unsolvable`` (True),
       ``xml_file`` (an ant model with Gymnasium's joint layout; default Gymnasium's ``ant.xml``).
