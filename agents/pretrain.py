@@ -62,6 +62,7 @@ class PretrainConfig:
     preset: str = field(default="grid-cpu", metadata={"help": f"model size: {sorted(PRESETS)}"})
     d_model: int | None = field(default=None, metadata={"help": "override the preset's d_model"})
     n_layers: int | None = field(default=None, metadata={"help": "override the preset's depth"})
+    obs_encoder: str = field(default="", metadata={"help": "override the preset's obs encoder"})
     steps: int = field(default=20_000, metadata={"help": "optimiser steps"})
     batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (after warm-up)"})
@@ -88,6 +89,8 @@ def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
         changes.update(d_model=cfg.d_model, lru_width=None)
     if cfg.n_layers:
         changes["n_layers"] = cfg.n_layers
+    if cfg.obs_encoder:
+        changes["obs_encoder"] = cfg.obs_encoder
     if data.discrete:
         changes.update(action_type="discrete", n_actions=int(data.metadata.get("n_actions", 4)))
     else:

@@ -58,7 +58,7 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 ARCHS = ("transformer", "hawk")
 ACTION_TYPES = ("discrete", "continuous")
-OBS_ENCODERS = ("linear", "grid_cells")
+OBS_ENCODERS = ("linear", "grid_cells", "grid_egocentric")
 OBS_LOSSES = ("bce", "mse")
 
 
@@ -340,6 +340,59 @@ class GridCellEncoder(nn.Module):
         return self.out(f.flatten(-2)) + self.pooled_out(g)
 
 
+class GridEgocentricEncoder(nn.Module):
+    """One token from a multi-hot grid observation, seen from the agent (cell-major layout, the
+    agent in the last channel).
+
+    The grid is re-indexed around the agent's cell into a ``(2G-1) x (2G-1)`` view (cells
+    beyond the grid's edge get an extra "outside" channel), so "colour c is two cells to the
+    right" is one linear feature, and token = ``W (flatten view)`` plus the position-free pooled
+    branch of :class:`GridCellEncoder` ("the agent stands on colour c"). It is a fixed function of
+    the observation (the paper's interface: one token per observation); it spares a small model
+    from learning to compare the agent's cell with every colour's cell, which on CPU budgets
+    otherwise stalls at movement heuristics.
+    """
+
+    def __init__(
+        self, grid_size: int, grid_channels: int, cell_features: int, d_model: int, scale: float
+    ) -> None:
+        super().__init__()
+        g = grid_size
+        self.cells, self.channels, self.view = g * g, grid_channels, 2 * g - 1
+        # index[a, v]: absolute cell seen at view position v when the agent is in cell a
+        # (self.cells = the padding "outside" cell).
+        index = torch.full((self.cells, self.view * self.view), self.cells, dtype=torch.long)
+        for a in range(self.cells):
+            ar, ac = divmod(a, g)
+            for i in range(self.view):
+                for j in range(self.view):
+                    r, c = ar + i - (g - 1), ac + j - (g - 1)
+                    if 0 <= r < g and 0 <= c < g:
+                        index[a, i * self.view + j] = r * g + c
+        self.register_buffer("index", index, persistent=False)
+        n_in = self.view * self.view * grid_channels
+        self.out = nn.Linear(n_in, d_model)
+        self.pooled_linear = nn.Linear(grid_channels, cell_features)
+        self.pooled_out = nn.Linear(cell_features, d_model)
+        for layer in (self.out, self.pooled_linear, self.pooled_out):
+            init_linear_(layer, scale)
+        with torch.no_grad():
+            self.pooled_linear.bias.fill_(-0.5 * float(self.pooled_linear.weight.abs().mean()))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = obs.unflatten(-1, (self.cells, self.channels))  # (..., cells, C)
+        agent = x[..., -1].argmax(-1)  # (...)
+        # the agent channel is constant at the view's centre: reuse it as "outside the grid"
+        cells = F.pad(x[..., :-1], (0, 1))
+        outside = torch.zeros_like(cells[..., :1, :])
+        outside[..., -1] = 1.0
+        padded = torch.cat([cells, outside], dim=-2)  # (..., cells + 1, C)
+        idx = self.index[agent]  # (..., view²)
+        view = torch.gather(padded, -2, idx.unsqueeze(-1).expand(*idx.shape, self.channels))
+        g = F.relu(self.pooled_linear(x)).sum(-2)
+        return self.out(view.flatten(-2)) + self.pooled_out(g)
+
+
 # --------------------------------------------------------------------------------------------
 # the model
 
@@ -360,8 +413,9 @@ class BaseModel(
       ``rel_buckets`` buckets up to ``rel_max_distance``, KV cache of ``max_len`` steps) or
       ``"hawk"`` (RG-LRU recurrent blocks of width ``lru_width`` (default ``d_model``), gates
       block-diagonal with ``n_heads`` blocks, causal Conv1D of width ``conv_width``).
-    * ``obs_encoder``: ``"linear"`` or ``"grid_cells"`` (:class:`GridCellEncoder`, requires
-      ``obs_dim == grid_size² · grid_channels``).
+    * ``obs_encoder``: ``"linear"``, ``"grid_cells"`` (:class:`GridCellEncoder`) or
+      ``"grid_egocentric"`` (:class:`GridEgocentricEncoder`); the grid encoders require
+      ``obs_dim == grid_size² · grid_channels`` with the agent in the last channel.
     * ``action_type``: ``"discrete"`` (``n_actions``, categorical) or ``"continuous"``
       (``action_dim``, diagonal Gaussian with state-dependent log-std clamped to [-5, 2]).
     * ``obs_loss``: ``"bce"`` (binary observations, logits) or ``"mse"`` (unit-variance Gaussian).
@@ -429,6 +483,10 @@ class BaseModel(
         # observation → token e_0
         if obs_encoder == "grid_cells":
             self.encoder: nn.Module = GridCellEncoder(
+                grid_size, grid_channels, cell_features, d_model, init_scale
+            )
+        elif obs_encoder == "grid_egocentric":
+            self.encoder = GridEgocentricEncoder(
                 grid_size, grid_channels, cell_features, d_model, init_scale
             )
         else:
@@ -845,11 +903,11 @@ def _validate_config(c: BaseModelConfig) -> None:
         raise ValueError(f"discrete actions need n_actions >= 1, got {c.n_actions!r}")
     if c.action_type == "continuous" and (not isinstance(c.action_dim, int) or c.action_dim < 1):
         raise ValueError(f"continuous actions need action_dim >= 1, got {c.action_dim!r}")
-    if c.obs_encoder == "grid_cells":
+    if c.obs_encoder in ("grid_cells", "grid_egocentric"):
         expected = c.grid_size * c.grid_size * c.grid_channels
         if c.obs_dim != expected:
             raise ValueError(
-                f"obs_encoder='grid_cells' needs obs_dim == grid_size² · grid_channels = "
+                f"obs_encoder={c.obs_encoder!r} needs obs_dim == grid_size² · grid_channels = "
                 f"{c.grid_size}² · {c.grid_channels} = {expected}, got obs_dim={c.obs_dim}"
             )
     if c.arch == "hawk":
