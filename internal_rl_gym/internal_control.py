@@ -504,7 +504,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
         self.task_env.close()
 
 
-class InternalControlWrapper(_InternalControlMixin, gym.Wrapper):
+class InternalControlWrapper(_InternalControlMixin, gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Turn a task env you already have into an internal-control env.
 
     >>> wrapped = InternalControlWrapper(gym.make("GridPinpad-v0", task="post"),
@@ -516,6 +516,9 @@ class InternalControlWrapper(_InternalControlMixin, gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, base_model: Any, metacontroller: Any, **kwargs: Any) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, base_model=base_model, metacontroller=metacontroller, **kwargs
+        )
         gym.Wrapper.__init__(self, env)
         hub = {
             k: kwargs.pop(k)
