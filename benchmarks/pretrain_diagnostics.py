@@ -1,0 +1,83 @@
+"""Collect the base-model diagnostics that `internal-rl pretrain` logged, for several runs.
+
+    python benchmarks/pretrain_diagnostics.py runs/pinpad-ego runs/pinpad-transformer \
+        --out benchmarks/results/pretrain_diagnostics.json
+
+Each run directory holds ``config.json`` (the exact settings) and ``metrics.jsonl``, where every
+``--eval-every`` steps pretraining logged ``diag/*``: held-out accuracy and optimal-action rate
+split by whether the history determines the next target, probe accuracy per layer, and free play.
+This script only gathers them side by side (it computes nothing new).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents.common import atomic_write_json  # noqa: E402
+
+KEYS = (
+    "accuracy_determined",
+    "accuracy_undetermined",
+    "optimal_determined",
+    "optimal_undetermined",
+    "probe_mid",
+    "task_consistent",
+    "env_success",
+    "mean_valid_colours",
+)
+
+
+def read_run(run: Path) -> dict:
+    config = json.loads((run / "config.json").read_text())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    diags: dict[int, dict] = {}
+    for row in rows:
+        found = {k[5:]: v for k, v in row.items() if k.startswith("diag/")}
+        if found:
+            diags[row["step"]] = found
+    probes = lambda d: [d[k] for k in sorted(d) if k.startswith("probe_layer")]  # noqa: E731
+    return {
+        "config": config,
+        "diagnostics": [
+            {
+                "step": s,
+                **{k: round(d[k], 4) for k in KEYS if k in d},
+                "probe_by_layer": [round(p, 3) for p in probes(d)],
+            }
+            for s, d in sorted(diags.items())
+        ],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", default="benchmarks/results/pretrain_diagnostics.json")
+    args = p.parse_args()
+    result = {Path(r).name: read_run(Path(r)) for r in args.runs}
+    atomic_write_json(args.out, result)
+    for name, r in result.items():
+        for d in r["diagnostics"]:
+            print(
+                name,
+                d["step"],
+                {
+                    k: d.get(k)
+                    for k in (
+                        "optimal_determined",
+                        "optimal_undetermined",
+                        "probe_mid",
+                        "task_consistent",
+                    )
+                },
+            )
+
+
+if __name__ == "__main__":
+    main()
