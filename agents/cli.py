@@ -7,6 +7,7 @@
     internal-rl discover  train metacontrollers (switching gate β, codes z) on a frozen base model
     internal-rl train     internal RL: stock SB3 PPO on an InternalControl env
     internal-rl baseline  raw-action RL: fine-tune the base model's own action head
+    internal-rl evaluate  success rate of a trained internal-RL policy (JSON for model cards)
     internal-rl push      share a checkpoint or policy on the Hugging Face Hub (with a model card)
     internal-rl pull      download a Hub repo into the local cache and print its folder
 
@@ -132,6 +133,12 @@ def _baseline_command():
     return BaselineConfig, run
 
 
+def _evaluate_command():
+    from agents.evaluate import EvaluateConfig, run
+
+    return EvaluateConfig, run
+
+
 def _discover_command():
     from agents.discover import DiscoverConfig, run
 
@@ -164,6 +171,7 @@ COMMANDS = {
         "raw-action RL baseline: fine-tune the base model's action head",
         _baseline_command,
     ),
+    "evaluate": ("success rate of a trained internal-RL policy", _evaluate_command),
     "push": ("upload a checkpoint or SB3 policy with its model card to the Hub", _push_command),
     "pull": ("download a Hub repo into the local cache and print its folder", _pull_command),
 }
