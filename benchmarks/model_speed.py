@@ -38,9 +38,9 @@ def training_tokens_per_s(model: BaseModel, batch: int, t: int, seconds: float) 
     obs = torch.rand(batch, t + 1, model.obs_dim)
     if model.action_type == "discrete":
         obs = (obs > 0.95).float()
-        actions = torch.randint(0, model.n_actions, (batch, t))
+        actions = torch.randint(0, model.config.n_actions, (batch, t))
     else:
-        actions = torch.randn(batch, t, model.action_dim)
+        actions = torch.randn(batch, t, model.config.action_dim)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
