@@ -15,6 +15,9 @@ good-looking action accuracy while following no task at all):
    the pretraining tasks (the model executed *some* valid task); ``env_success`` = they form the
    episode's own sampled task, which is what GridPinpad would reward. The task is not observable,
    so a perfect imitator scores about 1/16 on ``env_success`` and close to 1 on ``task_consistent``.
+   ``within_pair_rate``: after the first colour of a pair (2k), how often the next colour visited
+   is its partner 2k+1 (what the history determines); ``between_pair_rate``: after a completed
+   pair, how often the next colour keeps the sequence a valid pretraining-task prefix.
 """
 
 from __future__ import annotations
@@ -205,6 +208,16 @@ def grid_free_play(
         pos = np.where(active, nxt, pos)
         steps += active
     consistent = np.array([v in complete for v in visited])
+    # Decompose: after the first colour of a pair (2k), is the next colour its partner (2k+1)?
+    # After a completed pair, is the next colour the start of an allowed next pair?
+    within, between = [], []
+    for v in visited:
+        for k in range(len(v) - 1):
+            if k % 2 == 0:
+                if v[k] % 2 == 0:
+                    within.append(v[k + 1] == v[k] + 1)
+            elif v[: k + 1] in prefixes:
+                between.append(v[: k + 2] in prefixes)
     success = np.array([v == t for v, t in zip(visited, own)])
     n_visits = np.array([len(v) for v in visited])
     return {
@@ -214,27 +227,54 @@ def grid_free_play(
             np.mean([max(k for k in range(len(v) + 1) if v[:k] in prefixes) for v in visited])
         ),
         "mean_colours_visited": float(n_visits.mean()),
+        "within_pair_rate": float(np.mean(within)) if within else float("nan"),
+        "between_pair_rate": float(np.mean(between)) if between else float("nan"),
     }
 
 
 def base_model_report(
     model, heldout: Demonstrations, n_env_episodes: int = 256, seed: int = 0
 ) -> dict[str, float]:
-    """All three diagnostics in one flat dict (what pretraining logs)."""
-    report = action_quality(model, heldout)
+    """The diagnostics in one flat dict (what pretraining logs). Grid models get all three; for
+    other envs (the ant) the held-out action NLL and the probes (the subgoal is the colour)."""
+    grid = heldout.metadata.get("env_id", "GridPinpad-v0") == "GridPinpad-v0"
+    report = (
+        action_quality(model, heldout) if grid else {"action_nll": held_out_nll(model, heldout)}
+    )
     probes = probe_accuracy_by_layer(model, heldout, seed=seed)
-    mid = len(probes) // 2
     report.update({f"probe_layer{i}": a for i, a in enumerate(probes)})
-    report["probe_mid"] = probes[mid]
-    report.update(grid_free_play(model, n_episodes=n_env_episodes, seed=seed))
+    report["probe_mid"] = probes[len(probes) // 2]
+    if grid:
+        report.update(grid_free_play(model, n_episodes=n_env_episodes, seed=seed))
     return report
+
+
+@torch.no_grad()
+def held_out_nll(model, heldout: Demonstrations, max_episodes: int = 256) -> float:
+    """Mean action negative log-likelihood on held-out episodes."""
+    model.eval()
+    idx = np.arange(min(max_episodes, heldout.n_episodes))
+    total, steps = 0.0, 0
+    for s in range(0, len(idx), 64):
+        b = heldout.batch(idx[s : s + 64])
+        obs = torch.as_tensor(b["obs"], device=model.device)
+        act = torch.as_tensor(b["actions"], device=model.device)
+        mask = torch.as_tensor(b["mask"], device=model.device)
+        out = model.loss(obs, act, mask=mask, obs_coef=0.0)
+        n = int(mask.sum())
+        total, steps = total + out.action_nll.item() * n, steps + n
+    return total / max(1, steps)
 
 
 def format_report(r: dict[str, float]) -> str:
     probes = " ".join(f"{r[k]:.2f}" for k in sorted(r) if k.startswith("probe_layer"))
+    if "accuracy_determined" not in r:
+        return f"held-out action NLL {r['action_nll']:.3f} | probe by layer [{probes}]"
     return (
         f"acc det/undet {r['accuracy_determined']:.3f}/{r['accuracy_undetermined']:.3f} "
         f"optimal det/undet {r['optimal_determined']:.3f}/{r['optimal_undetermined']:.3f} | "
         f"probe by layer [{probes}] | free play: consistent {r['task_consistent']:.3f} "
-        f"env-success {r['env_success']:.3f} valid colours {r['mean_valid_colours']:.2f}"
+        f"env-success {r['env_success']:.3f} valid colours {r['mean_valid_colours']:.2f} "
+        f"within-pair {r.get('within_pair_rate', float('nan')):.2f} "
+        f"between-pair {r.get('between_pair_rate', float('nan')):.2f}"
     )

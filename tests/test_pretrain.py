@@ -54,3 +54,18 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in lines]
     assert max(steps) >= 11
+
+
+def test_pretrain_a_hawk_on_ant_demonstrations(tmp_path):
+    from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
+
+    data = collect_ant_demonstrations(3, "0-1", seed=0, stochastic=True)
+    path = data.save(tmp_path / "ant.npz")
+    cfg = tiny_config(
+        tmp_path / "ant", steps=3, data=str(path), preset="ant-cpu", holdout=1, batch_size=2
+    )
+    out = pretrain(cfg)
+    config = json.loads((out / "config.json").read_text())
+    assert config["arch"] == "hawk" and config["action_dim"] == 8
+    report = json.loads((tmp_path / "ant" / "diagnostics.json").read_text())
+    assert "action_nll" in report and "probe_mid" in report
