@@ -119,7 +119,7 @@ def train_linear_probe(
     probe = torch.nn.Linear(x.shape[1], n_classes)
     torch.nn.init.normal_(probe.weight, std=0.01, generator=g)
     torch.nn.init.zeros_(probe.bias)
-    mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True) + 1e-5
+    mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True, correction=0) + 1e-5
     xt, yt = (x - mean) / std, torch.as_tensor(y)
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
     for _ in range(steps):
