@@ -88,9 +88,19 @@ def action_quality(model, heldout: Demonstrations, max_episodes: int = 512) -> d
 
 
 @torch.no_grad()
-def residual_features(model, data: Demonstrations, episodes: np.ndarray):
-    """Residual streams at every layer for all valid steps: (L+1, N, d) features, (N,) labels,
-    (N,) episode ids, (N,) time index within the episode."""
+def last_visited_colours(targets: np.ndarray, n_colours: int = GRID_COLOURS) -> np.ndarray:
+    """(B, T) padded targets -> the colour visited most recently before each step (``n_colours``
+    = none yet). A target changes exactly when the previous one was visited."""
+    out = np.full(targets.shape, n_colours, dtype=np.int64)
+    for t in range(1, targets.shape[1]):
+        changed = (targets[:, t] != targets[:, t - 1]) & (targets[:, t] >= 0)
+        out[:, t] = np.where(changed, targets[:, t - 1], out[:, t - 1])
+    return out
+
+
+def residual_features(model, data: Demonstrations, episodes: np.ndarray, label: str = "subgoals"):
+    """Residual streams at every layer for all valid steps: (L+1, N, d) features, (N,) labels
+    (``"subgoals"`` or ``"last_visited"``), (N,) episode ids, (N,) time index in the episode."""
     model.eval()
     feats, labels, eps, times = [], [], [], []
     for s in range(0, len(episodes), 128):
@@ -100,7 +110,8 @@ def residual_features(model, data: Demonstrations, episodes: np.ndarray):
         res = torch.stack(model(obs, return_residuals=True).residuals)  # (L+1, B, T, d)
         mask = batch["mask"]
         feats.append(res[:, torch.as_tensor(mask)].float().cpu())
-        labels.append(batch["subgoals"][mask])
+        y = batch["subgoals"] if label == "subgoals" else last_visited_colours(batch["targets"])
+        labels.append(y[mask])
         eps.append(np.broadcast_to(ids[:, None], mask.shape)[mask])
         times.append(np.broadcast_to(np.arange(mask.shape[1])[None], mask.shape)[mask])
     return torch.cat(feats, 1), np.concatenate(labels), np.concatenate(eps), np.concatenate(times)
@@ -140,11 +151,17 @@ def majority_baseline(data: Demonstrations, n_episodes: int = 600) -> float:
 
 
 def probe_accuracy_by_layer(
-    model, data: Demonstrations, n_episodes: int = 600, n_classes: int = 4, seed: int = 0
+    model,
+    data: Demonstrations,
+    n_episodes: int = 600,
+    n_classes: int = 4,
+    seed: int = 0,
+    label: str = "subgoals",
 ) -> list[float]:
-    """Held-out probe accuracy of the ground-truth subgoal at each layer 0..L."""
+    """Held-out probe accuracy at each layer 0..L of the ground-truth subgoal (``label=
+    "subgoals"``) or of the last colour visited (``"last_visited"``, 9 classes on the grid)."""
     n = min(n_episodes, data.n_episodes)
-    feats, labels, eps, _ = residual_features(model, data, np.arange(n))
+    feats, labels, eps, _ = residual_features(model, data, np.arange(n), label)
     test = eps >= int(n * 0.7)
     accs = []
     for layer in range(feats.shape[0]):
@@ -245,6 +262,11 @@ def base_model_report(
     report.update({f"probe_layer{i}": a for i, a in enumerate(probes)})
     report["probe_mid"] = probes[len(probes) // 2]
     if grid:
+        memory = probe_accuracy_by_layer(
+            model, heldout, n_classes=GRID_COLOURS + 1, seed=seed, label="last_visited"
+        )
+        report["probe_last_visited_best"] = max(memory)
+        report.update({f"probe_last_visited_layer{i}": a for i, a in enumerate(memory)})
         report.update(grid_free_play(model, n_episodes=n_env_episodes, seed=seed))
     return report
 
@@ -266,14 +288,20 @@ def held_out_nll(model, heldout: Demonstrations, max_episodes: int = 256) -> flo
     return total / max(1, steps)
 
 
+def _n_probe_layers(r: dict[str, float]) -> int:
+    return sum(1 for k in r if k.startswith("probe_layer"))
+
+
 def format_report(r: dict[str, float]) -> str:
-    probes = " ".join(f"{r[k]:.2f}" for k in sorted(r) if k.startswith("probe_layer"))
+    probes = " ".join(f"{r[f'probe_layer{i}']:.2f}" for i in range(_n_probe_layers(r)))
     if "accuracy_determined" not in r:
         return f"held-out action NLL {r['action_nll']:.3f} | probe by layer [{probes}]"
     return (
         f"acc det/undet {r['accuracy_determined']:.3f}/{r['accuracy_undetermined']:.3f} "
         f"optimal det/undet {r['optimal_determined']:.3f}/{r['optimal_undetermined']:.3f} | "
-        f"probe by layer [{probes}] | free play: consistent {r['task_consistent']:.3f} "
+        f"probe by layer [{probes}] last-visited probe (best layer) "
+        f"{r.get('probe_last_visited_best', float('nan')):.2f} | "
+        f"free play: consistent {r['task_consistent']:.3f} "
         f"env-success {r['env_success']:.3f} valid colours {r['mean_valid_colours']:.2f} "
         f"within-pair {r.get('within_pair_rate', float('nan')):.2f} "
         f"between-pair {r.get('between_pair_rate', float('nan')):.2f}"
