@@ -87,7 +87,6 @@ def action_quality(model, heldout: Demonstrations, max_episodes: int = 512) -> d
     return out
 
 
-@torch.no_grad()
 def last_visited_colours(targets: np.ndarray, n_colours: int = GRID_COLOURS) -> np.ndarray:
     """(B, T) padded targets -> the colour visited most recently before each step (``n_colours``
     = none yet). A target changes exactly when the previous one was visited."""
