@@ -97,6 +97,7 @@ def last_visited_colours(targets: np.ndarray, n_colours: int = GRID_COLOURS) -> 
     return out
 
 
+@torch.no_grad()
 def residual_features(model, data: Demonstrations, episodes: np.ndarray, label: str = "subgoals"):
     """Residual streams at every layer for all valid steps: (L+1, N, d) features, (N,) labels
     (``"subgoals"`` or ``"last_visited"``), (N,) episode ids, (N,) time index in the episode."""
