@@ -81,15 +81,20 @@ def make_vec(cfg: TrainConfig, n_envs: int, seed: int):
 class EpisodeCurve(BaseCallback):
     """Records success (0/1) of every finished episode; stops training at ``stop_at`` episodes."""
 
-    def __init__(self) -> None:
+    def __init__(self, bar=None) -> None:
         super().__init__()
         self.successes: list[int] = []
         self.stop_at = 0
+        self.bar = bar
 
     def _on_step(self) -> bool:
         for info, done in zip(self.locals["infos"], self.locals["dones"]):
             if done:
                 self.successes.append(int(bool(info.get("is_success", False))))
+                if self.bar is not None:
+                    self.bar.update(1)
+                    if len(self.successes) % 50 == 0:
+                        self.bar.set_postfix(success=f"{np.mean(self.successes[-500:]):.3f}")
         self.logger.record("rollout/episodes", len(self.successes))
         return len(self.successes) < self.stop_at
 
@@ -141,7 +146,10 @@ def train(cfg: TrainConfig) -> dict:
     else:
         raise SystemExit(f"train: unknown --algo {cfg.algo!r}; use ppo or recurrent-ppo.")
 
-    curve_cb = EpisodeCurve()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.episodes, desc="internal RL", unit="ep", disable=not cfg.progress)
+    curve_cb = EpisodeCurve(bar)
     evals: list[dict[str, float]] = []
     eval_vec = make_vec(cfg, min(cfg.n_envs, cfg.eval_episodes), cfg.seed + 10_000)
     t0 = time.time()
@@ -164,10 +172,11 @@ def train(cfg: TrainConfig) -> dict:
             model.logger.dump(model.num_timesteps)
             if cfg.progress:
                 recent = np.mean(curve_cb.successes[-500:])
-                print(
+                bar.write(
                     f"episodes {n}: eval success {sr:.3f} | train success (last 500) {recent:.3f} | {time.time() - t0:.0f}s"
                 )
             next_eval += cfg.eval_every
+    bar.close()
     policy_path = out / f"{cfg.algo}-{cfg.env_id}.zip"
     atomic_write_bytes(policy_path, lambda tmp: model.save(tmp) or _rename_zip(tmp))
     result = {
