@@ -28,6 +28,9 @@ KEYS = (
     "task_consistent",
     "env_success",
     "mean_valid_colours",
+    "within_pair_rate",
+    "between_pair_rate",
+    "probe_last_visited_best",
 )
 
 
