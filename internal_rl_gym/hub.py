@@ -514,6 +514,7 @@ def save_checkpoint(
         if card is not None:
             (tmp / CARD_NAME).write_text(card, encoding="utf-8")
         for f in tmp.iterdir():
+            os.chmod(f, 0o666 & ~_umask())  # safetensors writes owner-only files
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         old = None
