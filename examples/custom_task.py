@@ -21,6 +21,7 @@ if __name__ == "__main__":
     p.add_argument("--task", default=format_task(grid_task_from_subgoals((1, 2, 3))))
     p.add_argument("--timesteps", type=int, default=20_000)
     p.add_argument("--n-envs", type=int, default=16)
+    p.add_argument("--n-steps", type=int, default=32, help="abstract steps per env per rollout")
     args = p.parse_args()
 
     env = make_internal_control_vec_env(
@@ -30,7 +31,9 @@ if __name__ == "__main__":
         task=args.task,
         seed=0,
     )
-    model = PPO("MlpPolicy", env, gamma=1.0, gae_lambda=1.0, n_steps=32, batch_size=128, seed=0)
+    model = PPO(
+        "MlpPolicy", env, gamma=1.0, gae_lambda=1.0, n_steps=args.n_steps, batch_size=128, seed=0
+    )
     model.learn(args.timesteps, progress_bar=True)
     episodes = list(model.ep_info_buffer)  # the last (up to 100) finished episodes
     rate = sum(e.get("is_success", 0) for e in episodes) / max(1, len(episodes))

@@ -43,9 +43,11 @@ def test_custom_task(tiny_checkpoints):
         "--metacontroller",
         tiny_checkpoints["metacontroller"],
         "--timesteps",
-        "64",
+        "16",
         "--n-envs",
         "2",
+        "--n-steps",
+        "8",
     )
     assert "task 2-3-4-5-6-7" in text
 
