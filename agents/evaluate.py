@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.common import atomic_write_json
-from agents.train import TrainConfig, make_vec
+from agents.train import TrainConfig, finished_episodes, make_vec
 
 
 @dataclass
@@ -47,28 +47,17 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         task=cfg.task,
     )
     vec = make_vec(train_like, cfg.n_envs, cfg.seed)
-    obs = vec.reset()
-    state, starts = None, np.ones(vec.num_envs, dtype=bool)
-    successes, returns, lengths = [], [], []
-    while len(successes) < cfg.episodes:
-        action, state = model.predict(
-            obs, state=state, episode_start=starts, deterministic=not cfg.stochastic
-        )
-        obs, _, dones, infos = vec.step(action)
-        starts = dones
-        for info, done in zip(infos, dones):
-            if done:
-                successes.append(float(bool(info.get("is_success"))))
-                returns.append(float(info["episode"]["r"]))
-                lengths.append(int(info["episode"]["l"]))
-    s, r = np.array(successes[: cfg.episodes]), np.array(returns[: cfg.episodes])
+    infos = finished_episodes(model, vec, cfg.episodes, deterministic=not cfg.stochastic)
+    s = np.array([float(bool(i.get("is_success"))) for i in infos])
+    r = np.array([float(i["episode"]["r"]) for i in infos])
+    lengths = [int(i["episode"]["l"]) for i in infos]
     result = {
         "env_id": cfg.env_id,
         "n_eval_episodes": cfg.episodes,
         "metrics": {
             "success_rate": {"mean": float(s.mean()), "std": float(s.std())},
             "mean_reward": {"mean": float(r.mean()), "std": float(r.std())},
-            "abstract_steps_per_episode": {"mean": float(np.mean(lengths[: cfg.episodes]))},
+            "abstract_steps_per_episode": {"mean": float(np.mean(lengths))},
         },
         "policy": cfg.policy,
         "deterministic": not cfg.stochastic,

@@ -99,19 +99,26 @@ class EpisodeCurve(BaseCallback):
         return len(self.successes) < self.stop_at
 
 
-def evaluate_policy_success(model, vec, n_episodes: int, deterministic: bool = True) -> float:
-    """Success rate of a trained policy over ``n_episodes`` finished episodes."""
+def finished_episodes(model, vec, n_episodes: int, deterministic: bool = True) -> list[dict]:
+    """Run a policy until ``n_episodes`` episodes finish; the info dict of each (VecMonitor's
+    ``episode`` entry included)."""
     obs = vec.reset()
-    successes: list[int] = []
+    done_infos: list[dict] = []
     state, starts = None, np.ones(vec.num_envs, dtype=bool)
-    while len(successes) < n_episodes:
+    while len(done_infos) < n_episodes:
         action, state = model.predict(
             obs, state=state, episode_start=starts, deterministic=deterministic
         )
         obs, _, dones, infos = vec.step(action)
         starts = dones
-        successes += [int(bool(i.get("is_success"))) for i, d in zip(infos, dones) if d]
-    return float(np.mean(successes[:n_episodes]))
+        done_infos += [info for info, d in zip(infos, dones) if d]
+    return done_infos[:n_episodes]
+
+
+def evaluate_policy_success(model, vec, n_episodes: int, deterministic: bool = True) -> float:
+    """Success rate of a trained policy over ``n_episodes`` finished episodes."""
+    infos = finished_episodes(model, vec, n_episodes, deterministic)
+    return float(np.mean([bool(i.get("is_success")) for i in infos]))
 
 
 def train(cfg: TrainConfig) -> dict:
