@@ -26,6 +26,7 @@ import torch
 
 from agents import diagnostics
 from agents.common import atomic_write_json, pick_device, seed_everything
+from agents.discover import cache_activations
 from agents.rollout import rollout
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_base_model
@@ -67,22 +68,26 @@ def train_subgoal_controllers(
     rank: int,
     seed: int,
 ) -> tuple[SubgoalControllers, float]:
-    """Ground-truth controllers at ``layer`` (base frozen); returns them and the final NLL."""
+    """Ground-truth controllers at ``layer`` (base frozen); returns them and the final NLL.
+
+    The frozen layers below ``layer`` are unaffected by the controller, so their output is
+    computed once for all episodes; each optimiser step runs only the blocks above it.
+    """
     torch.manual_seed(seed)
     ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, rank).to(base.device)
     opt = torch.optim.AdamW(ctrl.parameters(), lr=lr, weight_decay=weight_decay)
+    cache = cache_activations(base, data, layer)
     rng = np.random.default_rng(seed)
-    order = np.argsort(data.lengths)
+    order = np.argsort(cache.lengths)
     buckets = np.array_split(order, max(1, len(order) // batch_size))
     nll = float("nan")
     for _ in range(steps):
-        b = data.batch(buckets[rng.integers(len(buckets))])
-        obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
-        g = torch.as_tensor(b["subgoals"], device=base.device)
-        act = torch.as_tensor(b["actions"], device=base.device)
-        mask = torch.as_tensor(b["mask"], device=base.device)
-        head = base(obs, intervention=lambda e, g=g: ctrl(e, g), layer=layer)
-        logp = torch.log_softmax(head.action_logits, -1)
+        idx = buckets[rng.integers(len(buckets))]
+        e, act, mask = (x.to(base.device) for x in cache.batch(idx))
+        t = e.shape[1]
+        g = torch.as_tensor(cache.subgoals[idx, :t], device=base.device)
+        e_top = base.run_layers(ctrl(e, g).to(base.dtype), layer, base.n_layers)
+        logp = torch.log_softmax(base.heads(e_top, predict_obs=False).action_logits.float(), -1)
         nll_t = -logp.gather(-1, act[..., None])[..., 0]
         loss = (nll_t * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
