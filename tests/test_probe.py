@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import torch
-
-from agents.probe import ProbeConfig, evaluate_controllers, probe, train_subgoal_controllers
+from agents.data_sources import online_grid_pool
+from agents.probe import (
+    ProbeConfig,
+    controlled_nll,
+    evaluate_controllers,
+    probe,
+    train_subgoal_controllers,
+)
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 
 
-def _nll_without_control(base, data) -> float:
-    b = data.batch(np.arange(data.n_episodes))
-    with torch.no_grad():
-        logits = base(torch.as_tensor(b["obs"][:, :-1])).action_logits
-    logp = torch.log_softmax(logits, -1).gather(-1, torch.as_tensor(b["actions"])[..., None])
-    mask = torch.as_tensor(b["mask"])
-    return float(-(logp[..., 0] * mask).sum() / mask.sum())
+def _fresh_batches(batch_size: int = 16):
+    return iter(
+        online_grid_pool("pretraining", 4 * batch_size, batch_size, seed=1).next_batch, None
+    )
 
 
-def test_ground_truth_controllers_lower_the_action_nll(tiny_checkpoints):
+def test_ground_truth_controllers_lower_the_held_out_action_nll(tiny_checkpoints):
     from internal_rl_gym.hub import load_base_model
 
     base = load_base_model(tiny_checkpoints["base_model"])
-    data = collect_grid_demonstrations(64, "pretraining", seed=3)
-    before = _nll_without_control(base, data)
-    ctrl, after = train_subgoal_controllers(base, data, 1, 60, 16, 1e-2, 0.0, 4, seed=0)
-    assert after < before - 0.05
+    held = collect_grid_demonstrations(64, "pretraining", seed=3)
+    before = controlled_nll(base, None, 0, held)
+    ctrl, train_nll = train_subgoal_controllers(base, _fresh_batches(), 1, 60, 1e-2, 0.0, 4, 0)
+    after = controlled_nll(base, ctrl, 1, held)
+    assert after < before - 0.05 and abs(after - train_nll) < 0.2
     # The base model stays frozen: training touched only the controllers.
     assert not any(p.requires_grad for p in base.parameters())
     assert all(p.grad is not None for p in ctrl.parameters())
@@ -37,8 +39,7 @@ def test_controller_evaluation_is_reproducible(tiny_checkpoints):
     from internal_rl_gym.hub import load_base_model
 
     base = load_base_model(tiny_checkpoints["base_model"])
-    data = collect_grid_demonstrations(16, "pretraining", seed=3)
-    ctrl, _ = train_subgoal_controllers(base, data, 1, 2, 8, 1e-3, 0.0, 4, seed=0)
+    ctrl, _ = train_subgoal_controllers(base, _fresh_batches(8), 1, 2, 1e-3, 0.0, 4, seed=0)
     runs = [evaluate_controllers(base, ctrl, 1, "0-1-4-5-0-1", 8, seed=5) for _ in range(2)]
     assert runs[0] == runs[1] and 0.0 <= runs[0] <= 1.0
 
@@ -49,7 +50,6 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
         out=str(tmp_path / "probe"),
         layers=[0, 1],
         probe_episodes=40,
-        controller_episodes=32,
         controller_steps=3,
         batch_size=8,
         eval_episodes=4,
