@@ -4,8 +4,10 @@
 
 Objective (paper Eq. 3, λ = 0): action NLL of the frozen base model run on ê = e + U(z) e at
 layer L/2, plus α · KL(N(μ_t, σ²_t) ‖ N(0, I)) at every step. Clean expert data (ε = 0, paper
-§C.4.4). The frozen layers below L/2 do not depend on the controller, so their activations are
-computed once and cached.
+§C.4.4). With ``--data online:<task>`` (the default) every batch is fresh expert episodes, since
+a fixed set of a few thousand grid episodes is memorised (the residual stream encodes the whole
+layout); the frozen layers below L/2 run without gradients. With a dataset file their
+activations are computed once and cached.
 
 Each α gets ``<out>/alpha_<α>/`` with the metacontroller (config.json + model.safetensors), its
 TensorBoard logs and ``report.json``; ``<out>/summary.json`` and the plots compare them. The
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from agents.common import (
     seed_everything,
     torch_save_atomic,
 )
+from agents.data_sources import online_grid_pool
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
 from internal_rl_gym.models import Metacontroller
@@ -58,7 +62,10 @@ class DiscoverConfig:
     batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper 1e-3)"})
     weight_decay: float = field(default=0.03, metadata={"help": "AdamW weight decay"})
-    episodes: int = field(default=8192, metadata={"help": "training episodes (cached)"})
+    episodes: int = field(
+        default=8192,
+        metadata={"help": "online data: pool size regenerated after each pass (fresh episodes)"},
+    )
     holdout: int = field(default=512, metadata={"help": "held-out episodes for diagnostics"})
     n_z: int = field(default=8, metadata={"help": "controller code size"})
     rank: int = field(default=16, metadata={"help": "controller rank (0 = full d x d)"})
@@ -106,14 +113,14 @@ def cache_activations(base, data: Demonstrations, layer: int, chunk: int = 256):
     return CachedActivations(e, actions, mask, subgoals, data.lengths.copy())
 
 
-def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations, Demonstrations]:
+def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations | str, Demonstrations]:
+    """(training source, held-out episodes): the source is a task name for online data."""
     if cfg.data.startswith("online:"):
         from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 
         task = cfg.data.split(":", 1)[1]
-        train = collect_grid_demonstrations(cfg.episodes, task, seed=cfg.seed + 101)
         held = collect_grid_demonstrations(cfg.holdout, task, seed=cfg.seed + 20_000_003)
-        return train, held
+        return task, held
     data = Demonstrations.load(cfg.data)
     if data.metadata.get("epsilon", 0.0) > 0:
         print(
@@ -121,6 +128,27 @@ def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations, Demonstrat
             "paper trains metacontrollers on clean (epsilon=0) demonstrations."
         )
     return data.split(min(cfg.holdout, data.n_episodes // 5))
+
+
+def activation_batches(
+    base, layer: int, source: Demonstrations | str, cfg: DiscoverConfig, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless (e_layer, actions, mask) batches: fresh episodes for a task name, else batches
+    of a dataset whose activations are cached once."""
+    if isinstance(source, str):
+        pool = online_grid_pool(source, cfg.episodes, cfg.batch_size, seed)
+        while True:
+            b = pool.next_batch()
+            obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
+            with torch.no_grad():
+                e = base.run_layers(base.embed(obs), 0, layer).float()
+            yield e, torch.as_tensor(b["actions"]), torch.as_tensor(b["mask"])
+    cache = cache_activations(base, source, layer)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(cache.lengths)
+    buckets = np.array_split(order, max(1, len(order) // cfg.batch_size))
+    while True:
+        yield cache.batch(buckets[rng.integers(len(buckets))])
 
 
 # --- diagnostics -------------------------------------------------------------------------------
@@ -270,7 +298,7 @@ def train_one(
     base,
     base_name: str,
     fingerprint: str,
-    train: CachedActivations,
+    train_source: Demonstrations | str,
     held: CachedActivations,
     out: Path,
     device: torch.device,
@@ -295,11 +323,8 @@ def train_one(
         start = int(st["step"])
         print(f"α={alpha}: resumed at step {start}")
     logger = Logger(out, {**cfg.__dict__, "alpha_run": alpha})
-    rng = np.random.default_rng(cfg.seed + start)
+    batches = activation_batches(base, layer, train_source, cfg, cfg.seed + 101 + start)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
-    order = np.argsort(train.lengths)
-    n_buckets = max(1, len(order) // cfg.batch_size)
-    buckets = np.array_split(order, n_buckets)
 
     from tqdm.auto import tqdm
 
@@ -307,8 +332,7 @@ def train_one(
     report: dict[str, float] = {}
     for step in bar:
         meta.train()
-        idx = buckets[rng.integers(len(buckets))]
-        e, act, mask = (x.to(device) for x in train.batch(idx))
+        e, act, mask = (x.to(device) for x in next(batches))
         res = meta.elbo(base, e, act, mask, alpha, generator=gen)
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
@@ -365,18 +389,17 @@ def discover(cfg: DiscoverConfig) -> dict:
     fingerprint = model_fingerprint(base)
     layer = cfg.layer if cfg.layer >= 0 else base.n_layers // 2
     t0 = time.time()
-    train_data, held_data = load_demonstrations(cfg)
-    train = cache_activations(base, train_data, layer)
+    train_source, held_data = load_demonstrations(cfg)
     held = cache_activations(base, held_data, layer)
-    print(
-        f"cached layer-{layer} activations of {len(train.lengths)} + {len(held.lengths)} episodes "
-        f"in {time.time() - t0:.1f}s"
-    )
+    what = f"fresh '{train_source}' episodes" if isinstance(train_source, str) else "a dataset"
+    print(f"training on {what}; {len(held.lengths)} held-out episodes ({time.time() - t0:.1f}s)")
     reports = []
     for alpha in cfg.alpha:
         run = out / f"alpha_{alpha:g}"
         reports.append(
-            train_one(cfg, alpha, base, cfg.base_model, fingerprint, train, held, run, device)
+            train_one(
+                cfg, alpha, base, cfg.base_model, fingerprint, train_source, held, run, device
+            )
         )
     best = max(reports, key=lambda r: r["switch_f1"])
     summary = {
