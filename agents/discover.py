@@ -340,7 +340,7 @@ def train_one(
         opt.step()
         if step % 50 == 0:
             m = mask.float()
-            beta_mean = float((res.out.beta * m).sum() / m.sum())
+            beta_mean = float((res.out.beta.detach() * m).sum() / m.sum())
             logger.log(
                 step,
                 **{
