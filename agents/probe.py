@@ -80,7 +80,9 @@ def train_subgoal_controllers(
     ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, rank).to(base.device)
     opt = torch.optim.AdamW(ctrl.parameters(), lr=lr, weight_decay=weight_decay)
     tail: list[float] = []
-    for step in range(steps):
+    from tqdm.auto import tqdm
+
+    for step in tqdm(range(steps), desc=f"controllers at layer {layer}", mininterval=5):
         b = next(batches)
         obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
         g = torch.as_tensor(b["subgoals"], device=base.device)
