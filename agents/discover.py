@@ -74,6 +74,7 @@ class DiscoverConfig:
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -383,6 +384,8 @@ def format_report(r: dict[str, float]) -> str:
 
 
 def discover(cfg: DiscoverConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     out = Path(cfg.out)
     base = load_base_model(cfg.base_model).to(device)

@@ -57,6 +57,7 @@ class ProbeConfig:
     task: str = field(default="post", metadata={"help": "evaluation task"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
 
 
 def train_subgoal_controllers(
@@ -141,6 +142,8 @@ def evaluate_controllers(
 
 
 def probe(cfg: ProbeConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     base = load_base_model(cfg.base_model).to(device)
