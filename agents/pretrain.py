@@ -197,6 +197,8 @@ def save_checkpoint(model: BaseModel, opt: torch.optim.Optimizer, step: int, out
         out / "train_state.pt",
     )
     atomic_save_pretrained(model, out / "model")
+    # which step these weights are (Hugging Face Trainer's file name), for probes of a live run
+    atomic_write_json(out / "model" / "trainer_state.json", {"global_step": step})
 
 
 def _is_num(v) -> bool:

@@ -54,6 +54,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in lines]
     assert max(steps) >= 11
+    state = json.loads((tmp_path / "r" / "model" / "trainer_state.json").read_text())
+    assert state == {"global_step": 12}
 
 
 def test_pretrain_a_hawk_on_ant_demonstrations(tmp_path):
