@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from agents.data_sources import online_grid_pool
 from agents.probe import (
     ProbeConfig,
@@ -60,3 +63,21 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert [c["layer"] for c in saved["controllers"]] == [0, 1]
     assert all(0.0 <= c["success"] <= 1.0 for c in report["controllers"])
     assert (tmp_path / "probe" / "probe.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("rank", [4, 0])
+def test_subgoal_controllers_apply_the_labelled_controller(rank):
+    from internal_rl_gym.models import SubgoalControllers
+
+    torch.manual_seed(0)
+    ctrl = SubgoalControllers(8, 4, rank)
+    with torch.no_grad():
+        for p in ctrl.parameters():
+            p.normal_()
+    e, g = torch.randn(3, 5, 8), torch.randint(0, 4, (3, 5))
+    out = ctrl(e, g)
+    for b in range(3):
+        for t in range(5):
+            k = int(g[b, t])
+            u = ctrl.a[k] @ ctrl.b[k].T if rank else ctrl.u[k]
+            torch.testing.assert_close(out[b, t], e[b, t] + u @ e[b, t])

@@ -293,11 +293,17 @@ class SubgoalControllers(nn.Module):
 
     def forward(self, e: torch.Tensor, subgoal: torch.Tensor) -> torch.Tensor:
         """ê for residuals e (..., d) and integer subgoal labels (...)."""
-        g = subgoal.clamp(min=0)
+        # Every controller's update for every position, then pick the labelled one: gathering
+        # a (d x d) matrix per position instead would allocate B*T*d*d floats.
         if self.rank > 0:
-            a, b = self.a[g], self.b[g]
-            return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
-        return e + torch.einsum("...ij,...j->...i", self.u[g], e)
+            delta = torch.einsum(
+                "...kr,kdr->...kd", torch.einsum("...d,kdr->...kr", e, self.b), self.a
+            )
+        else:
+            delta = torch.einsum("kij,...j->...ki", self.u, e)  # (..., K, d)
+        g = subgoal.clamp(min=0).to(torch.long)
+        index = g[..., None, None].expand(*g.shape, 1, self.d_model)
+        return e + delta.gather(-2, index).squeeze(-2)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
