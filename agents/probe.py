@@ -176,6 +176,11 @@ def probe(cfg: ProbeConfig) -> dict:
         greedy = evaluate_controllers(
             base, ctrl, layer, cfg.task, cfg.eval_episodes, cfg.seed, greedy=True
         )
+        # the same controllers on the pretraining tasks: steerability without the held-out
+        # task's new (+1) transitions and length
+        in_dist = evaluate_controllers(
+            base, ctrl, layer, "pretraining", cfg.eval_episodes, cfg.seed
+        )
         results.append(
             {
                 "layer": layer,
@@ -183,12 +188,13 @@ def probe(cfg: ProbeConfig) -> dict:
                 "heldout_nll": held_nll,
                 "success": sampled,
                 "success_greedy": greedy,
+                "success_pretraining_tasks": in_dist,
             }
         )
         print(
             f"layer {layer}: controller NLL train {nll:.3f} held-out {held_nll:.3f} "
             f"(no control {nll_without:.3f}), success on {cfg.task} {sampled:.3f} "
-            f"(greedy {greedy:.3f})"
+            f"(greedy {greedy:.3f}), on the pretraining tasks {in_dist:.3f}"
         )
     report = {
         "base_model": cfg.base_model,

@@ -62,6 +62,7 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert saved["n_layers"] == 2 and len(saved["probe_accuracy_by_layer"]) == 3
     assert [c["layer"] for c in saved["controllers"]] == [0, 1]
     assert all(0.0 <= c["success"] <= 1.0 for c in report["controllers"])
+    assert all(0.0 <= c["success_pretraining_tasks"] <= 1.0 for c in report["controllers"])
     assert (tmp_path / "probe" / "probe.png").stat().st_size > 1000
 
 
