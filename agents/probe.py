@@ -11,7 +11,9 @@
     post-training task 0-1-2-3-4-5-6-7-0-1-2-3 in the real env (the env's own ground-truth
     subgoal selects U) and count successes.
 
-Writes ``<out>/probe.json`` and two plots: probe accuracy vs layer, controller success vs layer.
+Writes ``<out>/probe.json``, the trained controllers (``controllers_layer<l>.safetensors``, a
+:class:`SubgoalControllers` state dict) and two plots: probe accuracy vs layer, controller
+success vs layer.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 from agents import diagnostics
-from agents.common import atomic_write_json, pick_device, seed_everything
+from agents.common import atomic_write_bytes, atomic_write_json, pick_device, seed_everything
 from agents.data_sources import online_grid_pool
 from agents.rollout import rollout
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
@@ -172,6 +175,10 @@ def probe(cfg: ProbeConfig) -> dict:
             cfg.seed,
         )
         held_nll = controlled_nll(base, ctrl, layer, held_clean)
+        atomic_write_bytes(
+            out / f"controllers_layer{layer}.safetensors",
+            lambda tmp, ctrl=ctrl: save_file(ctrl.state_dict(), str(tmp)),
+        )
         sampled = evaluate_controllers(base, ctrl, layer, cfg.task, cfg.eval_episodes, cfg.seed)
         greedy = evaluate_controllers(
             base, ctrl, layer, cfg.task, cfg.eval_episodes, cfg.seed, greedy=True

@@ -64,6 +64,12 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert all(0.0 <= c["success"] <= 1.0 for c in report["controllers"])
     assert all(0.0 <= c["success_pretraining_tasks"] <= 1.0 for c in report["controllers"])
     assert (tmp_path / "probe" / "probe.png").stat().st_size > 1000
+    from safetensors.torch import load_file
+
+    from internal_rl_gym.models import SubgoalControllers
+
+    ctrl = SubgoalControllers(16, 4, cfg.rank)
+    ctrl.load_state_dict(load_file(tmp_path / "probe" / "controllers_layer1.safetensors"))
 
 
 @pytest.mark.parametrize("rank", [4, 0])
