@@ -44,6 +44,7 @@ class BaselineConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
     out: str = field(default="runs/baseline-raw", metadata={"help": "output directory"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
 
 
 def trajectory_advantages(returns: np.ndarray, delta: float = 1e-3) -> np.ndarray:
@@ -62,6 +63,8 @@ def clipped_surrogate(
 
 
 def train_raw(cfg: BaselineConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     base = load_base_model(cfg.base_model).to(device)

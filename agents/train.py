@@ -24,6 +24,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.common import atomic_write_bytes, atomic_write_json, seed_everything
@@ -54,6 +55,7 @@ class TrainConfig:
     eval_every: int = field(default=2000, metadata={"help": "episodes between evaluations"})
     eval_episodes: int = field(default=128, metadata={"help": "episodes per evaluation"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
     out: str = field(default="runs/train", metadata={"help": "output directory"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
@@ -122,6 +124,8 @@ def evaluate_policy_success(model, vec, n_episodes: int, deterministic: bool = T
 
 
 def train(cfg: TrainConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
