@@ -37,6 +37,17 @@ from internal_rl_gym.hub import load_base_model
 from internal_rl_gym.models import SubgoalControllers
 from internal_rl_gym.tasks import N_ABSTRACT_SUBGOALS
 
+#: Tasks that separate the post task's two difficulties: one pair; one seen (+2 / -1) or unseen
+#: (+1) transition; six pairs made only of seen transitions.
+DIAGNOSTIC_TASKS = (
+    "0-1",
+    "0-1-4-5",
+    "0-1-6-7",
+    "0-1-2-3",
+    "0-1-4-5-0-1-4-5-0-1-4-5",
+    "0-1-6-7-4-5-2-3-0-1-6-7",
+)
+
 
 @dataclass
 class ProbeConfig:
@@ -58,6 +69,10 @@ class ProbeConfig:
     rank: int = field(default=16, metadata={"help": "controller rank (0 = full)"})
     eval_episodes: int = field(default=256, metadata={"help": "env episodes per layer"})
     task: str = field(default="post", metadata={"help": "evaluation task"})
+    diagnostic_tasks: list[str] = field(
+        default_factory=lambda: list(DIAGNOSTIC_TASKS),
+        metadata={"help": "more tasks to evaluate the controllers on (split transitions/length)"},
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
@@ -188,6 +203,10 @@ def probe(cfg: ProbeConfig) -> dict:
         in_dist = evaluate_controllers(
             base, ctrl, layer, "pretraining", cfg.eval_episodes, cfg.seed
         )
+        by_task = {
+            t: evaluate_controllers(base, ctrl, layer, t, cfg.eval_episodes, cfg.seed)
+            for t in cfg.diagnostic_tasks
+        }
         results.append(
             {
                 "layer": layer,
@@ -196,6 +215,7 @@ def probe(cfg: ProbeConfig) -> dict:
                 "success": sampled,
                 "success_greedy": greedy,
                 "success_pretraining_tasks": in_dist,
+                "success_by_task": by_task,
             }
         )
         print(
@@ -203,6 +223,7 @@ def probe(cfg: ProbeConfig) -> dict:
             f"(no control {nll_without:.3f}), success on {cfg.task} {sampled:.3f} "
             f"(greedy {greedy:.3f}), on the pretraining tasks {in_dist:.3f}"
         )
+        print("  by task: " + ", ".join(f"{t} {v:.3f}" for t, v in by_task.items()))
     report = {
         "base_model": cfg.base_model,
         "n_layers": base.n_layers,

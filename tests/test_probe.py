@@ -56,6 +56,7 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
         controller_steps=3,
         batch_size=8,
         eval_episodes=4,
+        diagnostic_tasks=["0-1", "0-1-2-3"],
     )
     report = probe(cfg)
     saved = json.loads((tmp_path / "probe" / "probe.json").read_text())
@@ -63,6 +64,7 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert [c["layer"] for c in saved["controllers"]] == [0, 1]
     assert all(0.0 <= c["success"] <= 1.0 for c in report["controllers"])
     assert all(0.0 <= c["success_pretraining_tasks"] <= 1.0 for c in report["controllers"])
+    assert list(saved["controllers"][0]["success_by_task"]) == ["0-1", "0-1-2-3"]
     assert (tmp_path / "probe" / "probe.png").stat().st_size > 1000
     from safetensors.torch import load_file
 
