@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.common import Logger, atomic_write_json, pick_device, seed_everything
+from agents.common import Logger, atomic_write_json, pick_device, seed_everything, set_threads
 from agents.rollout import rollout
 from internal_rl_gym.hub import load_base_model
 
@@ -63,8 +63,7 @@ def clipped_surrogate(
 
 
 def train_raw(cfg: BaselineConfig) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     base = load_base_model(cfg.base_model).to(device)

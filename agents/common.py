@@ -80,6 +80,13 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def set_threads(threads: int) -> None:
+    """Torch CPU threads; 0 keeps torch's default. Beside another busy process (a background
+    pretraining run) the default oversubscribes the cores: pass 1 or 2 there."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

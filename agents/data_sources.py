@@ -3,7 +3,10 @@ the fly (the paper's 256k x 1024 grid sequences suggest fresh sampling from the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+import torch
 
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
@@ -69,3 +72,34 @@ def online_grid_pool(
         )
 
     return EpisodePool(None, batch_size, seed, refresh=refresh)
+
+
+def residual_stream_batches(
+    base, layer: int, episode_batches: Iterator[dict[str, np.ndarray]]
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Episode batches (:meth:`EpisodePool.next_batch`) run through the frozen base model up to
+    ``layer``: ``e`` (B, T, d) float32 residual stream, ``actions``, ``mask`` and the ground-truth
+    ``subgoals`` (B, T), all on the base model's device."""
+    for b in episode_batches:
+        obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
+        with torch.no_grad():  # the layers below ``layer`` do not depend on what trains there
+            e = base.run_layers(base.embed(obs), 0, layer).float()
+        yield {
+            "e": e,
+            "actions": torch.as_tensor(b["actions"], device=base.device),
+            "mask": torch.as_tensor(b["mask"], device=base.device),
+            "subgoals": torch.as_tensor(b["subgoals"], device=base.device),
+        }
+
+
+def fresh_activation_batches(
+    base, layer: int, task: str, pool_size: int, batch_size: int, seed: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless :func:`residual_stream_batches` of fresh expert episodes of ``task``.
+
+    Whatever trains at ``layer`` (ground-truth controllers, the metacontroller) reads a residual
+    stream that encodes the whole layout, so it memorises a fixed set of a few thousand episodes;
+    fresh episodes every batch prevent that.
+    """
+    pool = online_grid_pool(task, pool_size, batch_size, seed)
+    return residual_stream_batches(base, layer, iter(pool.next_batch, None))

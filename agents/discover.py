@@ -36,9 +36,10 @@ from agents.common import (
     atomic_write_json,
     pick_device,
     seed_everything,
+    set_threads,
     torch_save_atomic,
 )
-from agents.data_sources import online_grid_pool
+from agents.data_sources import fresh_activation_batches
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
 from internal_rl_gym.models import Metacontroller
@@ -137,13 +138,8 @@ def activation_batches(
     """Endless (e_layer, actions, mask) batches: fresh episodes for a task name, else batches
     of a dataset whose activations are cached once."""
     if isinstance(source, str):
-        pool = online_grid_pool(source, cfg.episodes, cfg.batch_size, seed)
-        while True:
-            b = pool.next_batch()
-            obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
-            with torch.no_grad():
-                e = base.run_layers(base.embed(obs), 0, layer).float()
-            yield e, torch.as_tensor(b["actions"]), torch.as_tensor(b["mask"])
+        for b in fresh_activation_batches(base, layer, source, cfg.episodes, cfg.batch_size, seed):
+            yield b["e"], b["actions"], b["mask"]
     cache = cache_activations(base, source, layer)
     rng = np.random.default_rng(seed)
     order = np.argsort(cache.lengths)
@@ -384,8 +380,7 @@ def format_report(r: dict[str, float]) -> str:
 
 
 def discover(cfg: DiscoverConfig) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     device = pick_device(cfg.device)
     out = Path(cfg.out)
     base = load_base_model(cfg.base_model).to(device)

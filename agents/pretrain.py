@@ -29,6 +29,7 @@ from agents.common import (
     atomic_write_json,
     pick_device,
     seed_everything,
+    set_threads,
     torch_save_atomic,
 )
 from agents.data_sources import EpisodePool, online_grid_pool
@@ -115,8 +116,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     device = pick_device(cfg.device)
 
     state_path = out / "train_state.pt"

@@ -24,10 +24,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.common import atomic_write_bytes, atomic_write_json, seed_everything
+from agents.common import atomic_write_bytes, atomic_write_json, seed_everything, set_threads
 from internal_rl_gym.internal_control import make_internal_control_vec_env
 
 
@@ -124,8 +123,7 @@ def evaluate_policy_success(model, vec, n_episodes: int, deterministic: bool = T
 
 
 def train(cfg: TrainConfig) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
-from agents.data_sources import EpisodePool  # noqa: E402
+from agents.data_sources import EpisodePool, residual_stream_batches  # noqa: E402
 from agents.diagnostics import optimal_action_mask  # noqa: E402
 from agents.probe import (  # noqa: E402
     DIAGNOSTIC_TASKS,
@@ -75,7 +75,9 @@ def main() -> None:
     }
     print(result)
     fixed = collect_grid_demonstrations(512, "pretraining", seed=11)
-    batches = iter(EpisodePool(fixed, 64, seed=0).next_batch, None)
+    batches = residual_stream_batches(
+        base, args.layer, iter(EpisodePool(fixed, 64, seed=0).next_batch, None)
+    )
     memorised, train_nll = train_subgoal_controllers(
         base, batches, args.layer, 200, 3e-3, 0.03, args.rank, seed=0
     )

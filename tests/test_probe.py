@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from agents.data_sources import online_grid_pool
+from agents.data_sources import fresh_activation_batches
 from agents.probe import (
     ProbeConfig,
     controlled_nll,
@@ -18,10 +18,8 @@ from agents.probe import (
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 
 
-def _fresh_batches(batch_size: int = 16):
-    return iter(
-        online_grid_pool("pretraining", 4 * batch_size, batch_size, seed=1).next_batch, None
-    )
+def _fresh_batches(base, layer: int = 1, batch_size: int = 16):
+    return fresh_activation_batches(base, layer, "pretraining", 4 * batch_size, batch_size, 1)
 
 
 def test_ground_truth_controllers_lower_the_held_out_action_nll(tiny_checkpoints):
@@ -30,7 +28,7 @@ def test_ground_truth_controllers_lower_the_held_out_action_nll(tiny_checkpoints
     base = load_base_model(tiny_checkpoints["base_model"])
     held = collect_grid_demonstrations(64, "pretraining", seed=3)
     before = controlled_nll(base, None, 0, held)
-    ctrl, train_nll = train_subgoal_controllers(base, _fresh_batches(), 1, 60, 1e-2, 0.0, 4, 0)
+    ctrl, train_nll = train_subgoal_controllers(base, _fresh_batches(base), 1, 60, 1e-2, 0.0, 4, 0)
     after = controlled_nll(base, ctrl, 1, held)
     assert after < before - 0.05 and abs(after - train_nll) < 0.2
     # The base model stays frozen: training touched only the controllers.
@@ -42,7 +40,9 @@ def test_controller_evaluation_is_reproducible(tiny_checkpoints):
     from internal_rl_gym.hub import load_base_model
 
     base = load_base_model(tiny_checkpoints["base_model"])
-    ctrl, _ = train_subgoal_controllers(base, _fresh_batches(8), 1, 2, 1e-3, 0.0, 4, seed=0)
+    ctrl, _ = train_subgoal_controllers(
+        base, _fresh_batches(base, 1, 8), 1, 2, 1e-3, 0.0, 4, seed=0
+    )
     runs = [evaluate_controllers(base, ctrl, 1, "0-1-4-5-0-1", 8, seed=5) for _ in range(2)]
     assert runs[0] == runs[1] and 0.0 <= runs[0] <= 1.0
 
