@@ -63,6 +63,14 @@ class DiscoverConfig:
     batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper 1e-3)"})
     weight_decay: float = field(default=0.03, metadata={"help": "AdamW weight decay"})
+    kl_warmup: int = field(
+        default=1000,
+        metadata={
+            "help": "steps over which the KL weight ramps linearly from 0 to α (0 = none; "
+            "without it the encoder matches the prior within ~50 steps, before the decoder "
+            "has learned to use z, and never recovers)"
+        },
+    )
     episodes: int = field(
         default=8192,
         metadata={"help": "online data: pool size regenerated after each pass (fresh episodes)"},
@@ -289,6 +297,12 @@ def abstract_action_check(
 
 
 # --- training ------------------------------------------------------------------------------------
+def kl_weight(alpha: float, step: int, warmup: int) -> float:
+    """α at optimiser step ``step`` (0-based): a linear ramp from α/warmup to α over ``warmup``
+    steps, then α."""
+    return alpha * min(1.0, (step + 1) / warmup) if warmup > 0 else alpha
+
+
 def train_one(
     cfg: DiscoverConfig,
     alpha: float,
@@ -330,7 +344,8 @@ def train_one(
     for step in bar:
         meta.train()
         e, act, mask = (x.to(device) for x in next(batches))
-        res = meta.elbo(base, e, act, mask, alpha, generator=gen)
+        alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
+        res = meta.elbo(base, e, act, mask, alpha_t, generator=gen)
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
@@ -344,6 +359,7 @@ def train_one(
                     "train/loss": res.loss.item(),
                     "train/action_nll": res.action_nll.item(),
                     "train/kl": res.kl.item(),
+                    "train/alpha": alpha_t,
                     "train/beta_mean": beta_mean,
                     "train/action_accuracy": float(res.action_accuracy or 0.0),
                 },

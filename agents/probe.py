@@ -176,6 +176,9 @@ def probe(cfg: ProbeConfig) -> dict:
     nll_without = controlled_nll(base, None, 0, held_clean)
     layers = cfg.layers or list(range(base.n_layers + 1))
     no_control = evaluate_controllers(base, None, 0, cfg.task, cfg.eval_episodes, cfg.seed)
+    # behaviour cloning: the base model acting from its own action head, no controller
+    bc_pretraining = evaluate_controllers(base, None, 0, "pretraining", cfg.eval_episodes, cfg.seed)
+    print(f"base model alone: success on the pretraining tasks {bc_pretraining:.3f}")
     results = []
     for layer in layers:
         batches = fresh_activation_batches(
@@ -236,13 +239,33 @@ def probe(cfg: ProbeConfig) -> dict:
         "task": cfg.task,
         "eval_episodes": cfg.eval_episodes,
         "success_without_control": no_control,
+        "bc_success_pretraining_tasks": bc_pretraining,
         "heldout_nll_without_control": nll_without,
+        "metrics": card_metrics(probe_acc, results, bc_pretraining, cfg.task),
         "config": cfg.__dict__,
         "seconds": time.time() - t0,
     }
     atomic_write_json(out / "probe.json", report)
     plot(report, out)
     return report
+
+
+def card_metrics(
+    probe_acc: list[float], controllers: list[dict], bc_pretraining: float, task: str
+) -> dict[str, float]:
+    """The numbers a model card shows (``internal-rl push --eval-json probe.json``)."""
+    metrics = {"success rate, pretraining tasks, base model alone": bc_pretraining}
+    for layer, acc in enumerate(probe_acc):
+        metrics[f"subgoal probe accuracy, layer {layer}"] = acc
+    for c in controllers:
+        name = "post-training task" if task == "post" else f"task {task}"
+        metrics[f"success rate, {name}, ground-truth controllers at layer {c['layer']}"] = c[
+            "success"
+        ]
+        metrics[
+            f"success rate, pretraining tasks, ground-truth controllers at layer {c['layer']}"
+        ] = c["success_pretraining_tasks"]
+    return metrics
 
 
 def plot(report: dict, out: Path) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.discover import DiscoverConfig, discover
+from agents.discover import DiscoverConfig, discover, kl_weight
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_metacontroller
@@ -55,3 +55,10 @@ def test_resume_continues_from_the_last_checkpoint(tiny_checkpoints, tmp_path, c
     discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
     discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], steps=6))
     assert "resumed at step 4" in capsys.readouterr().out
+
+
+def test_kl_weight_ramps_to_alpha_then_stays():
+    assert kl_weight(0.2, 0, 100) == pytest.approx(0.002)
+    assert kl_weight(0.2, 49, 100) == pytest.approx(0.1)
+    assert kl_weight(0.2, 99, 100) == kl_weight(0.2, 5000, 100) == pytest.approx(0.2)
+    assert kl_weight(0.2, 0, 0) == 0.2  # no warm-up: α from the first step

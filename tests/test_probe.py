@@ -66,6 +66,13 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert all(0.0 <= c["success_pretraining_tasks"] <= 1.0 for c in report["controllers"])
     assert list(saved["controllers"][0]["success_by_task"]) == ["0-1", "0-1-2-3"]
     assert (tmp_path / "probe" / "probe.png").stat().st_size > 1000
+    # a model card reads its numbers from the report's metrics block
+    from internal_rl_gym.cards import metrics_from_results
+
+    card = metrics_from_results(saved)
+    key = "success rate, post-training task, ground-truth controllers at layer 1"
+    assert card[key] == (saved["controllers"][1]["success"], None)
+    assert card["subgoal probe accuracy, layer 2"][0] == saved["probe_accuracy_by_layer"][2]
     from safetensors.torch import load_file
 
     from internal_rl_gym.models import SubgoalControllers

@@ -115,6 +115,11 @@ class Metacontroller(
             self.switch_net[-1].bias.fill_(beta_bias_init)
             self.hyper[-1].weight.mul_(0.1)
             self.hyper[-1].bias.zero_()
+            if rank > 0:
+                # U = A Bᵀ with both factors near zero is a saddle: the gradient reaching z
+                # is second order and the encoder collapses to the prior (KL 0) before the
+                # decoder learns. A random z-independent B at init gives A a first-order gradient.
+                self.hyper[-1].bias[d_model * rank :].normal_(0.0, d_model**-0.5)
 
     # --- causal pieces (used step by step by InternalControl) ------------------------------
     def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
