@@ -22,7 +22,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.common import Logger, atomic_write_json, pick_device, seed_everything, set_threads
+from agents.common import (
+    Logger,
+    atomic_write_json,
+    pick_device,
+    progress_bar,
+    seed_everything,
+    set_threads,
+)
 from agents.rollout import rollout
 from internal_rl_gym.hub import load_base_model
 
@@ -75,9 +82,8 @@ def train_raw(cfg: BaselineConfig) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     successes: list[int] = []
     t0 = time.time()
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=cfg.episodes, desc="raw-action RL", unit="ep")
+    bar = progress_bar(total=cfg.episodes, desc="raw-action RL", unit="ep")
     update = 0
     while len(successes) < cfg.episodes:
         base.eval()

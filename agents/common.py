@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import random
+import sys
 import tempfile
 import types
 import typing
@@ -78,6 +79,16 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     if deterministic:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def progress_bar(iterable: Any = None, **kwargs: Any):
+    """A tqdm bar; redrawn at most every 30 s when stderr is a log file, not a terminal (a
+    background run's log stays readable)."""
+    from tqdm.auto import tqdm
+
+    if not sys.stderr.isatty():
+        kwargs.setdefault("mininterval", 30.0)
+    return tqdm(iterable, **kwargs)
 
 
 def set_threads(threads: int) -> None:

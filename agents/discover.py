@@ -35,6 +35,7 @@ from agents.common import (
     atomic_save_pretrained,
     atomic_write_json,
     pick_device,
+    progress_bar,
     seed_everything,
     set_threads,
     torch_save_atomic,
@@ -337,9 +338,9 @@ def train_one(
     batches = activation_batches(base, layer, train_source, cfg, cfg.seed + 101 + start)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"discover α={alpha}")
+    bar = progress_bar(
+        range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"discover α={alpha}"
+    )
     report: dict[str, float] = {}
     for step in bar:
         meta.train()

@@ -28,6 +28,7 @@ from agents.common import (
     atomic_save_pretrained,
     atomic_write_json,
     pick_device,
+    progress_bar,
     seed_everything,
     set_threads,
     torch_save_atomic,
@@ -135,9 +136,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     logger = Logger(out, cfg)
     print(f"model: {model.n_params / 1e6:.2f}M parameters on {device}; data: {cfg.data}")
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
+    bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
     tokens, t0 = 0, time.time()
     for step in bar:
         lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))

@@ -33,6 +33,7 @@ from agents.common import (
     atomic_write_bytes,
     atomic_write_json,
     pick_device,
+    progress_bar,
     seed_everything,
     set_threads,
 )
@@ -106,9 +107,8 @@ def train_subgoal_controllers(
     ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, rank).to(base.device)
     opt = torch.optim.AdamW(ctrl.parameters(), lr=lr, weight_decay=weight_decay)
     tail: list[float] = []
-    from tqdm.auto import tqdm
 
-    for step in tqdm(range(steps), desc=f"controllers at layer {layer}", mininterval=5):
+    for step in progress_bar(range(steps), desc=f"controllers at layer {layer}"):
         b = next(batches)
         e, g, act, mask = b["e"], b["subgoals"], b["actions"], b["mask"]
         e_top = base.run_layers(ctrl(e, g), layer, base.n_layers)

@@ -26,7 +26,13 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.common import atomic_write_bytes, atomic_write_json, seed_everything, set_threads
+from agents.common import (
+    atomic_write_bytes,
+    atomic_write_json,
+    progress_bar,
+    seed_everything,
+    set_threads,
+)
 from internal_rl_gym.internal_control import make_internal_control_vec_env
 
 
@@ -155,9 +161,7 @@ def train(cfg: TrainConfig) -> dict:
     else:
         raise SystemExit(f"train: unknown --algo {cfg.algo!r}; use ppo or recurrent-ppo.")
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.episodes, desc="internal RL", unit="ep", disable=not cfg.progress)
+    bar = progress_bar(total=cfg.episodes, desc="internal RL", unit="ep", disable=not cfg.progress)
     curve_cb = EpisodeCurve(bar)
     evals: list[dict[str, float]] = []
     eval_vec = make_vec(cfg, min(cfg.n_envs, cfg.eval_episodes), cfg.seed + 10_000)
