@@ -29,8 +29,8 @@ of these shapes works::
 A flat report's numbers are all metrics (except settings such as ``seed`` or ``alpha``); a
 metric's spread is read from ``std_<name>``, ``<name>_std`` or, for ``mean_<x>``,
 ``std_<x>``. Text fields the card needs (``env_id``, ``training_command``, ``data``,
-``preset``, ``env_kwargs``, ``algo``; ``config`` as the hyperparameter table) are taken from
-``results`` when not passed explicitly.
+``preset``, ``env_kwargs``, ``algo``, ``notes``: a "Limitations" paragraph under the numbers;
+``config`` as the hyperparameter table) are taken from ``results`` when not passed explicitly.
 """
 
 from __future__ import annotations
@@ -220,6 +220,7 @@ _COMMON = {
     "data",
     "license",
     "extra_tags",
+    "notes",
 }
 FIELDS: dict[str, set[str]] = {
     "base_model": _COMMON | {"config", "n_parameters", "preset"},
@@ -383,7 +384,7 @@ def _complete(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     results = dict(fields.get("results") or {})
     config = dict(fields.get("config") or {})
     f: dict[str, Any] = dict(fields)
-    for key in ("env_id", "training_command", "data", "preset", "env_kwargs", "algo"):
+    for key in ("env_id", "training_command", "data", "preset", "env_kwargs", "algo", "notes"):
         if f.get(key) in (None, "") and results.get(key) not in (None, ""):
             f[key] = results[key]
     if not f.get("training_config") and isinstance(results.get("config"), Mapping):
@@ -484,12 +485,16 @@ def _metrics_section(f: Mapping[str, Any]) -> str:
         return "No evaluation results were recorded for this checkpoint."
     rows = [(name, str(format_metric(mean, std))) for name, (mean, std) in metrics.items()]
     text = _table(rows, header=("metric", "value (mean +/- std)"))
-    notes = []
+    context = []
     if f.get("n_eval"):
-        notes.append(f"Measured on {f['n_eval']} evaluation episodes.")
+        context.append(f"Measured on {f['n_eval']} evaluation episodes.")
     if f.get("env_id") and f["env_id"] != _NOT_RECORDED:
-        notes.append(f"Environment: `{f['env_id']}`.")
-    return text + ("\n\n" + " ".join(notes) if notes else "")
+        context.append(f"Environment: `{f['env_id']}`.")
+    if context:
+        text += "\n\n" + " ".join(context)
+    if f.get("notes"):
+        text += f"\n\n### Limitations\n\n{f['notes']}"
+    return text
 
 
 def _training_section(kind: str, f: Mapping[str, Any]) -> str:

@@ -314,6 +314,13 @@ def test_policy_card_metadata():
         cards.render_card("policy", env="typo")
 
 
+def test_card_limitations_come_from_the_results():
+    results = {"metrics": {"success": 0.1}, "notes": "Fails the paper's 0.5 target."}
+    text = cards.render_card("base_model", repo_id="me/base", results=results)
+    assert "### Limitations\n\nFails the paper's 0.5 target." in text
+    assert "Limitations" not in cards.render_card("base_model", results={"success": 0.1})
+
+
 # --------------------------------------------------------------------------- push and pull CLI
 
 
