@@ -38,11 +38,10 @@ def test_every_available_default_loads(name):
 
 
 def test_missing_default_gives_a_clear_error():
-    from internal_rl_gym.hub import CheckpointError, load_base_model
+    from internal_rl_gym.hub import CheckpointError, resolve_checkpoint
 
-    missing = [n for n, c in DEFAULT_CHECKPOINTS.items() if c.kind == "base_model"]
-    missing = [n for n in missing if n not in available_defaults()]
+    missing = [n for n in DEFAULT_CHECKPOINTS if n not in available_defaults()]
     if not missing:
-        pytest.skip("every default base model is committed")
+        pytest.skip("every default checkpoint is committed")
     with pytest.raises(CheckpointError, match="not included"):
-        load_base_model(missing[0])
+        resolve_checkpoint(missing[0])
