@@ -45,3 +45,25 @@ def test_missing_default_gives_a_clear_error():
         pytest.skip("every default checkpoint is committed")
     with pytest.raises(CheckpointError, match="not included"):
         resolve_checkpoint(missing[0])
+
+
+def _pinpad_defaults_shipped() -> bool:
+    return {"pinpad-transformer", "pinpad-metacontroller"} <= set(available_defaults())
+
+
+@pytest.mark.skipif(not _pinpad_defaults_shipped(), reason="grid defaults not committed")
+def test_internal_control_pinpad_runs_out_of_the_box_with_stock_ppo():
+    import warnings
+
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("InternalControl-Pinpad-v0")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(infinite|inf|precision).*")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env, warn=True)
+    PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(64)
+    env.close()
