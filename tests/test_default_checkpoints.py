@@ -37,14 +37,16 @@ def test_every_available_default_loads(name):
         load_metacontroller(name, base_model=base)
 
 
-def test_missing_default_gives_a_clear_error():
-    from internal_rl_gym.hub import CheckpointError, resolve_checkpoint
+def test_missing_default_gives_a_clear_error(monkeypatch):
+    """A default listed but not in this installation (e.g. one added to the list before its
+    files are committed) says so, instead of a bare file-not-found."""
+    from internal_rl_gym import hub
 
-    missing = [n for n in DEFAULT_CHECKPOINTS if n not in available_defaults()]
-    if not missing:
-        pytest.skip("every default checkpoint is committed")
-    with pytest.raises(CheckpointError, match="not included"):
-        resolve_checkpoint(missing[0])
+    ghost = hub.DefaultCheckpoint("ghost-transformer", "base_model", "internal-rl-gym/ghost")
+    monkeypatch.setitem(hub.DEFAULT_CHECKPOINTS, ghost.name, ghost)
+    assert ghost.name not in available_defaults()
+    with pytest.raises(hub.CheckpointError, match="not included"):
+        hub.load_base_model(ghost.name)
 
 
 def _pinpad_defaults_shipped() -> bool:

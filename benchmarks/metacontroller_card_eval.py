@@ -1,0 +1,65 @@
+"""The evaluation JSON behind a metacontroller's card, from an ``internal-rl discover`` run.
+
+    python benchmarks/metacontroller_card_eval.py --run runs/discover --alpha 0.1 \
+        --out benchmarks/results/pinpad-metacontroller_eval.json --notes "..."
+
+Reads ``<run>/alpha_<α>/report.json`` (switch alignment, β, rate/distortion on held-out clean
+episodes) and ``<run>/summary.json`` (the abstract-action check of the best α), names the
+numbers for the card's table next to issue 4's targets, and adds ``notes`` (the card's
+Limitations paragraph). ``internal-rl push <run>/alpha_<α>/model --eval-json <out>`` then
+renders the card from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents.common import atomic_write_json  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="the `internal-rl discover --out` directory")
+    p.add_argument("--alpha", type=float, required=True, help="which α of the sweep")
+    p.add_argument("--out", required=True, help="evaluation JSON to write")
+    p.add_argument("--notes", default="", help="the card's Limitations paragraph")
+    args = p.parse_args()
+    run = Path(args.run)
+    report = json.loads((run / f"alpha_{args.alpha:g}" / "report.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    tol = report["tolerance"]
+    metrics = {
+        f"switch F1 vs true subgoal boundaries (±{tol} step; target >= 0.8)": report["switch_f1"],
+        "switch precision": report["switch_precision"],
+        "switch recall": report["switch_recall"],
+        "segments per episode (true: "
+        f"{report['true_subgoals_per_episode']:g}; target within 1)": report[
+            "switches_per_episode"
+        ],
+        "episodes with segment count within 1 of the truth": report["switch_count_within_1"],
+        "β quasi-binary fraction (< 0.1 or > 0.9; target >= 0.9)": report["beta_binary_fraction"],
+        "held-out action NLL": report["nll"],
+        "KL per step": report["kl"],
+    }
+    check = summary.get("abstract_action_check") or {}
+    if summary.get("best_alpha") == args.alpha and check:
+        metrics["segments from z ~ N(0, I) that end on a completed pair"] = check["pair_fraction"]
+        metrics["segments from z ~ N(0, I) that end on any colour"] = check["any_visit_fraction"]
+    out = {
+        **report,
+        "metrics": metrics,
+        "abstract_action_check": check,
+        "env_id": "GridPinpad-v0",
+        "notes": args.notes,
+        "card_eval_command": " ".join(["python", *sys.argv]),
+    }
+    atomic_write_json(args.out, out)
+    print(json.dumps(metrics, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
