@@ -7,7 +7,9 @@ Measures, single-threaded, on GridPinpad's post-training task with the CPU-prese
   (b) the batched ``InternalControlVecEnv`` (one forward call per primitive step for all N);
   (c) the bare base-model step with KV cache at batch N (the model alone, no env, no
       metacontroller): the ceiling for (b).
-Targets (issue 5): (b) >= 5x (a) at N = 16, and (b) >= a third of (c).
+Targets (issue 5): (b) >= 5x (a) at N = 16, and (b) >= a third of (c). Also reports the
+abstract-step lengths under random codes and the share of the lockstep batch's row-steps that
+do work (rows whose gate fired wait for the batch's longest abstract step).
 Uses the embedded default checkpoints when present, else random weights of the same sizes.
 """
 
@@ -44,14 +46,25 @@ def models(tmp: Path) -> tuple[str, str, str]:
     return str(tmp / "base"), str(tmp / "meta"), "random weights (CPU preset sizes)"
 
 
-def primitive_rate(vec, seconds: float, n_envs: int) -> float:
+def primitive_rate(vec, seconds: float, n_envs: int) -> tuple[float, dict[str, float]]:
+    """Primitive steps/s under random controller codes, and how the abstract steps' lengths
+    fill a lockstep batch (a VecEnv step lasts as long as its longest abstract step)."""
     vec.reset()
     rng = np.random.default_rng(0)
-    steps, t0 = 0, time.perf_counter()
+    steps, lockstep, lengths, t0 = 0, 0, [], time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         _, _, _, infos = vec.step(rng.uniform(-1, 1, (n_envs, vec.action_space.shape[0])))
-        steps += sum(i["primitive_steps"] for i in infos)
-    return steps / (time.perf_counter() - t0)
+        ps = [i["primitive_steps"] for i in infos]
+        steps += sum(ps)
+        lockstep += n_envs * max(ps)
+        lengths += ps
+    rate = steps / (time.perf_counter() - t0)
+    return rate, {
+        "abstract_step_length_mean": round(float(np.mean(lengths)), 2),
+        "abstract_step_length_p90": float(np.percentile(lengths, 90)),
+        "abstract_step_length_max": int(max(lengths)),
+        "lockstep_useful_fraction": round(steps / lockstep, 3),
+    }
 
 
 @torch.no_grad()
@@ -87,9 +100,9 @@ def main() -> None:
         n = args.n_envs
         separate = DummyVecEnv([lambda: InternalControlEnv(**kw) for _ in range(n)])
         separate.seed(0)
-        a = primitive_rate(separate, args.seconds, n)
+        a, _ = primitive_rate(separate, args.seconds, n)
         batched = make_internal_control_vec_env(n, seed=0, monitor=False, **kw)
-        b = primitive_rate(batched, args.seconds, n)
+        b, lengths = primitive_rate(batched, args.seconds, n)
         c = bare_model_rate(base, n, args.seconds)
     result = {
         "n_envs": n,
@@ -101,6 +114,7 @@ def main() -> None:
         "b_over_a": round(b / a, 2),
         "b_over_c": round(b / c, 3),
         "targets": {"b_over_a": 5.0, "b_over_c": 0.333},
+        "batched_abstract_steps": lengths,
     }
     print(result)
     atomic_write_json(args.out, result)
