@@ -22,6 +22,8 @@ good-looking action accuracy while following no task at all):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -161,8 +163,15 @@ def probe_accuracy_by_layer(
     """Held-out probe accuracy at each layer 0..L of the ground-truth subgoal (``label=
     "subgoals"``) or of the last colour visited (``"last_visited"``, 9 classes on the grid)."""
     n = min(n_episodes, data.n_episodes)
+    if n < 2:  # a probe needs a training and a test episode
+        warnings.warn(
+            f"probe accuracy needs at least 2 held-out episodes, got {n}: reporting NaN "
+            "(raise --holdout)",
+            stacklevel=2,
+        )
+        return [float("nan")] * (model.n_layers + 1)
     feats, labels, eps, _ = residual_features(model, data, np.arange(n), label)
-    test = eps >= int(n * 0.7)
+    test = eps >= min(n - 1, max(1, int(n * 0.7)))
     accs = []
     for layer in range(feats.shape[0]):
         probe = train_linear_probe(feats[layer][~test], labels[~test], n_classes, seed=seed)

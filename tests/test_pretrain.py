@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -66,7 +67,8 @@ def test_pretrain_a_hawk_on_ant_demonstrations(tmp_path):
     cfg = tiny_config(
         tmp_path / "ant", steps=3, data=str(path), preset="ant-cpu", holdout=1, batch_size=2
     )
-    out = pretrain(cfg)
+    with pytest.warns(UserWarning, match="at least 2 held-out episodes"):  # holdout=1
+        out = pretrain(cfg)
     config = json.loads((out / "config.json").read_text())
     assert config["arch"] == "hawk" and config["action_dim"] == 8
     report = json.loads((tmp_path / "ant" / "diagnostics.json").read_text())
