@@ -163,6 +163,12 @@ def true_boundaries(subgoals: np.ndarray) -> list[int]:
     return [t for t in range(1, len(subgoals)) if subgoals[t] != subgoals[t - 1]]
 
 
+def switch_onsets(beta: np.ndarray, threshold: float = 0.5) -> list[int]:
+    """Steps t >= 1 where β crosses ``threshold`` upwards: the first step of each run of open
+    gate (β_0 = 1 is the forced start, not a switch)."""
+    return [t for t in range(1, len(beta)) if beta[t] > threshold >= beta[t - 1]]
+
+
 def match_switches(pred: list[int], true: list[int], tolerance: int) -> tuple[int, int, int]:
     """Greedy one-to-one matching within ``tolerance``: (true positives, n_pred, n_true)."""
     used: set[int] = set()
@@ -190,6 +196,7 @@ def evaluate_metacontroller(
     meta.eval()
     n = len(held.lengths)
     tp = n_pred = n_true = 0
+    onset_tp = onset_pred = 0
     switches, true_counts, betas = [], [], []
     nll_sum = kl_sum = steps = 0.0
     for s in range(0, n, 128):
@@ -210,12 +217,19 @@ def evaluate_metacontroller(
             true = true_boundaries(held.subgoals[i, :t])
             a, p, q = match_switches(pred, true, tolerance)
             tp, n_pred, n_true = tp + a, n_pred + p, n_true + q
+            # Secondary: only the first step of each run of β > 0.5 (a gate that opens at a
+            # boundary but closes slowly scores low above and high here).
+            onsets = switch_onsets(b)
+            a, p, _ = match_switches(onsets, true, tolerance)
+            onset_tp, onset_pred = onset_tp + a, onset_pred + p
             switches.append(1 + len(pred))  # the forced switch at t = 1 counts
             true_counts.append(1 + len(true))
             betas.append(b[1:])
     precision = tp / max(1, n_pred)
     recall = tp / max(1, n_true)
     f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    onset_p, onset_r = onset_tp / max(1, onset_pred), onset_tp / max(1, n_true)
+    onset_f1 = 2 * onset_p * onset_r / max(1e-9, onset_p + onset_r)
     all_beta = np.concatenate(betas) if betas else np.zeros(0)
     switches_arr, true_arr = np.array(switches), np.array(true_counts)
     return {
@@ -223,6 +237,9 @@ def evaluate_metacontroller(
         "switch_precision": precision,
         "switch_recall": recall,
         "switch_f1": f1,
+        "switch_onset_f1": onset_f1,
+        "switch_onset_precision": onset_p,
+        "switch_onset_recall": onset_r,
         "switches_per_episode": float(switches_arr.mean()),
         "true_subgoals_per_episode": float(true_arr.mean()),
         "switch_count_within_1": float(np.mean(np.abs(switches_arr - true_arr) <= 1)),
@@ -390,7 +407,8 @@ def train_one(
 def format_report(r: dict[str, float]) -> str:
     return (
         f"α={r['alpha']}: switch F1 {r['switch_f1']:.3f} (P {r['switch_precision']:.2f} "
-        f"R {r['switch_recall']:.2f}, ±{r['tolerance']}) | switches/episode "
+        f"R {r['switch_recall']:.2f}, ±{r['tolerance']}; onsets only {r['switch_onset_f1']:.3f}) "
+        f"| switches/episode "
         f"{r['switches_per_episode']:.2f} vs true {r['true_subgoals_per_episode']:.2f} | "
         f"β binary {r['beta_binary_fraction']:.2f} | NLL {r['nll']:.3f} KL {r['kl']:.3f}"
     )

@@ -35,6 +35,9 @@ def main() -> None:
     metrics = {
         f"switch F1 vs true subgoal boundaries (±{tol} step; target >= 0.8)": report["switch_f1"],
         "switch precision": report["switch_precision"],
+        "switch onset F1 (first step of each run of β > 0.5; secondary)": report.get(
+            "switch_onset_f1", float("nan")
+        ),
         "switch recall": report["switch_recall"],
         "segments per episode (true: "
         f"{report['true_subgoals_per_episode']:g}; target within 1)": report[

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from agents.discover import DiscoverConfig, discover, kl_weight
+from agents.discover import DiscoverConfig, discover, kl_weight, match_switches, switch_onsets
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_metacontroller
@@ -62,3 +63,13 @@ def test_kl_weight_ramps_to_alpha_then_stays():
     assert kl_weight(0.2, 49, 100) == pytest.approx(0.1)
     assert kl_weight(0.2, 99, 100) == kl_weight(0.2, 5000, 100) == pytest.approx(0.2)
     assert kl_weight(0.2, 0, 0) == 0.2  # no warm-up: α from the first step
+
+
+def test_switch_onsets_count_a_slowly_closing_gate_once():
+    beta = np.array([1.0, 0.9, 0.3, 0.2, 0.8, 0.7, 0.6, 0.1, 0.05, 0.9, 0.2])
+    true = [4, 9]
+    every_open_step = [t for t in range(1, len(beta)) if beta[t] > 0.5]
+    assert every_open_step == [1, 4, 5, 6, 9]
+    assert switch_onsets(beta) == [4, 9]
+    assert match_switches(switch_onsets(beta), true, tolerance=1) == (2, 2, 2)
+    assert match_switches(every_open_step, true, tolerance=1) == (2, 5, 2)
