@@ -72,6 +72,21 @@ class DiscoverConfig:
             "has learned to use z, and never recovers)"
         },
     )
+    gumbel_temperature: float = field(
+        default=0.0,
+        metadata={
+            "help": "train β as a Gumbel-Sigmoid with this temperature τ (paper §C.6 uses it "
+            "for the gridworld, τ in {0.5, 1}); 0 = plain sigmoid. Diagnostics always use "
+            "the noise-free gate"
+        },
+    )
+    init_from: str = field(
+        default="",
+        metadata={
+            "help": "start from this metacontroller (name, directory or Hub id) instead of a "
+            "random init, e.g. to fine-tune the default with --gumbel-temperature"
+        },
+    )
     episodes: int = field(
         default=8192,
         metadata={"help": "online data: pool size regenerated after each pass (fresh episodes)"},
@@ -342,6 +357,15 @@ def train_one(
         base_model_name=base_name,
         base_model_fingerprint=fingerprint,
     ).to(device)
+    if cfg.init_from:
+        init = load_metacontroller(cfg.init_from, base_model=base)
+        if init.layer != layer or init.rank != cfg.rank or init.n_z != cfg.n_z:
+            raise ValueError(
+                f"--init-from {cfg.init_from} has layer {init.layer}, rank {init.rank}, n_z "
+                f"{init.n_z} but this run asks for layer {layer}, rank {cfg.rank}, n_z "
+                f"{cfg.n_z}; pass matching --layer/--rank/--n-z."
+            )
+        meta.load_state_dict(init.state_dict())
     opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state_path = out / "train_state.pt"
     start = 0
@@ -363,7 +387,9 @@ def train_one(
         meta.train()
         e, act, mask = (x.to(device) for x in next(batches))
         alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
-        res = meta.elbo(base, e, act, mask, alpha_t, generator=gen)
+        res = meta.elbo(
+            base, e, act, mask, alpha_t, generator=gen, gate_temperature=cfg.gumbel_temperature
+        )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
@@ -397,8 +423,9 @@ def train_one(
             if warning:
                 bar.write(f"WARNING (α={alpha}): {warning}")
     logger.close()
-    if not report:
+    if not report:  # no step ran (resumed at the end, or --steps 0)
         report = evaluate_metacontroller(meta, base, held, alpha, cfg.tolerance)
+        atomic_save_pretrained(meta, out / "model")
     report["warning"] = collapse_warning(report) or ""
     atomic_write_json(out / "report.json", report)
     return report

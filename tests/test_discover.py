@@ -58,6 +58,29 @@ def test_resume_continues_from_the_last_checkpoint(tiny_checkpoints, tmp_path, c
     assert "resumed at step 4" in capsys.readouterr().out
 
 
+def test_gumbel_gate_and_init_from_a_metacontroller(tiny_checkpoints, tmp_path):
+    discover(_config(tiny_checkpoints, tmp_path / "a", alpha=[0.1]))
+    first = tmp_path / "a" / "alpha_0.1" / "model"
+    summary = discover(
+        _config(
+            tiny_checkpoints,
+            tmp_path / "b",
+            alpha=[0.1],
+            steps=0,
+            init_from=str(first),
+            gumbel_temperature=1.0,
+        )
+    )
+    # zero steps from the first run's weights reproduce its (noise-free) gate diagnostics
+    before = json.loads((tmp_path / "a" / "alpha_0.1" / "report.json").read_text())
+    for key in ("switches_per_episode", "beta_mean", "beta_histogram"):
+        assert summary["runs"][0][key] == pytest.approx(before[key]), key
+    with pytest.raises(ValueError, match="--layer/--rank/--n-z"):
+        discover(
+            _config(tiny_checkpoints, tmp_path / "c", alpha=[0.1], init_from=str(first), rank=2)
+        )
+
+
 def test_kl_weight_ramps_to_alpha_then_stays():
     assert kl_weight(0.2, 0, 100) == pytest.approx(0.002)
     assert kl_weight(0.2, 49, 100) == pytest.approx(0.1)

@@ -42,6 +42,20 @@ def test_learned_gate_drives_integration(bias, switches):
         assert torch.allclose(out.z, out.mu[:, :1].expand_as(out.mu), atol=1e-5)
 
 
+def test_gumbel_gate_is_noisy_in_training_and_exact_without_sampling():
+    meta = meta_with_gate(0.0)  # logit 0: σ = 0.5 without noise
+    e = torch.randn(64, 6, 16)
+    plain = meta(e, sample=False, gate_temperature=0.5).beta[:, 1:]
+    assert torch.allclose(plain, torch.full_like(plain, 0.5))
+    gen = torch.Generator().manual_seed(0)
+    noisy = meta(e, generator=gen, gate_temperature=0.25).beta[:, 1:]
+    assert noisy.std() > 0.3  # a coin flip, mostly near 0 or 1
+    assert ((noisy < 0.1) | (noisy > 0.9)).float().mean() > 0.6  # P = 2σ(-0.55) = 0.73
+    assert abs(noisy.mean().item() - 0.5) < 0.1  # unbiased: P(open) = σ(logit)
+    again = meta(e, generator=torch.Generator().manual_seed(0), gate_temperature=0.25).beta
+    assert torch.equal(again[:, 1:], noisy)
+
+
 def test_controller_changes_nothing_below_its_layer():
     base, meta = build_tiny_grid_models()
     obs = torch.zeros(2, 7, 637)

@@ -196,8 +196,14 @@ class Metacontroller(
         *,
         sample: bool = True,
         generator: torch.Generator | None = None,
+        gate_temperature: float = 0.0,
     ) -> MetacontrollerOutput:
         """Teacher-forced pass over residual streams ``e`` (B, T, d) at the controlled layer.
+
+        ``gate_temperature`` τ > 0 (with ``sample``) relaxes β as a Gumbel-Sigmoid,
+        β = σ((logit + log u - log(1 - u)) / τ) with u ~ U(0, 1), which the paper uses for the
+        gridworld (§C.6): a gate that is not far from 0.5 becomes a coin flip, so training
+        pushes its logits towards quasi-binary values. ``0`` = the plain sigmoid.
 
         Everything that does not depend on the previous code (history, encoder, the e- and
         h-dependent part of the switching unit) runs in parallel over time; only the gate's
@@ -212,14 +218,25 @@ class Metacontroller(
             z_tilde = mu + (0.5 * logvar).exp() * noise
         else:
             z_tilde = mu
-        beta, z = self._integrate(e, h_prev, z_tilde)
+        noise = None
+        if sample and gate_temperature > 0:
+            u = torch.rand((b, t), device=e.device, dtype=e.dtype, generator=generator)
+            u = u.clamp(1e-6, 1 - 1e-6)
+            noise = u.log() - (-u).log1p()  # logistic = difference of two Gumbels
+        beta, z = self._integrate(e, h_prev, z_tilde, noise, gate_temperature)
         kl = kl_standard_normal(mu, logvar)
         return MetacontrollerOutput(self.control(e, z), beta, z, mu, logvar, kl)
 
     def _integrate(
-        self, e: torch.Tensor, h_prev: torch.Tensor, z_tilde: torch.Tensor
+        self,
+        e: torch.Tensor,
+        h_prev: torch.Tensor,
+        z_tilde: torch.Tensor,
+        gate_noise: torch.Tensor | None = None,
+        gate_temperature: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """β_t = switch(e_t, h_{t-1}, z_{t-1}) (β_1 = 1) and z_t = β_t z̃_t + (1 - β_t) z_{t-1}."""
+        """β_t = switch(e_t, h_{t-1}, z_{t-1}) (β_1 = 1) and z_t = β_t z̃_t + (1 - β_t) z_{t-1};
+        with ``gate_noise`` (B, T) the logit is (logit + noise) / τ (Gumbel-Sigmoid)."""
         first, second = self.switch_net[0], self.switch_net[2]
         d_eh = self.d_model + self.n_h
         pre = F.linear(torch.cat([e, h_prev], -1), first.weight[:, :d_eh], first.bias)
@@ -228,8 +245,10 @@ class Metacontroller(
         z = z_tilde[:, 0]
         betas, zs = [torch.ones(b, device=e.device, dtype=e.dtype)], [z]
         for i in range(1, t):
-            gate = second(torch.relu(pre[:, i] + F.linear(z, w_z)))
-            beta = torch.sigmoid(gate[:, 0])
+            logit = second(torch.relu(pre[:, i] + F.linear(z, w_z)))[:, 0]
+            if gate_noise is not None:
+                logit = (logit + gate_noise[:, i]) / gate_temperature
+            beta = torch.sigmoid(logit)
             z = beta[:, None] * z_tilde[:, i] + (1 - beta[:, None]) * z
             betas.append(beta)
             zs.append(z)
@@ -266,10 +285,12 @@ class Metacontroller(
         mask: torch.Tensor,
         alpha: float,
         generator: torch.Generator | None = None,
+        gate_temperature: float = 0.0,
     ) -> ElboOutput:
         """Action NLL of the frozen ``base`` run on ê from layer ``self.layer`` up, plus
-        α · KL at every valid step (mean over valid steps)."""
-        out = self.forward(e, mask, generator=generator)
+        α · KL at every valid step (mean over valid steps). ``gate_temperature``: see
+        :meth:`forward`."""
+        out = self.forward(e, mask, generator=generator, gate_temperature=gate_temperature)
         upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
         dist = base.action_distribution(base.heads(upper))
         nll = -dist.log_prob(actions)
