@@ -354,6 +354,7 @@ def train_one(
         layer=layer,
         n_z=cfg.n_z,
         rank=cfg.rank,
+        gate_temperature=cfg.gumbel_temperature if cfg.gumbel_temperature > 0 else 1.0,
         base_model_name=base_name,
         base_model_fingerprint=fingerprint,
     ).to(device)
@@ -365,7 +366,7 @@ def train_one(
                 f"{init.n_z} but this run asks for layer {layer}, rank {cfg.rank}, n_z "
                 f"{cfg.n_z}; pass matching --layer/--rank/--n-z."
             )
-        meta.load_state_dict(init.state_dict())
+        meta.load_state_dict(init.state_dict())  # its weights; τ is this run's
     opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state_path = out / "train_state.pt"
     start = 0
@@ -388,7 +389,7 @@ def train_one(
         e, act, mask = (x.to(device) for x in next(batches))
         alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
         res = meta.elbo(
-            base, e, act, mask, alpha_t, generator=gen, gate_temperature=cfg.gumbel_temperature
+            base, e, act, mask, alpha_t, generator=gen, gumbel_gate=cfg.gumbel_temperature > 0
         )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()

@@ -10,9 +10,11 @@ from internal_rl_gym.models import Metacontroller
 from tests.conftest import build_tiny_grid_models
 
 
-def meta_with_gate(bias: float, seed: int = 0) -> Metacontroller:
+def meta_with_gate(bias: float, seed: int = 0, gate_temperature: float = 1.0) -> Metacontroller:
     torch.manual_seed(seed)
-    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4)
+    meta = Metacontroller(
+        d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4, gate_temperature=gate_temperature
+    )
     with torch.no_grad():
         meta.switch_net[-1].bias.fill_(bias)
         meta.switch_net[-1].weight.zero_()
@@ -43,17 +45,28 @@ def test_learned_gate_drives_integration(bias, switches):
 
 
 def test_gumbel_gate_is_noisy_in_training_and_exact_without_sampling():
-    meta = meta_with_gate(0.0)  # logit 0: σ = 0.5 without noise
+    meta = meta_with_gate(0.0, gate_temperature=0.25)  # logit 0: σ = 0.5 without noise
     e = torch.randn(64, 6, 16)
-    plain = meta(e, sample=False, gate_temperature=0.5).beta[:, 1:]
+    plain = meta(e, sample=False, gumbel_gate=True).beta[:, 1:]
     assert torch.allclose(plain, torch.full_like(plain, 0.5))
     gen = torch.Generator().manual_seed(0)
-    noisy = meta(e, generator=gen, gate_temperature=0.25).beta[:, 1:]
+    noisy = meta(e, generator=gen, gumbel_gate=True).beta[:, 1:]
     assert noisy.std() > 0.3  # a coin flip, mostly near 0 or 1
     assert ((noisy < 0.1) | (noisy > 0.9)).float().mean() > 0.6  # P = 2σ(-0.55) = 0.73
     assert abs(noisy.mean().item() - 0.5) < 0.1  # unbiased: P(open) = σ(logit)
-    again = meta(e, generator=torch.Generator().manual_seed(0), gate_temperature=0.25).beta
+    again = meta(e, generator=torch.Generator().manual_seed(0), gumbel_gate=True).beta
     assert torch.equal(again[:, 1:], noisy)
+
+
+def test_gate_temperature_sharpens_the_noise_free_gate_everywhere():
+    meta = meta_with_gate(1.0, gate_temperature=0.5)
+    e = torch.randn(2, 4, 16)
+    expected = torch.sigmoid(torch.tensor(2.0))
+    assert torch.allclose(meta(e, sample=False).beta[:, 1:], expected)
+    h, z = meta.initial_state(2)
+    assert torch.allclose(meta.switch(e[:, 1], h, z), expected)  # the causal mode agrees
+    with pytest.raises(ValueError, match="gate_temperature"):
+        Metacontroller(d_model=16, layer=1, gate_temperature=0.0)
 
 
 def test_controller_changes_nothing_below_its_layer():

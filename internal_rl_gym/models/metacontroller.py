@@ -81,6 +81,8 @@ class Metacontroller(
     :param hyp_hidden: hypernetwork width (paper: 32).
     :param rank: rank of ``U = A Bᵀ``; ``0`` means a full ``d x d`` controller (ant).
     :param beta_bias_init: initial bias of the switching logit (negative = gate starts closed).
+    :param gate_temperature: τ of the gate, β = σ(logit / τ); a metacontroller trained with a
+        Gumbel-Sigmoid gate keeps its τ so the noise-free gate matches training (default 1).
     :param base_model_name: name of the base model it was trained on (recorded, checked on load).
     :param base_model_fingerprint: sha256 of that base model's weights (see ``hub.model_fingerprint``).
     """
@@ -97,11 +99,15 @@ class Metacontroller(
         hyp_hidden: int = 32,
         rank: int = 16,
         beta_bias_init: float = -2.0,
+        gate_temperature: float = 1.0,
         base_model_name: str = "",
         base_model_fingerprint: str = "",
     ) -> None:
         super().__init__()
         self.d_model, self.layer, self.n_z, self.n_h, self.rank = d_model, layer, n_z, n_h, rank
+        if not gate_temperature > 0:
+            raise ValueError(f"gate_temperature must be > 0, got {gate_temperature}.")
+        self.gate_temperature = float(gate_temperature)
         self.base_model_name = base_model_name
         self.base_model_fingerprint = base_model_fingerprint
         self.history = nn.GRU(d_model, n_h, batch_first=True)
@@ -132,8 +138,9 @@ class Metacontroller(
         )
 
     def switch(self, e_t: torch.Tensor, h_prev: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
-        """β_t = σ(f_switch(e_t, h_{t-1}, z_{t-1})), shape (B,)."""
-        return torch.sigmoid(self.switch_net(torch.cat([e_t, h_prev, z_prev], -1))[..., 0])
+        """β_t = σ(f_switch(e_t, h_{t-1}, z_{t-1}) / τ), shape (B,)."""
+        logit = self.switch_net(torch.cat([e_t, h_prev, z_prev], -1))[..., 0]
+        return torch.sigmoid(logit / self.gate_temperature)
 
     def update_history(self, e_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
         """h_t = GRU(e_t, h_{t-1}) for one step, (B, n_h)."""
@@ -196,14 +203,14 @@ class Metacontroller(
         *,
         sample: bool = True,
         generator: torch.Generator | None = None,
-        gate_temperature: float = 0.0,
+        gumbel_gate: bool = False,
     ) -> MetacontrollerOutput:
         """Teacher-forced pass over residual streams ``e`` (B, T, d) at the controlled layer.
 
-        ``gate_temperature`` τ > 0 (with ``sample``) relaxes β as a Gumbel-Sigmoid,
+        ``gumbel_gate`` (with ``sample``) relaxes β as a Gumbel-Sigmoid,
         β = σ((logit + log u - log(1 - u)) / τ) with u ~ U(0, 1), which the paper uses for the
         gridworld (§C.6): a gate that is not far from 0.5 becomes a coin flip, so training
-        pushes its logits towards quasi-binary values. ``0`` = the plain sigmoid.
+        pushes its logits towards quasi-binary values. Without it, β = σ(logit / τ).
 
         Everything that does not depend on the previous code (history, encoder, the e- and
         h-dependent part of the switching unit) runs in parallel over time; only the gate's
@@ -219,11 +226,11 @@ class Metacontroller(
         else:
             z_tilde = mu
         noise = None
-        if sample and gate_temperature > 0:
+        if sample and gumbel_gate:
             u = torch.rand((b, t), device=e.device, dtype=e.dtype, generator=generator)
             u = u.clamp(1e-6, 1 - 1e-6)
             noise = u.log() - (-u).log1p()  # logistic = difference of two Gumbels
-        beta, z = self._integrate(e, h_prev, z_tilde, noise, gate_temperature)
+        beta, z = self._integrate(e, h_prev, z_tilde, noise)
         kl = kl_standard_normal(mu, logvar)
         return MetacontrollerOutput(self.control(e, z), beta, z, mu, logvar, kl)
 
@@ -233,10 +240,9 @@ class Metacontroller(
         h_prev: torch.Tensor,
         z_tilde: torch.Tensor,
         gate_noise: torch.Tensor | None = None,
-        gate_temperature: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """β_t = switch(e_t, h_{t-1}, z_{t-1}) (β_1 = 1) and z_t = β_t z̃_t + (1 - β_t) z_{t-1};
-        with ``gate_noise`` (B, T) the logit is (logit + noise) / τ (Gumbel-Sigmoid)."""
+        with ``gate_noise`` (B, T) the logit is logit + noise (Gumbel-Sigmoid)."""
         first, second = self.switch_net[0], self.switch_net[2]
         d_eh = self.d_model + self.n_h
         pre = F.linear(torch.cat([e, h_prev], -1), first.weight[:, :d_eh], first.bias)
@@ -247,8 +253,8 @@ class Metacontroller(
         for i in range(1, t):
             logit = second(torch.relu(pre[:, i] + F.linear(z, w_z)))[:, 0]
             if gate_noise is not None:
-                logit = (logit + gate_noise[:, i]) / gate_temperature
-            beta = torch.sigmoid(logit)
+                logit = logit + gate_noise[:, i]
+            beta = torch.sigmoid(logit / self.gate_temperature)
             z = beta[:, None] * z_tilde[:, i] + (1 - beta[:, None]) * z
             betas.append(beta)
             zs.append(z)
@@ -285,12 +291,12 @@ class Metacontroller(
         mask: torch.Tensor,
         alpha: float,
         generator: torch.Generator | None = None,
-        gate_temperature: float = 0.0,
+        gumbel_gate: bool = False,
     ) -> ElboOutput:
         """Action NLL of the frozen ``base`` run on ê from layer ``self.layer`` up, plus
-        α · KL at every valid step (mean over valid steps). ``gate_temperature``: see
+        α · KL at every valid step (mean over valid steps). ``gumbel_gate``: see
         :meth:`forward`."""
-        out = self.forward(e, mask, generator=generator, gate_temperature=gate_temperature)
+        out = self.forward(e, mask, generator=generator, gumbel_gate=gumbel_gate)
         upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
         dist = base.action_distribution(base.heads(upper))
         nll = -dist.log_prob(actions)
