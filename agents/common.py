@@ -163,12 +163,26 @@ def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
 class Logger:
     """TensorBoard scalars plus a JSON-lines copy (``metrics.jsonl``) that scripts can read."""
 
-    def __init__(self, run_dir: str | os.PathLike, config: Any = None) -> None:
+    def __init__(
+        self, run_dir: str | os.PathLike, config: Any = None, resume_step: int | None = None
+    ) -> None:
+        """``resume_step``: the step of the checkpoint a run resumes from. Rows logged after
+        it (by the interrupted run, which will log them again) are dropped from
+        ``metrics.jsonl``, so every step appears once. Steps count completed updates."""
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        jsonl = self.run_dir / "metrics.jsonl"
+        if resume_step is not None and jsonl.exists():
+            kept = [
+                line
+                for line in jsonl.read_text().splitlines()
+                if line and json.loads(line)["step"] <= resume_step
+            ]
+            text = "".join(f"{line}\n" for line in kept)
+            atomic_write_bytes(jsonl, lambda tmp: Path(tmp).write_text(text))
+        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
         self._jsonl = open(self.run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
         if config is not None:
             cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)

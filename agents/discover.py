@@ -376,7 +376,7 @@ def train_one(
         opt.load_state_dict(st["optimizer"])
         start = int(st["step"])
         print(f"α={alpha}: resumed at step {start}")
-    logger = Logger(out, {**cfg.__dict__, "alpha_run": alpha})
+    logger = Logger(out, {**cfg.__dict__, "alpha_run": alpha}, resume_step=start or None)
     batches = activation_batches(base, layer, train_source, cfg, cfg.seed + 101 + start)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
 
@@ -395,11 +395,11 @@ def train_one(
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0:
+        if (step + 1) % 50 == 0:
             m = mask.float()
             beta_mean = float((res.out.beta.detach() * m).sum() / m.sum())
             logger.log(
-                step,
+                step + 1,  # steps count completed updates
                 **{
                     "train/loss": res.loss.item(),
                     "train/action_nll": res.action_nll.item(),

@@ -133,7 +133,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         opt.load_state_dict(resume["optimizer"])
         torch.set_rng_state(resume["torch_rng"])
         print(f"resumed from {state_path} at step {start}")
-    logger = Logger(out, cfg)
+    logger = Logger(out, cfg, resume_step=start if resume else None)
     print(f"model: {model.n_params / 1e6:.2f}M parameters on {device}; data: {cfg.data}")
 
     bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
@@ -157,7 +157,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         )
         opt.step()
         tokens += int(mask.sum())
-        if step % 50 == 0 or step == cfg.steps - 1:
+        if (step + 1) % 50 == 0 or step == cfg.steps - 1:
             rate = tokens / max(1e-9, time.time() - t0)
             scalars = {
                 "train/loss": out_loss.loss.item(),
@@ -169,7 +169,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             }
             if out_loss.action_accuracy is not None:
                 scalars["train/action_accuracy"] = out_loss.action_accuracy.item()
-            logger.log(step, **scalars)
+            logger.log(step + 1, **scalars)  # steps count completed updates
             bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}")
         last = step == cfg.steps - 1
         if (step + 1) % cfg.checkpoint_every == 0 or last:

@@ -50,11 +50,16 @@ def test_same_seed_same_weights_and_outputs(tmp_path):
 
 def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     pretrain(tiny_config(tmp_path / "r", steps=6))
+    # a row logged after the last checkpoint by a run that then stopped
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 9, "train/loss": 123.0}) + "\n")
     pretrain(tiny_config(tmp_path / "r", steps=12))
     assert "resumed from" in capsys.readouterr().out
-    lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
-    steps = [json.loads(line)["step"] for line in lines]
-    assert max(steps) >= 11
+    rows = [
+        json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    ]
+    train_steps = [r["step"] for r in rows if "train/loss" in r]
+    assert train_steps == [6, 12]  # each logged once; the stale step-9 row is gone
     state = json.loads((tmp_path / "r" / "model" / "trainer_state.json").read_text())
     assert state == {"global_step": 12}
 
