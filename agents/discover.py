@@ -173,12 +173,15 @@ def activation_batches(
 
 
 # --- diagnostics -------------------------------------------------------------------------------
+SWITCH_THRESHOLD = 0.5  # a switch is β_t > 0.5 (paper §C.6, as in internal RL)
+
+
 def true_boundaries(subgoals: np.ndarray) -> list[int]:
     """Steps t >= 1 at which the ground-truth subgoal changes (a new segment starts)."""
     return [t for t in range(1, len(subgoals)) if subgoals[t] != subgoals[t - 1]]
 
 
-def switch_onsets(beta: np.ndarray, threshold: float = 0.5) -> list[int]:
+def switch_onsets(beta: np.ndarray, threshold: float = SWITCH_THRESHOLD) -> list[int]:
     """Steps t >= 1 where β crosses ``threshold`` upwards: the first step of each run of open
     gate (β_0 = 1 is the forced start, not a switch)."""
     return [t for t in range(1, len(beta)) if beta[t] > threshold >= beta[t - 1]]
@@ -228,7 +231,7 @@ def evaluate_metacontroller(
         for k, i in enumerate(idx):
             t = int(held.lengths[i])
             b = beta[k, :t]
-            pred = [j for j in range(1, t) if b[j] > 0.5]
+            pred = [j for j in range(1, t) if b[j] > SWITCH_THRESHOLD]
             true = true_boundaries(held.subgoals[i, :t])
             a, p, q = match_switches(pred, true, tolerance)
             tp, n_pred, n_true = tp + a, n_pred + p, n_true + q
