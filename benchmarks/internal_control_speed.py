@@ -10,7 +10,8 @@ Measures, single-threaded, on GridPinpad's post-training task with the CPU-prese
 Targets (issue 5): (b) >= 5x (a) at N = 16, and (b) >= a third of (c). Also reports the
 abstract-step lengths under random codes and the share of the lockstep batch's row-steps that
 do work (rows whose gate fired wait for the batch's longest abstract step).
-Uses the embedded default checkpoints when present, else random weights of the same sizes.
+Uses ``--base-model``/``--metacontroller`` when given, else the embedded default checkpoints
+when present, else random weights of the same sizes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from internal_rl_gym.internal_control import (  # noqa: E402
 from internal_rl_gym.models import GRID_CPU_PRESET, BaseModel, Metacontroller  # noqa: E402
 
 
-def models(tmp: Path) -> tuple[str, str, str]:
+def models(tmp: Path, base_model: str, metacontroller: str) -> tuple[str, str, str]:
+    if base_model and metacontroller:
+        load_metacontroller(metacontroller, base_model=load_base_model(base_model))
+        return base_model, metacontroller, f"{base_model} + {metacontroller}"
     if {"pinpad-transformer", "pinpad-metacontroller"} <= set(available_defaults()):
         base = load_base_model("pinpad-transformer")
         load_metacontroller("pinpad-metacontroller", base_model=base)
@@ -61,7 +65,7 @@ def primitive_rate(vec, seconds: float, n_envs: int) -> tuple[float, dict[str, f
     rate = steps / (time.perf_counter() - t0)
     return rate, {
         "abstract_step_length_mean": round(float(np.mean(lengths)), 2),
-        "abstract_step_length_p90": float(np.percentile(lengths, 90)),
+        "abstract_step_length_p90": round(float(np.percentile(lengths, 90)), 1),
         "abstract_step_length_max": int(max(lengths)),
         "lockstep_useful_fraction": round(steps / lockstep, 3),
     }
@@ -91,11 +95,13 @@ def main() -> None:
     p.add_argument("--n-envs", type=int, default=16)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--base-model", default="", help="with --metacontroller: other checkpoints")
+    p.add_argument("--metacontroller", default="")
     p.add_argument("--out", default="benchmarks/results/internal_control_speed.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        base, meta, source = models(Path(tmp))
+        base, meta, source = models(Path(tmp), args.base_model, args.metacontroller)
         kw = {"base_model": base, "metacontroller": meta, "task": "post"}
         n = args.n_envs
         separate = DummyVecEnv([lambda: InternalControlEnv(**kw) for _ in range(n)])
