@@ -112,7 +112,7 @@ def train_raw(cfg: BaselineConfig) -> dict:
             },
         )
         bar.update(len(batch.success))
-        bar.set_postfix(success=f"{np.mean(successes[-500:]):.3f}")
+        bar.set_postfix(success=f"{np.mean(successes[-500:]):.3f}", refresh=False)
     bar.close()
     logger.close()
     result = {

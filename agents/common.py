@@ -83,7 +83,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 def progress_bar(iterable: Any = None, **kwargs: Any):
     """A tqdm bar; redrawn at most every 30 s when stderr is a log file, not a terminal (a
-    background run's log stays readable)."""
+    background run's log stays readable). Callers pass ``refresh=False`` to ``set_postfix`` so
+    that it does not force a redraw."""
     from tqdm.auto import tqdm
 
     if not sys.stderr.isatty():

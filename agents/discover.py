@@ -412,7 +412,9 @@ def train_one(
                     "train/action_accuracy": float(res.action_accuracy or 0.0),
                 },
             )
-            bar.set_postfix(nll=f"{res.action_nll.item():.3f}", kl=f"{res.kl.item():.2f}")
+            bar.set_postfix(
+                nll=f"{res.action_nll.item():.3f}", kl=f"{res.kl.item():.2f}", refresh=False
+            )
         last = step == cfg.steps - 1
         if (step + 1) % cfg.eval_every == 0 or last:
             report = evaluate_metacontroller(meta, base, held, alpha, cfg.tolerance)

@@ -170,7 +170,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             if out_loss.action_accuracy is not None:
                 scalars["train/action_accuracy"] = out_loss.action_accuracy.item()
             logger.log(step + 1, **scalars)  # steps count completed updates
-            bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}", refresh=False)
         last = step == cfg.steps - 1
         if (step + 1) % cfg.checkpoint_every == 0 or last:
             save_checkpoint(model, opt, step + 1, out)

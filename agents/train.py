@@ -101,7 +101,9 @@ class EpisodeCurve(BaseCallback):
                 if self.bar is not None:
                     self.bar.update(1)
                     if len(self.successes) % 50 == 0:
-                        self.bar.set_postfix(success=f"{np.mean(self.successes[-500:]):.3f}")
+                        self.bar.set_postfix(
+                            success=f"{np.mean(self.successes[-500:]):.3f}", refresh=False
+                        )
         self.logger.record("rollout/episodes", len(self.successes))
         return len(self.successes) < self.stop_at
 
