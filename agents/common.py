@@ -184,7 +184,7 @@ class Logger:
             text = "".join(f"{line}\n" for line in kept)
             atomic_write_bytes(jsonl, lambda tmp: Path(tmp).write_text(text))
         self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
+        self._jsonl = open(jsonl, "a")  # noqa: SIM115 - closed in close()
         if config is not None:
             cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
             table = "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.items())
