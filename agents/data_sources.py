@@ -75,25 +75,44 @@ def online_grid_pool(
 
 
 def residual_stream_batches(
-    base, layer: int, episode_batches: Iterator[dict[str, np.ndarray]]
+    base,
+    layer: int,
+    episode_batches: Iterator[dict[str, np.ndarray]],
+    expert_probs: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Episode batches (:meth:`EpisodePool.next_batch`) run through the frozen base model up to
     ``layer``: ``e`` (B, T, d) float32 residual stream, ``actions``, ``mask`` and the ground-truth
-    ``subgoals`` (B, T), all on the base model's device."""
+    ``subgoals`` (B, T), all on the base model's device. With ``expert_probs`` also the grid
+    expert's action distribution ``expert_probs`` (B, T, 4): uniform over its shortest-path
+    actions towards the current target, the distribution each demonstrated action was drawn from.
+    """
     for b in episode_batches:
         obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
         with torch.no_grad():  # the layers below ``layer`` do not depend on what trains there
             e = base.run_layers(base.embed(obs), 0, layer).float()
-        yield {
+        out = {
             "e": e,
             "actions": torch.as_tensor(b["actions"], device=base.device),
             "mask": torch.as_tensor(b["mask"], device=base.device),
             "subgoals": torch.as_tensor(b["subgoals"], device=base.device),
         }
+        if expert_probs:
+            from agents.diagnostics import optimal_action_mask
+
+            optimal = optimal_action_mask(b).astype(np.float32)
+            probs = optimal / np.maximum(optimal.sum(-1, keepdims=True), 1.0)
+            out["expert_probs"] = torch.as_tensor(probs, device=base.device)
+        yield out
 
 
 def fresh_activation_batches(
-    base, layer: int, task: str, pool_size: int, batch_size: int, seed: int
+    base,
+    layer: int,
+    task: str,
+    pool_size: int,
+    batch_size: int,
+    seed: int,
+    expert_probs: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless :func:`residual_stream_batches` of fresh expert episodes of ``task``.
 
@@ -102,4 +121,4 @@ def fresh_activation_batches(
     fresh episodes every batch prevent that.
     """
     pool = online_grid_pool(task, pool_size, batch_size, seed)
-    return residual_stream_batches(base, layer, iter(pool.next_batch, None))
+    return residual_stream_batches(base, layer, iter(pool.next_batch, None), expert_probs)

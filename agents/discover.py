@@ -87,6 +87,15 @@ class DiscoverConfig:
             "random init, e.g. to fine-tune the default with --gumbel-temperature"
         },
     )
+    action_targets: str = field(
+        default="sampled",
+        metadata={
+            "help": "sampled: NLL of the demonstrated action (paper Eq. 3); expert: "
+            "cross-entropy to the grid expert's action distribution at each step (uniform over "
+            "its shortest-path actions; online grid data only), so codes gain nothing from "
+            "encoding which of several tied actions was sampled. See the README"
+        },
+    )
     episodes: int = field(
         default=8192,
         metadata={"help": "online data: pool size regenerated after each pass (fresh episodes)"},
@@ -158,18 +167,26 @@ def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations | str, Demo
 
 def activation_batches(
     base, layer: int, source: Demonstrations | str, cfg: DiscoverConfig, seed: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless (e_layer, actions, mask) batches: fresh episodes for a task name, else batches
-    of a dataset whose activations are cached once."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Endless (e_layer, actions, mask, expert action probabilities or None) batches: fresh
+    episodes for a task name, else batches of a dataset whose activations are cached once."""
+    expert = cfg.action_targets == "expert"
     if isinstance(source, str):
-        for b in fresh_activation_batches(base, layer, source, cfg.episodes, cfg.batch_size, seed):
-            yield b["e"], b["actions"], b["mask"]
+        for b in fresh_activation_batches(
+            base, layer, source, cfg.episodes, cfg.batch_size, seed, expert_probs=expert
+        ):
+            yield b["e"], b["actions"], b["mask"], b.get("expert_probs")
+    if expert:
+        raise ValueError(
+            "--action-targets expert needs online grid data (--data online:<task>); a "
+            "dataset file does not carry the expert's action distribution."
+        )
     cache = cache_activations(base, source, layer)
     rng = np.random.default_rng(seed)
     order = np.argsort(cache.lengths)
     buckets = np.array_split(order, max(1, len(order) // cfg.batch_size))
     while True:
-        yield cache.batch(buckets[rng.integers(len(buckets))])
+        yield (*cache.batch(buckets[rng.integers(len(buckets))]), None)
 
 
 # --- diagnostics -------------------------------------------------------------------------------
@@ -216,6 +233,7 @@ def evaluate_metacontroller(
     tp = n_pred = n_true = 0
     onset_tp = onset_pred = 0
     switches, true_counts, betas = [], [], []
+    codes, code_labels, code_episode = [], [], []
     nll_sum = kl_sum = steps = 0.0
     for s in range(0, n, 128):
         idx = np.arange(s, min(n, s + 128))
@@ -228,6 +246,10 @@ def evaluate_metacontroller(
         steps += m.sum().item()
         det = meta(e, mask, sample=False)  # posterior means: the gate as used downstream
         beta = det.beta.cpu().numpy()
+        valid = mask.cpu().numpy()
+        codes.append(det.z.cpu().numpy()[valid])
+        code_labels.append(held.subgoals[idx, : valid.shape[1]][valid])
+        code_episode.append(np.broadcast_to(idx[:, None], valid.shape)[valid])
         for k, i in enumerate(idx):
             t = int(held.lengths[i])
             b = beta[k, :t]
@@ -250,6 +272,9 @@ def evaluate_metacontroller(
     onset_f1 = 2 * onset_p * onset_r / max(1e-9, onset_p + onset_r)
     all_beta = np.concatenate(betas) if betas else np.zeros(0)
     switches_arr, true_arr = np.array(switches), np.array(true_counts)
+    code_stats = code_informativeness(
+        np.concatenate(codes), np.concatenate(code_labels), np.concatenate(code_episode)
+    )
     return {
         "alpha": alpha,
         "switch_precision": precision,
@@ -267,6 +292,40 @@ def evaluate_metacontroller(
         "kl": kl_sum / max(1, steps),
         "tolerance": tolerance,
         "beta_histogram": np.histogram(all_beta, bins=10, range=(0, 1))[0].tolist(),
+        **code_stats,
+    }
+
+
+def code_informativeness(
+    z: np.ndarray, subgoals: np.ndarray, episodes: np.ndarray
+) -> dict[str, float]:
+    """Do the discovered codes name subgoals? For every valid held-out step: the integrated code
+    z_t (posterior means) and the true subgoal.
+
+    ``z_active_dims``: dimensions of z that vary across steps (variance > 0.01, the "active
+    units" criterion of Burda et al. 2016); a code that uses one dimension cannot
+    name four subgoals. ``z_subgoal_probe``: held-out accuracy of a linear probe from z_t to the
+    true subgoal (trained on 70% of the episodes, tested on the rest), against
+    ``z_subgoal_chance`` (the majority class). Internal RL needs codes whose value says which
+    subgoal to pursue; a probe at chance means the codes carry something else.
+    """
+    from agents.diagnostics import train_linear_probe
+
+    n_classes = int(subgoals.max()) + 1
+    ids = np.unique(episodes)
+    train_ids = ids[: max(1, int(0.7 * len(ids)))]
+    train = np.isin(episodes, train_ids)
+    test = ~train if (~train).any() else train
+    x = torch.as_tensor(z, dtype=torch.float32)
+    with torch.enable_grad():  # callers may run under no_grad
+        probe = train_linear_probe(x[train], subgoals[train], n_classes)
+    with torch.no_grad():
+        pred = probe((x[test] - probe.mean) / probe.std).argmax(-1).numpy()
+    counts = np.bincount(subgoals[test], minlength=n_classes)
+    return {
+        "z_active_dims": int((z.var(0) > 0.01).sum()),
+        "z_subgoal_probe": float(np.mean(pred == subgoals[test])),
+        "z_subgoal_chance": float(counts.max() / counts.sum()),
     }
 
 
@@ -285,6 +344,13 @@ def collapse_warning(r: dict[str, float]) -> str | None:
         )
     if r["beta_binary_fraction"] < 0.5:
         return "β is not binary: most gate values lie between 0.1 and 0.9."
+    if "z_subgoal_probe" in r and r["z_subgoal_probe"] < r["z_subgoal_chance"] + 0.05:
+        return (
+            f"the codes z do not name subgoals: a linear probe from z to the true subgoal scores "
+            f"{r['z_subgoal_probe']:.2f} (chance {r['z_subgoal_chance']:.2f}; "
+            f"{r['z_active_dims']} active dimensions), so internal RL has little to choose "
+            "between. Try a smaller α (a larger code budget) or a longer run."
+        )
     return None
 
 
@@ -389,10 +455,17 @@ def train_one(
     report: dict[str, float] = {}
     for step in bar:
         meta.train()
-        e, act, mask = (x.to(device) for x in next(batches))
+        e, act, mask, probs = (x if x is None else x.to(device) for x in next(batches))
         alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
         res = meta.elbo(
-            base, e, act, mask, alpha_t, generator=gen, gumbel_gate=cfg.gumbel_temperature > 0
+            base,
+            e,
+            act,
+            mask,
+            alpha_t,
+            generator=gen,
+            gumbel_gate=cfg.gumbel_temperature > 0,
+            target_probs=probs,
         )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
@@ -443,11 +516,17 @@ def format_report(r: dict[str, float]) -> str:
         f"R {r['switch_recall']:.2f}, ±{r['tolerance']}; onsets only {r['switch_onset_f1']:.3f}) "
         f"| switches/episode "
         f"{r['switches_per_episode']:.2f} vs true {r['true_subgoals_per_episode']:.2f} | "
-        f"β binary {r['beta_binary_fraction']:.2f} | NLL {r['nll']:.3f} KL {r['kl']:.3f}"
+        f"β binary {r['beta_binary_fraction']:.2f} | NLL {r['nll']:.3f} KL {r['kl']:.3f} | "
+        f"z: {r['z_active_dims']} active dims, subgoal probe {r['z_subgoal_probe']:.2f} "
+        f"(chance {r['z_subgoal_chance']:.2f})"
     )
 
 
 def discover(cfg: DiscoverConfig) -> dict:
+    if cfg.action_targets not in ("sampled", "expert"):
+        raise ValueError(
+            f"unknown --action-targets {cfg.action_targets!r}; use sampled (paper) or expert."
+        )
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     out = Path(cfg.out)

@@ -9,7 +9,9 @@ primitive step for all ``n_envs`` episodes).
 
 Defaults for a sparse terminal reward: γ = 1 and GAE λ = 1 (the return of an abstract step is the
 episode's success, as in the paper's trajectory-level advantage), no entropy bonus (paper: 0),
-normalised advantages. Logged to TensorBoard (``<out>/tb``): SB3's rollout/ep_rew_mean and
+normalised advantages, and an initial policy whose codes z are ~ N(0, I), the prior the
+metacontroller was trained with (log-std -ln(action_scale) in action units; SB3's default 0 would
+give z a standard deviation of 3, clipped to the box). Logged to TensorBoard (``<out>/tb``): SB3's rollout/ep_rew_mean and
 rollout/success_rate, plus eval/success_rate from periodic evaluation. The policy is saved as
 ``<out>/ppo-<env-id>.zip`` and the learning curve (success against episodes) as
 ``<out>/curve.json``.
@@ -17,6 +19,7 @@ rollout/success_rate, plus eval/success_rate from periodic evaluation. The polic
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +58,14 @@ class TrainConfig:
     gae_lambda: float = field(default=1.0, metadata={"help": "GAE λ"})
     clip_range: float = field(default=0.2, metadata={"help": "PPO clip ε"})
     ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus (paper: 0)"})
-    log_std_init: float = field(default=0.0, metadata={"help": "initial policy log-std"})
+    log_std_init: float | None = field(
+        default=None,
+        metadata={
+            "help": "initial policy log-std in action units; default -ln(action_scale), so the "
+            "first codes z = action_scale * action are ~ N(0, I), the metacontroller's prior "
+            "(paper: the initial policy matches the prior)"
+        },
+    )
     max_primitive_steps: int = field(default=50, metadata={"help": "cap per abstract step"})
     eval_every: int = field(default=2000, metadata={"help": "episodes between evaluations"})
     eval_episodes: int = field(default=128, metadata={"help": "episodes per evaluation"})
@@ -136,7 +146,10 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     vec = make_vec(cfg, cfg.n_envs, cfg.seed)
-    policy_kwargs = {"log_std_init": cfg.log_std_init}
+    log_std_init = cfg.log_std_init
+    if log_std_init is None:
+        log_std_init = -math.log(vec.core.options.action_scale)
+    policy_kwargs = {"log_std_init": log_std_init}
     common = dict(
         learning_rate=cfg.lr,
         n_steps=cfg.n_steps,

@@ -100,3 +100,52 @@ def test_switch_onsets_count_a_slowly_closing_gate_once():
     assert switch_onsets(beta) == [4, 9]
     assert match_switches(switch_onsets(beta), true, tolerance=1) == (2, 2, 2)
     assert match_switches(every_open_step, true, tolerance=1) == (2, 5, 2)
+
+
+def test_expert_action_targets(tiny_checkpoints, tmp_path):
+    summary = discover(
+        _config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], action_targets="expert")
+    )
+    assert 0.0 <= summary["runs"][0]["switch_f1"] <= 1.0
+    with pytest.raises(ValueError, match="sampled .paper. or expert"):
+        discover(_config(tiny_checkpoints, tmp_path / "e", action_targets="soft"))
+    collect_grid_demonstrations(40, "pretraining", seed=1).save(tmp_path / "clean.npz")
+    with pytest.raises(ValueError, match="needs online grid data"):
+        discover(
+            _config(
+                tiny_checkpoints,
+                tmp_path / "f",
+                alpha=[0.1],
+                data=str(tmp_path / "clean.npz"),
+                action_targets="expert",
+            )
+        )
+
+
+def test_expert_probs_are_the_experts_action_distribution(tiny_checkpoints):
+    from agents.data_sources import fresh_activation_batches
+    from internal_rl_gym.hub import load_base_model
+
+    base = load_base_model(tiny_checkpoints["base_model"])
+    b = next(fresh_activation_batches(base, 1, "pretraining", 16, 8, 0, expert_probs=True))
+    probs, mask = b["expert_probs"], b["mask"]
+    torch.testing.assert_close(probs[mask].sum(-1), torch.ones(int(mask.sum())))
+    # every demonstrated action is one the expert could have drawn
+    taken = probs.gather(-1, b["actions"][..., None])[..., 0]
+    assert bool((taken[mask] > 0).all())
+
+
+def test_code_informativeness_separates_named_from_unnamed_codes():
+    from agents.discover import code_informativeness
+
+    rng = np.random.default_rng(0)
+    subgoals = rng.integers(0, 4, 2000)
+    episodes = np.arange(2000) // 20
+    named = np.eye(4)[subgoals] + 0.05 * rng.standard_normal((2000, 4))
+    r = code_informativeness(named, subgoals, episodes)
+    assert r["z_subgoal_probe"] > 0.95 and r["z_active_dims"] == 4
+    unnamed = np.zeros((2000, 4))
+    unnamed[:, 0] = rng.standard_normal(2000)  # one active dimension, unrelated to the subgoal
+    r = code_informativeness(unnamed, subgoals, episodes)
+    assert r["z_active_dims"] == 1
+    assert r["z_subgoal_probe"] < r["z_subgoal_chance"] + 0.05

@@ -107,6 +107,23 @@ def test_causal_mode_reproduces_the_training_forward():
     torch.testing.assert_close(trace, out.beta, atol=1e-5, rtol=1e-5)
 
 
+def test_expert_targets_give_the_expected_nll():
+    """Cross-entropy to a distribution p = the NLL of each action a, averaged with weights p(a)."""
+    base, _ = build_tiny_grid_models(seed=3)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4)
+    e = torch.randn(2, 5, 16)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    p = torch.tensor([0.1, 0.2, 0.3, 0.4])
+
+    def nll(**kw):  # the same sampled codes on every call
+        gen = torch.Generator().manual_seed(0)
+        return meta.elbo(base, e, mask=mask, alpha=0.0, generator=gen, **kw).action_nll
+
+    per_action = torch.stack([nll(actions=torch.full((2, 5), a)) for a in range(4)])
+    soft = nll(actions=None, target_probs=p.expand(2, 5, 4))
+    torch.testing.assert_close(soft, (p * per_action).sum())
+
+
 def test_full_rank_controller():
     meta = Metacontroller(d_model=8, layer=1, n_z=2, n_h=4, n_s=4, rank=0)
     u = meta.decode(torch.randn(3, 2))
@@ -140,6 +157,7 @@ def test_tiny_discovery_run_lowers_the_loss():
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05
     report = evaluate_metacontroller(meta, base, cached, alpha=0.1)
     assert 0.0 <= report["switch_f1"] <= 1.0
+    assert 0 <= report["z_active_dims"] <= 4 and 0.0 <= report["z_subgoal_probe"] <= 1.0
     assert report["true_subgoals_per_episode"] == pytest.approx(3.0)
 
 

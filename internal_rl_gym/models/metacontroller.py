@@ -287,25 +287,33 @@ class Metacontroller(
         self,
         base,
         e: torch.Tensor,
-        actions: torch.Tensor,
+        actions: torch.Tensor | None,
         mask: torch.Tensor,
         alpha: float,
         generator: torch.Generator | None = None,
         gumbel_gate: bool = False,
+        target_probs: torch.Tensor | None = None,
     ) -> ElboOutput:
         """Action NLL of the frozen ``base`` run on ê from layer ``self.layer`` up, plus
         α · KL at every valid step (mean over valid steps). ``gumbel_gate``: see
-        :meth:`forward`."""
+        :meth:`forward`. ``target_probs`` (B, T, n_actions), discrete actions only: replace
+        the NLL of ``actions`` by the cross-entropy to this distribution (the expectation of
+        that NLL when each action was drawn from it)."""
         out = self.forward(e, mask, generator=generator, gumbel_gate=gumbel_gate)
         upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
         dist = base.action_distribution(base.heads(upper))
-        nll = -dist.log_prob(actions)
+        if target_probs is None:
+            nll = -dist.log_prob(actions)
+        else:
+            if not isinstance(dist, torch.distributions.Categorical):
+                raise ValueError("target_probs needs a base model with discrete actions.")
+            nll = -(target_probs * dist.logits.log_softmax(-1)).sum(-1)
         m = mask.to(nll.dtype)
         n = m.sum().clamp(min=1)
         action_nll = (nll * m).sum() / n
         kl = (out.kl * m).sum() / n
         acc = None
-        if actions.dtype in (torch.int64, torch.int32):
+        if actions is not None and actions.dtype in (torch.int64, torch.int32):
             acc = ((dist.probs.argmax(-1) == actions).to(m.dtype) * m).sum() / n
         return ElboOutput(action_nll + alpha * kl, action_nll, kl, acc, out)
 
