@@ -48,6 +48,11 @@ def main() -> None:
         "held-out action NLL": report["nll"],
         "KL per step": report["kl"],
     }
+    if "z_subgoal_probe" in report:
+        metrics["active dimensions of z (variance > 0.01)"] = report["z_active_dims"]
+        metrics[f"linear probe z -> true subgoal (chance {report['z_subgoal_chance']:.2f})"] = (
+            report["z_subgoal_probe"]
+        )
     check = summary.get("abstract_action_check") or {}
     if summary.get("best_alpha") == args.alpha and check:
         metrics["segments from z ~ N(0, I) that end on a completed pair"] = check["pair_fraction"]
