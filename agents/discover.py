@@ -233,7 +233,7 @@ def evaluate_metacontroller(
     tp = n_pred = n_true = 0
     onset_tp = onset_pred = 0
     switches, true_counts, betas = [], [], []
-    codes, code_labels, code_episode = [], [], []
+    codes, code_labels, code_episode, code_context = [], [], [], []
     nll_sum = kl_sum = steps = 0.0
     for s in range(0, n, 128):
         idx = np.arange(s, min(n, s + 128))
@@ -250,6 +250,9 @@ def evaluate_metacontroller(
         codes.append(det.z.cpu().numpy()[valid])
         code_labels.append(held.subgoals[idx, : valid.shape[1]][valid])
         code_episode.append(np.broadcast_to(idx[:, None], valid.shape)[valid])
+        code_context.append(
+            np.stack([previous_subgoals(held.subgoals[i, : valid.shape[1]]) for i in idx])[valid]
+        )
         for k, i in enumerate(idx):
             t = int(held.lengths[i])
             b = beta[k, :t]
@@ -273,7 +276,10 @@ def evaluate_metacontroller(
     all_beta = np.concatenate(betas) if betas else np.zeros(0)
     switches_arr, true_arr = np.array(switches), np.array(true_counts)
     code_stats = code_informativeness(
-        np.concatenate(codes), np.concatenate(code_labels), np.concatenate(code_episode)
+        np.concatenate(codes),
+        np.concatenate(code_labels),
+        np.concatenate(code_episode),
+        np.concatenate(code_context),
     )
     return {
         "alpha": alpha,
@@ -296,37 +302,65 @@ def evaluate_metacontroller(
     }
 
 
+def previous_subgoals(subgoals: np.ndarray) -> np.ndarray:
+    """For each step, the subgoal of the previous segment (-1 in the first segment)."""
+    out = np.full(len(subgoals), -1, dtype=np.int64)
+    prev = -1
+    for t in range(1, len(subgoals)):
+        if subgoals[t] != subgoals[t - 1]:
+            prev = subgoals[t - 1]
+        out[t] = prev
+    return out
+
+
 def code_informativeness(
-    z: np.ndarray, subgoals: np.ndarray, episodes: np.ndarray
+    z: np.ndarray, subgoals: np.ndarray, episodes: np.ndarray, previous: np.ndarray | None = None
 ) -> dict[str, float]:
     """Do the discovered codes name subgoals? For every valid held-out step: the integrated code
     z_t (posterior means) and the true subgoal.
 
     ``z_active_dims``: dimensions of z that vary across steps (variance > 0.01, the "active
-    units" criterion of Burda et al. 2016); a code that uses one dimension cannot
-    name four subgoals. ``z_subgoal_probe``: held-out accuracy of a linear probe from z_t to the
-    true subgoal (trained on 70% of the episodes, tested on the rest), against
-    ``z_subgoal_chance`` (the majority class). Internal RL needs codes whose value says which
-    subgoal to pursue; a probe at chance means the codes carry something else.
-    """
-    from agents.diagnostics import train_linear_probe
+    units" criterion of Burda et al. 2016). ``z_subgoal_probe``: held-out accuracy of a linear
+    probe from z_t to the true subgoal (trained on 70% of the episodes, tested on the rest),
+    against ``z_subgoal_chance`` (the majority class): do codes name subgoals absolutely?
 
+    A code can also name the next subgoal relative to the context (e.g. "the first of the two
+    usual continuations"), which is as useful to internal RL, whose policy sees the residual
+    stream. With ``previous`` (the previous segment's subgoal, -1 in the first segment):
+    ``z_subgoal_probe_in_context``, a probe with one linear map per previous subgoal, against
+    ``context_subgoal_probe``, the same without z. The gap is what the codes add.
+    """
     n_classes = int(subgoals.max()) + 1
     ids = np.unique(episodes)
-    train_ids = ids[: max(1, int(0.7 * len(ids)))]
-    train = np.isin(episodes, train_ids)
+    train = np.isin(episodes, ids[: max(1, int(0.7 * len(ids)))])
     test = ~train if (~train).any() else train
-    x = torch.as_tensor(z, dtype=torch.float32)
-    with torch.enable_grad():  # callers may run under no_grad
-        probe = train_linear_probe(x[train], subgoals[train], n_classes)
-    with torch.no_grad():
-        pred = probe((x[test] - probe.mean) / probe.std).argmax(-1).numpy()
     counts = np.bincount(subgoals[test], minlength=n_classes)
-    return {
+    out: dict[str, float] = {
         "z_active_dims": int((z.var(0) > 0.01).sum()),
-        "z_subgoal_probe": float(np.mean(pred == subgoals[test])),
+        "z_subgoal_probe": _probe_accuracy(z, subgoals, train, test, n_classes),
         "z_subgoal_chance": float(counts.max() / counts.sum()),
     }
+    if previous is not None:
+        context = np.eye(n_classes + 1)[previous + 1]  # (N, n+1) one-hot, -1 -> column 0
+        with_z = context[:, :, None] * np.concatenate([np.ones((len(z), 1)), z], 1)[:, None]
+        out["z_subgoal_probe_in_context"] = _probe_accuracy(
+            with_z.reshape(len(z), -1), subgoals, train, test, n_classes
+        )
+        out["context_subgoal_probe"] = _probe_accuracy(context, subgoals, train, test, n_classes)
+    return out
+
+
+def _probe_accuracy(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, n_classes: int
+) -> float:
+    from agents.diagnostics import train_linear_probe
+
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.enable_grad():  # callers may run under no_grad
+        probe = train_linear_probe(xt[train], y[train], n_classes)
+    with torch.no_grad():
+        pred = probe((xt[test] - probe.mean) / probe.std).argmax(-1).numpy()
+    return float(np.mean(pred == y[test]))
 
 
 def collapse_warning(r: dict[str, float]) -> str | None:
@@ -344,13 +378,16 @@ def collapse_warning(r: dict[str, float]) -> str | None:
         )
     if r["beta_binary_fraction"] < 0.5:
         return "β is not binary: most gate values lie between 0.1 and 0.9."
-    if "z_subgoal_probe" in r and r["z_subgoal_probe"] < r["z_subgoal_chance"] + 0.05:
-        return (
-            f"the codes z do not name subgoals: a linear probe from z to the true subgoal scores "
-            f"{r['z_subgoal_probe']:.2f} (chance {r['z_subgoal_chance']:.2f}; "
-            f"{r['z_active_dims']} active dimensions), so internal RL has little to choose "
-            "between. Try a smaller α (a larger code budget) or a longer run."
-        )
+    if "z_subgoal_probe_in_context" in r:
+        with_z, without = r["z_subgoal_probe_in_context"], r["context_subgoal_probe"]
+        if with_z < without + 0.03:
+            return (
+                f"the codes z do not name subgoals: knowing z does not help a probe guess the "
+                f"true subgoal ({with_z:.2f} with z and the previous subgoal, {without:.2f} "
+                f"from the previous subgoal alone; {r['z_active_dims']} active dimensions), so "
+                "internal RL has little to choose between. Try a smaller α (a larger code "
+                "budget), a longer run or --action-targets expert."
+            )
     return None
 
 
@@ -518,7 +555,9 @@ def format_report(r: dict[str, float]) -> str:
         f"{r['switches_per_episode']:.2f} vs true {r['true_subgoals_per_episode']:.2f} | "
         f"β binary {r['beta_binary_fraction']:.2f} | NLL {r['nll']:.3f} KL {r['kl']:.3f} | "
         f"z: {r['z_active_dims']} active dims, subgoal probe {r['z_subgoal_probe']:.2f} "
-        f"(chance {r['z_subgoal_chance']:.2f})"
+        f"(chance {r['z_subgoal_chance']:.2f}), in context "
+        f"{r.get('z_subgoal_probe_in_context', math.nan):.2f} "
+        f"(context alone {r.get('context_subgoal_probe', math.nan):.2f})"
     )
 
 

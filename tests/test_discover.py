@@ -135,6 +135,12 @@ def test_expert_probs_are_the_experts_action_distribution(tiny_checkpoints):
     assert bool((taken[mask] > 0).all())
 
 
+def test_previous_subgoals():
+    from agents.discover import previous_subgoals
+
+    assert previous_subgoals(np.array([2, 2, 0, 0, 0, 3])).tolist() == [-1, -1, 2, 2, 2, 0]
+
+
 def test_code_informativeness_separates_named_from_unnamed_codes():
     from agents.discover import code_informativeness
 
@@ -149,3 +155,12 @@ def test_code_informativeness_separates_named_from_unnamed_codes():
     r = code_informativeness(unnamed, subgoals, episodes)
     assert r["z_active_dims"] == 1
     assert r["z_subgoal_probe"] < r["z_subgoal_chance"] + 0.05
+    # a one-dimensional code that picks one of two continuations of the previous subgoal:
+    # useless absolutely, informative in context
+    previous = rng.integers(-1, 4, 2000)
+    option = rng.integers(0, 2, 2000)
+    subgoals = (previous + 1 + option) % 4
+    relative = (2.0 * option - 1.0)[:, None] + 0.1 * rng.standard_normal((2000, 1))
+    r = code_informativeness(relative, subgoals, episodes, previous)
+    assert r["z_subgoal_probe_in_context"] > 0.95
+    assert r["context_subgoal_probe"] < 0.7
