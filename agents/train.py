@@ -210,7 +210,7 @@ def train(cfg: TrainConfig) -> dict:
     result = {
         "env_id": cfg.env_id,
         "algo": cfg.algo,
-        "config": cfg.__dict__,
+        "config": {**cfg.__dict__, "log_std_init": log_std_init},
         "successes": curve_cb.successes,
         "evaluations": evals,
         "final_eval_success": evals[-1]["eval_success"] if evals else None,

@@ -23,14 +23,27 @@ from agents.common import atomic_write_json  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="the `internal-rl discover --out` directory")
-    p.add_argument("--alpha", type=float, required=True, help="which α of the sweep")
+    p.add_argument("--run", help="the `internal-rl discover --out` directory")
+    p.add_argument("--alpha", type=float, help="which α of the sweep")
+    p.add_argument(
+        "--report",
+        help="instead of --run/--alpha: the JSON of `benchmarks/metacontroller_codes.py "
+        "--abstract-action-check` (e.g. for a checkpoint saved mid-run)",
+    )
     p.add_argument("--out", required=True, help="evaluation JSON to write")
     p.add_argument("--notes", default="", help="the card's Limitations paragraph")
     args = p.parse_args()
-    run = Path(args.run)
-    report = json.loads((run / f"alpha_{args.alpha:g}" / "report.json").read_text())
-    summary = json.loads((run / "summary.json").read_text())
+    if args.report:
+        report = json.loads(Path(args.report).read_text())
+        summary = {"abstract_action_check": report.get("abstract_action_check")}
+    elif args.run and args.alpha is not None:
+        run = Path(args.run)
+        report = json.loads((run / f"alpha_{args.alpha:g}" / "report.json").read_text())
+        summary = json.loads((run / "summary.json").read_text())
+        if summary.get("best_alpha") != args.alpha:
+            summary["abstract_action_check"] = None  # the check ran on the best α only
+    else:
+        p.error("pass --report, or --run and --alpha")
     tol = report["tolerance"]
     metrics = {
         f"switch F1 vs true subgoal boundaries (±{tol} step; target >= 0.8)": report["switch_f1"],
@@ -54,7 +67,7 @@ def main() -> None:
             report["z_subgoal_probe"]
         )
     check = summary.get("abstract_action_check") or {}
-    if summary.get("best_alpha") == args.alpha and check:
+    if check:
         metrics["segments from z ~ N(0, I) that end on a completed pair"] = check["pair_fraction"]
         metrics["segments from z ~ N(0, I) that end on any colour"] = check["any_visit_fraction"]
     out = {

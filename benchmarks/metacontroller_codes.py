@@ -6,7 +6,9 @@
 Runs ``agents.discover.evaluate_metacontroller`` (switch alignment, β, rate/distortion, and the
 code diagnostics: active dimensions of z and a linear probe from z to the true subgoal) on 512
 fresh clean expert episodes of the pretraining tasks, the same held-out set ``internal-rl
-discover`` uses with its default seed. Internal RL can only learn to pick subgoals if the codes
+discover`` uses with its default seed; with ``--abstract-action-check`` also the check that
+``discover`` runs on its best model (z ~ N(0, I) at every switch in free play: how many segments
+end on a completed pair). Internal RL can only learn to pick subgoals if the codes
 name them; a probe at chance means the abstract actions carry something else.
 """
 
@@ -21,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
 from agents.discover import (  # noqa: E402
+    abstract_action_check,
     cache_activations,
     collapse_warning,
     evaluate_metacontroller,
@@ -37,6 +40,11 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.0, help="α for the reported loss only")
     p.add_argument("--episodes", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="as `internal-rl discover --seed`")
+    p.add_argument(
+        "--abstract-action-check",
+        action="store_true",
+        help="also sample z ~ N(0, I) at every switch and report the segments (1-2 minutes)",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -49,6 +57,9 @@ def main() -> None:
     print(format_report(report))
     if report["warning"]:
         print("WARNING:", report["warning"])
+    if args.abstract_action_check:
+        report["abstract_action_check"] = abstract_action_check(base, meta, seed=args.seed)
+        print("abstract-action check (z ~ N(0, I) at switches):", report["abstract_action_check"])
     report.update(
         base_model=args.base_model,
         metacontroller=args.metacontroller,
