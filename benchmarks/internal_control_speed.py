@@ -1,15 +1,17 @@
 """InternalControl speed: primitive steps/s of N separate envs vs the batched VecEnv, one run.
 
-    python benchmarks/internal_control_speed.py [--n-envs 16] [--seconds 20]
+    python benchmarks/internal_control_speed.py [--n-envs 16] [--seconds 30] [--rounds 10]
 
 Measures, single-threaded, on GridPinpad's post-training task with the CPU-preset model sizes:
   (a) N separate ``InternalControlEnv`` in SB3's ``DummyVecEnv`` (one forward call per env);
-  (b) the batched ``InternalControlVecEnv`` (one forward call per primitive step for all N);
+  (b) the batched ``InternalControlVecEnv`` (one forward call per primitive step for the rows
+      still inside their abstract step);
   (c) the bare base-model step with KV cache at batch N (the model alone, no env, no
       metacontroller): the ceiling for (b).
 Targets (issue 5): (b) >= 5x (a) at N = 16, and (b) >= a third of (c). Also reports the
 abstract-step lengths under random codes and the share of the lockstep batch's row-steps that
-do work (rows whose gate fired wait for the batch's longest abstract step).
+do work (rows whose gate fired idle until the batch's longest abstract step ends). The three
+are measured in interleaved time slices, so machine noise hits them alike.
 Uses ``--base-model``/``--metacontroller`` when given, else the embedded default checkpoints
 when present, else random weights of the same sizes.
 """
@@ -50,40 +52,63 @@ def models(tmp: Path, base_model: str, metacontroller: str) -> tuple[str, str, s
     return str(tmp / "base"), str(tmp / "meta"), "random weights (CPU preset sizes)"
 
 
-def primitive_rate(vec, seconds: float, n_envs: int) -> tuple[float, dict[str, float]]:
-    """Primitive steps/s under random controller codes, and how the abstract steps' lengths
-    fill a lockstep batch (a VecEnv step lasts as long as its longest abstract step)."""
-    vec.reset()
-    rng = np.random.default_rng(0)
-    steps, lockstep, lengths, t0 = 0, 0, [], time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        _, _, _, infos = vec.step(rng.uniform(-1, 1, (n_envs, vec.action_space.shape[0])))
-        ps = [i["primitive_steps"] for i in infos]
-        steps += sum(ps)
-        lockstep += n_envs * max(ps)
-        lengths += ps
-    rate = steps / (time.perf_counter() - t0)
-    return rate, {
-        "abstract_step_length_mean": round(float(np.mean(lengths)), 2),
-        "abstract_step_length_p90": round(float(np.percentile(lengths, 90)), 1),
-        "abstract_step_length_max": int(max(lengths)),
-        "lockstep_useful_fraction": round(steps / lockstep, 3),
-    }
+class VecEnvMeter:
+    """Primitive steps of a VecEnv under random controller codes, measured in time slices, and
+    how the abstract steps' lengths fill a lockstep batch (a VecEnv step lasts as long as its
+    longest abstract step)."""
+
+    def __init__(self, vec, n_envs: int) -> None:
+        self.vec, self.n_envs = vec, n_envs
+        self.rng = np.random.default_rng(0)
+        self.steps, self.lockstep, self.lengths, self.seconds = 0, 0, [], 0.0
+        vec.reset()
+
+    def run(self, seconds: float) -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            codes = self.rng.uniform(-1, 1, (self.n_envs, self.vec.action_space.shape[0]))
+            _, _, _, infos = self.vec.step(codes)
+            ps = [i["primitive_steps"] for i in infos]
+            self.steps += sum(ps)
+            self.lockstep += self.n_envs * max(ps)
+            self.lengths += ps
+        self.seconds += time.perf_counter() - t0
+
+    def rate(self) -> float:
+        return self.steps / self.seconds
+
+    def lengths_summary(self) -> dict[str, float]:
+        return {
+            "abstract_step_length_mean": round(float(np.mean(self.lengths)), 2),
+            "abstract_step_length_p90": round(float(np.percentile(self.lengths, 90)), 1),
+            "abstract_step_length_max": int(max(self.lengths)),
+            "lockstep_useful_fraction": round(self.steps / self.lockstep, 3),
+        }
 
 
-@torch.no_grad()
-def bare_model_rate(base_dir: str, n_envs: int, seconds: float) -> float:
-    base = load_base_model(base_dir)
-    obs = torch.zeros(n_envs, base.obs_dim)
-    obs[:, 12::13] = (torch.rand(n_envs, 49) > 0.9).float()
-    state = base.init_state(n_envs)
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        if int(state.lengths.max()) >= 100:
-            base.reset_state(state, torch.ones(n_envs, dtype=torch.bool))
-        base.step(obs, state)
-        steps += n_envs
-    return steps / (time.perf_counter() - t0)
+class BareModelMeter:
+    """The bare base-model step with KV cache at batch N: no env, no metacontroller."""
+
+    def __init__(self, base_dir: str, n_envs: int) -> None:
+        self.base = load_base_model(base_dir)
+        self.n = n_envs
+        self.obs = torch.zeros(n_envs, self.base.obs_dim)
+        self.obs[:, 12::13] = (torch.rand(n_envs, 49) > 0.9).float()
+        self.state = self.base.init_state(n_envs)
+        self.steps, self.seconds = 0, 0.0
+
+    @torch.no_grad()
+    def run(self, seconds: float) -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            if int(self.state.lengths.max()) >= 100:
+                self.base.reset_state(self.state, torch.ones(self.n, dtype=torch.bool))
+            self.base.step(self.obs, self.state)
+            self.steps += self.n
+        self.seconds += time.perf_counter() - t0
+
+    def rate(self) -> float:
+        return self.steps / self.seconds
 
 
 def main() -> None:
@@ -93,7 +118,8 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--n-envs", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", type=float, default=30.0, help="per measurement, in all")
+    p.add_argument("--rounds", type=int, default=10, help="time slices per measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--base-model", default="", help="with --metacontroller: other checkpoints")
     p.add_argument("--metacontroller", default="")
@@ -106,13 +132,23 @@ def main() -> None:
         n = args.n_envs
         separate = DummyVecEnv([lambda: InternalControlEnv(**kw) for _ in range(n)])
         separate.seed(0)
-        a, _ = primitive_rate(separate, args.seconds, n)
-        batched = make_internal_control_vec_env(n, seed=0, monitor=False, **kw)
-        b, lengths = primitive_rate(batched, args.seconds, n)
-        c = bare_model_rate(base, n, args.seconds)
+        meters = {
+            "a": VecEnvMeter(separate, n),
+            "b": VecEnvMeter(make_internal_control_vec_env(n, seed=0, monitor=False, **kw), n),
+            "c": BareModelMeter(base, n),
+        }
+        # Round-robin time slices, so that a noisy machine (other jobs, CPU steal) slows all
+        # three alike instead of whichever ran during the noise.
+        for _ in range(args.rounds):
+            for meter in meters.values():
+                meter.run(args.seconds / args.rounds)
+        a, b, c = (meters[k].rate() for k in "abc")
+        lengths = meters["b"].lengths_summary()
     result = {
         "n_envs": n,
         "threads": args.threads,
+        "seconds_each": args.seconds,
+        "rounds": args.rounds,
         "models": source,
         "a_separate_envs_dummyvecenv_steps_per_s": round(a),
         "b_batched_vecenv_steps_per_s": round(b),

@@ -139,11 +139,11 @@ class InternalControlCore:
             e = np.append(e, np.float32(frac))
         return e
 
-    def _lower(self, obs: np.ndarray, active: torch.Tensor) -> None:
-        """Embed the rows' new observations and run the frozen layers below ``l``."""
+    def _lower(self, obs: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
+        """Embed the new observations ``obs`` (len(rows), obs_dim) of ``rows`` and run the
+        frozen layers below ``l`` for those rows only; returns their ``e_l``."""
         x = torch.as_tensor(obs, dtype=self.base.dtype, device=self.device)
-        e = self.base.step_layers(self.base.embed(x), self.state, 0, self.layer, active=active)
-        self.e = torch.where(active[:, None], e, self.e)
+        return self.base.step_layers(self.base.embed(x), self.state, 0, self.layer, rows=rows)
 
     # --- episodes --------------------------------------------------------------------------
     @torch.no_grad()
@@ -157,11 +157,11 @@ class InternalControlCore:
         rows = list(rows)
         seeds = list(seeds) if seeds is not None else [None] * len(rows)
         options = list(options) if options is not None else [None] * len(rows)
-        obs = np.zeros((self.n, self.base.obs_dim), dtype=np.float32)
+        obs = np.zeros((len(rows), self.base.obs_dim), dtype=np.float32)
         infos = []
-        for i, seed, opt in zip(rows, seeds, options):
+        for j, (i, seed, opt) in enumerate(zip(rows, seeds, options)):
             o, info = self.envs[i].reset(seed=seed, options=opt)
-            obs[i] = o
+            obs[j] = o
             infos.append(info)
             # The row's sampling generator follows the task env's own seeded generator, so
             # a seeded reset fixes the whole episode.
@@ -172,7 +172,8 @@ class InternalControlCore:
         self.h[mask] = 0.0
         self.z[mask] = 0.0
         self.abstract_steps[rows] = 0
-        self._lower(obs, mask)
+        r = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        self.e[r] = self._lower(obs, r)
         return [self._observe(i) for i in rows], infos
 
     def check_action(self, action: Any) -> np.ndarray:
@@ -188,11 +189,12 @@ class InternalControlCore:
         return a
 
     def _sample_primitive(self, head, rows: np.ndarray) -> dict[int, Any]:
-        """One primitive action per row, from the base model's action head (row generators)."""
+        """One primitive action per row from the base model's action head, whose j-th row
+        belongs to env ``rows[j]`` (each env samples with its own generator)."""
         out: dict[int, Any] = {}
         greedy = self.options.primitive_sampling == "greedy"
         if self.discrete:
-            probs = torch.softmax(head.action_logits.float(), -1).cpu().numpy()[rows]
+            probs = torch.softmax(head.action_logits.float(), -1).cpu().numpy()
             if greedy:
                 chosen = probs.argmax(-1)
             else:  # inverse CDF with each row's own generator
@@ -203,15 +205,15 @@ class InternalControlCore:
         else:
             mean = head.action_mean.float().cpu().numpy()
             std = head.action_log_std.float().exp().cpu().numpy()
-            for i in rows:
+            for j, i in enumerate(rows):
                 space = self.envs[i].action_space
                 a = (
-                    mean[i]
+                    mean[j]
                     if greedy
-                    else mean[i] + std[i] * self.rngs[i].standard_normal(len(mean[i]))
+                    else mean[j] + std[j] * self.rngs[i].standard_normal(len(mean[j]))
                 )
                 # documented: sampled torques are clipped to the task env's bounds
-                out[i] = np.clip(a, space.low, space.high).astype(space.dtype)
+                out[int(i)] = np.clip(a, space.low, space.high).astype(space.dtype)
         return out
 
     @torch.no_grad()
@@ -226,47 +228,55 @@ class InternalControlCore:
                 opts.action_scale * actions[i], dtype=z_new.dtype, device=self.device
             )
         self.z = z_new
-        running = torch.zeros(self.n, dtype=torch.bool, device=self.device)
-        running[rows] = True
         reward = dict.fromkeys(rows, 0.0)
         betas: dict[int, list[float]] = {i: [] for i in rows}
         prims: dict[int, list[Any]] = {i: [] for i in rows}
         visited: dict[int, list[int]] = {i: [] for i in rows}
         results: dict[int, AbstractStepResult] = {}
         last_info: dict[int, dict] = {}
-        obs_buf = np.zeros((self.n, self.base.obs_dim), dtype=np.float32)
-        u = self.meta.decode(self.z)  # z is held for the whole abstract step: decode it once
-        while running.any():
-            idx = torch.nonzero(running).flatten().cpu().numpy()
-            e_hat = self.meta.apply_controller(self.e, u)
-            top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, running)
+        # Only the rows still inside their abstract step compute: the lockstep batch shrinks as
+        # gates fire. The working set (e, h, z, U of those rows) stays gathered between
+        # primitive steps and is written back to the batch state as rows leave it.
+        idx = np.asarray(rows, dtype=np.int64)
+        r = torch.as_tensor(idx, device=self.device)
+        e, h, z = self.e[r], self.h[r], self.z[r]
+        u = self.meta.decode(z)  # z is held for the whole abstract step: decode it once
+        while idx.size:
+            e_hat = self.meta.apply_controller(e, u)
+            top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, rows=r)
             head = self.base.heads(top, predict_obs=False)
             primitive = self._sample_primitive(head, idx)
-            ended = torch.zeros_like(running)
-            for i in idx:
-                o, r, term, trunc, info = self.envs[i].step(primitive[i])
-                obs_buf[i] = o
-                reward[i] += float(r)
+            obs = np.zeros((idx.size, self.base.obs_dim), dtype=np.float32)
+            ended = np.zeros(idx.size, dtype=bool)
+            for j, i in enumerate(idx):
+                o, rew, term, trunc, info = self.envs[i].step(primitive[i])
+                obs[j] = o
+                reward[i] += float(rew)
                 prims[i].append(primitive[i])
                 if info.get("visited", -1) >= 0:
                     visited[i].append(int(info["visited"]))
                 last_info[i] = info
                 if term or trunc:
-                    ended[i] = True
+                    ended[j] = True
                     results[i] = AbstractStepResult(None, 0.0, bool(term), bool(trunc))
             # h_t = GRU(e_t, h_{t-1}) for the step just taken, then e_{t+1} from the new obs.
-            h_new = self.meta.update_history(self.e, self.h)
-            self.h = torch.where(running[:, None], h_new, self.h)
-            self._lower(obs_buf, running)
-            beta = self.meta.switch(self.e, self.h, self.z)
-            cont = running & ~ended
-            for i in torch.nonzero(cont).flatten().cpu().numpy():
-                b = float(beta[i])
+            h = self.meta.update_history(e, h)
+            e = self._lower(obs, r)
+            beta = self.meta.switch(e, h, z).float().cpu().numpy()
+            keep = ~ended
+            for j in np.flatnonzero(keep):
+                i = int(idx[j])
+                b = float(beta[j])
                 betas[i].append(b)
                 if b >= opts.beta_threshold or len(prims[i]) >= opts.max_primitive_steps:
                     results[i] = AbstractStepResult(None, 0.0, False, False)
-                    cont[i] = False
-            running = cont
+                    keep[j] = False
+            if not keep.all():
+                self.e[r], self.h[r] = e, h
+                k = torch.as_tensor(np.flatnonzero(keep), device=self.device)
+                idx, r = idx[keep], r[k]
+                e, h, z = e[k], h[k], z[k]
+                u = tuple(x[k] for x in u) if isinstance(u, tuple) else u[k]
         for i in rows:
             res = results[i]
             self.abstract_steps[i] += 1

@@ -414,3 +414,42 @@ def test_egocentric_model_steps_like_its_forward():
     for t in range(7):
         head, _ = model.step(obs[:, t], state)
         torch.testing.assert_close(head.action_logits, full[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_step_layers_on_row_subsets_matches_the_full_forward(arch, grad):
+    """Stepping only some rows (``rows=``) computes those rows alone, leaves the others'
+    caches untouched, and every row still matches the full-sequence forward."""
+    torch.manual_seed(0)
+    model = tiny(arch)
+    b, t = 3, 6
+    obs = torch.rand(b, t, model.obs_dim)
+    full = model.run_layers(model.embed(obs), 0, model.n_layers)
+    state = model.init_state(b)
+    pattern = [[0, 1, 2], [1], [0, 2], [2], [0, 1, 2], [1, 0], [2], [0, 1, 2], [1], [0, 1, 2]]
+    consumed = [0] * b
+    with torch.set_grad_enabled(grad):
+        for rows in pattern:
+            rows = [r for r in rows if consumed[r] < t]
+            e_t = model.embed(obs[rows, [consumed[r] for r in rows]])
+            out = model.step_layers(e_t, state, 0, model.n_layers, rows=torch.tensor(rows))
+            assert out.shape == (len(rows), model.d_model)
+            for j, r in enumerate(rows):
+                torch.testing.assert_close(out[j], full[r, consumed[r]], atol=1e-5, rtol=1e-5)
+                consumed[r] += 1
+    assert state.lengths.tolist() == consumed
+
+
+def test_step_layers_rejects_bad_rows():
+    model = tiny("transformer")
+    state = model.init_state(2)
+    e = torch.zeros(1, model.d_model)
+    with pytest.raises(ValueError, match="rows must index a batch of 2"):
+        model.step_layers(e, state, 0, 1, rows=torch.tensor([2]))
+    with pytest.raises(ValueError, match="rows must be distinct"):
+        model.step_layers(torch.zeros(2, model.d_model), state, 0, 1, rows=torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="either active"):
+        model.step_layers(e, state, 0, 1, active=torch.ones(2, dtype=bool), rows=torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"shape \(1, d_model"):
+        model.step_layers(torch.zeros(2, model.d_model), state, 0, 1, rows=torch.tensor([1]))

@@ -702,48 +702,79 @@ class BaseModel(
         start: int,
         end: int,
         active: Tensor | None = None,
+        rows: Tensor | None = None,
     ) -> Tensor:
-        """Run blocks ``start+1..end`` for ONE new timestep ``e_t`` (B, d) per row, updating
-        those layers' caches in ``state``; returns ``e_end`` (B, d) for this timestep.
+        """Run blocks ``start+1..end`` for ONE new timestep ``e_t`` per row, updating those
+        layers' caches in ``state``; returns ``e_end`` for this timestep.
 
-        ``active`` (B,) bool: only these rows advance (their caches take the new timestep);
-        the other rows' caches are left as they were and their outputs are meaningless. This
-        lets a batch of episodes move at different speeds with one forward call.
+        A batch of episodes can move at different speeds in two ways:
+
+        * ``active`` (B,) bool, with ``e_t`` (B, d): every row computes (one batched call) but
+          only the active rows' caches take the new timestep; the other rows' outputs are
+          meaningless.
+        * ``rows`` (n,) long, distinct row indices, with ``e_t`` (n, d) holding their
+          timesteps: only those rows compute and advance; returns (n, d). Cheaper when few
+          rows move, which is what a lockstep batch of abstract steps mostly has.
         """
         self._check_layer(start, "start")
         self._check_layer(end, "end")
         if start > end:
             raise ValueError(f"start={start} must not exceed end={end}")
-        if e_t.dim() != 2 or e_t.shape != (state.batch_size, self.d_model):
+        if active is not None and rows is not None:
+            raise ValueError("pass either active (a mask) or rows (indices), not both")
+        if rows is not None:
+            rows = torch.as_tensor(rows, device=state.layer_lengths.device).long().flatten()
+            listed = rows.tolist()  # one host sync for all the checks
+            n = len(listed)
+            if n and (min(listed) < 0 or max(listed) >= state.batch_size):
+                raise ValueError(
+                    f"rows must index a batch of {state.batch_size} episodes, got {listed}"
+                )
+            if len(set(listed)) != n:
+                raise ValueError(f"rows must be distinct, got {listed}")
+        else:
+            n = state.batch_size
+        if e_t.dim() != 2 or e_t.shape != (n, self.d_model):
             raise ValueError(
-                f"expected one timestep of the residual stream, shape (B={state.batch_size}, "
+                f"expected one timestep of the residual stream, shape ({n}, "
                 f"d_model={self.d_model}), got {tuple(e_t.shape)}"
             )
-        longest = self._check_room(state, start, end)
+        longest = self._check_room(state, start, end, rows)
         if active is not None:
             active = torch.as_tensor(active, device=e_t.device).bool()
             if active.shape != (state.batch_size,):
                 raise ValueError(
                     f"active mask must have shape ({state.batch_size},), got {tuple(active.shape)}"
                 )
+        if rows is not None:
+            return self._step_rows(e_t, state, start, end, longest, rows)
         for l in range(start, end):
             e_t = self._step_block(l, e_t, state, longest, active)
         return e_t
 
-    def _check_room(self, state: ModelState, start: int, end: int) -> int:
-        """Longest current episode among blocks ``start+1..end``; raises if a transformer row
-        has no cache slot left."""
+    def _check_room(
+        self, state: ModelState, start: int, end: int, rows: Tensor | None = None
+    ) -> int:
+        """Longest current episode among blocks ``start+1..end`` (of ``rows``, default all);
+        raises if a transformer row has no cache slot left."""
         if not isinstance(state, (TransformerState, HawkState)):
             raise TypeError(f"unknown state type {type(state).__name__}")
         if start == end or not isinstance(state, TransformerState):
             return 0
-        per_row = state.layer_lengths[start:end].max(dim=0).values
+        if rows is not None:
+            if rows.numel() == 0:
+                return 0
+            per_row = state.layer_lengths[start:end].index_select(1, rows).max(dim=0).values
+        else:
+            per_row = state.layer_lengths[start:end].max(dim=0).values
         longest = int(per_row.max())  # one host sync per call
         if longest >= state.max_len:
-            rows = torch.nonzero(per_row >= state.max_len).flatten().tolist()
+            full = torch.nonzero(per_row >= state.max_len).flatten()
+            if rows is not None:
+                full = rows[full]
             raise ValueError(
-                f"rows {rows} would exceed the context length max_len={state.max_len}; reset "
-                "them (reset_state) or build the model with a larger max_len"
+                f"rows {full.tolist()} would exceed the context length max_len={state.max_len}; "
+                "reset them (reset_state) or build the model with a larger max_len"
             )
         return longest
 
@@ -768,6 +799,28 @@ class BaseModel(
                 state.h[l] = torch.where(active[:, None], state.h[l], h_old)
                 state.conv[l] = torch.where(active[:, None, None], state.conv[l], conv_old)
         state.layer_lengths[l] += 1 if active is None else active.long()
+        return e_t
+
+    def _step_rows(
+        self, e_t: Tensor, state: ModelState, start: int, end: int, longest: int, rows: Tensor
+    ) -> Tensor:
+        """Blocks ``start+1..end`` on one timestep of the given rows only (see
+        :meth:`step_layers`); their lengths are read and advanced once for all blocks."""
+        if rows.numel() == 0 or start == end:
+            return e_t
+        lengths = state.layer_lengths[start:end]
+        pos = lengths.index_select(1, rows)  # (end - start, n)
+        for k, l in enumerate(range(start, end)):
+            block = self.blocks[l]
+            if isinstance(state, TransformerState):
+                e_t, state.keys[l], state.values[l] = block.step(
+                    e_t, state.keys[l], state.values[l], pos[k], longest + 1, rows
+                )
+            else:
+                e_t, h, conv = block.step(e_t, state.h[l][rows], state.conv[l][rows])
+                state.h[l] = state.h[l].index_copy(0, rows, h)
+                state.conv[l] = state.conv[l].index_copy(0, rows, conv)
+        lengths.index_add_(1, rows, torch.ones_like(pos))
         return e_t
 
     def step(

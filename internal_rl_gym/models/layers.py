@@ -70,6 +70,14 @@ def _write_slot(cache: Tensor, pos: Tensor, value: Tensor) -> Tensor:
     return cache
 
 
+def _write_rows_slot(cache: Tensor, index: tuple[Tensor, Tensor, Tensor], value: Tensor) -> Tensor:
+    """``cache[rows[j], :, pos[j]] = value[j]`` for ``index = (rows[:, None], heads[None, :],
+    pos[:, None])``; in place unless a gradient flows."""
+    if torch.is_grad_enabled() and (value.requires_grad or cache.requires_grad):
+        return cache.index_put(index, value.to(cache.dtype))
+    return cache.index_put_(index, value.to(cache.dtype))
+
+
 # --------------------------------------------------------------------------------------------
 # shared
 
@@ -174,6 +182,7 @@ class CausalSelfAttention(nn.Module):
         init_linear_(self.qkv, init_scale)
         init_linear_(self.out, init_scale)
         self.rel_bias = RelativePositionBias(n_heads, rel_buckets, rel_max_distance, init_scale)
+        self.register_buffer("head_index", torch.arange(n_heads), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -186,24 +195,36 @@ class CausalSelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head))
 
     def step(
-        self, x: Tensor, keys: Tensor, values: Tensor, pos: Tensor, n_slots: int
+        self,
+        x: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        pos: Tensor,
+        n_slots: int,
+        rows: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """One token per row. ``x`` (B, d); ``keys``/``values`` (B, H, max_len, d_head);
         ``pos`` (B,) long = this token's position in its row's episode; only the first
-        ``n_slots`` (> max(pos)) cache slots are read."""
+        ``n_slots`` (> max(pos)) cache slots are read. With ``rows`` (n,), ``x`` and ``pos``
+        hold only those rows of the cache's batch, and only they are read and written."""
         B = x.shape[0]
         q, k, v = self.qkv(x).view(B, 3, self.n_heads, self.d_head).unbind(1)  # (B, H, dh)
-        keys = _write_slot(keys, pos, k)
-        values = _write_slot(values, pos, v)
+        if rows is None:
+            keys = _write_slot(keys, pos, k)
+            values = _write_slot(values, pos, v)
+            k_read, v_read = keys[:, :, :n_slots], values[:, :, :n_slots]
+        else:
+            index = (rows[:, None], self.head_index[None, :], pos[:, None])
+            keys = _write_rows_slot(keys, index, k)
+            values = _write_rows_slot(values, index, v)
+            k_read = keys[:, :, :n_slots].index_select(0, rows)
+            v_read = values[:, :, :n_slots].index_select(0, rows)
         slots = torch.arange(n_slots, device=x.device)
         distance = pos[:, None] - slots[None, :]  # (B, n_slots)
         bias = self.rel_bias(distance).permute(0, 2, 1).to(q.dtype)  # (B, H, n_slots)
         bias = bias.masked_fill((distance < 0)[:, None, :], float("-inf"))
         y = F.scaled_dot_product_attention(
-            q.unsqueeze(2),
-            keys[:, :, :n_slots],
-            values[:, :, :n_slots],
-            attn_mask=bias.unsqueeze(2),
+            q.unsqueeze(2), k_read, v_read, attn_mask=bias.unsqueeze(2)
         )  # (B, H, 1, dh)
         return self.out(y.reshape(B, self.n_heads * self.d_head)), keys, values
 
@@ -234,9 +255,15 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
     def step(
-        self, x: Tensor, keys: Tensor, values: Tensor, pos: Tensor, n_slots: int
+        self,
+        x: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        pos: Tensor,
+        n_slots: int,
+        rows: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        h, keys, values = self.attn.step(self.norm_attn(x), keys, values, pos, n_slots)
+        h, keys, values = self.attn.step(self.norm_attn(x), keys, values, pos, n_slots, rows)
         x = x + h
         return x + self.mlp(self.norm_mlp(x)), keys, values
 
