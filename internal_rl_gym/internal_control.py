@@ -219,7 +219,8 @@ class InternalControlCore:
     @torch.no_grad()
     def step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         """Run one abstract step in each given row (row -> action). Rows move in lockstep, one
-        batched base-model call per primitive step; a row stops when its gate fires."""
+        batched base-model call per primitive step for the rows still running; a row stops
+        when its gate fires (β ≥ threshold), its episode ends or it reaches the step cap."""
         opts = self.options
         rows = sorted(actions)
         z_new = self.z.clone()
@@ -559,7 +560,7 @@ def _vec_env_base():
 
 
 class InternalControlVecEnv(_vec_env_base()):
-    """N InternalControl episodes with ONE base-model forward call per primitive step for all N.
+    """N InternalControl episodes with ONE base-model forward call per primitive step for all rows.
 
     A Stable-Baselines3 ``VecEnv``: ``step`` returns after every row has finished one abstract
     step (rows whose gate fired early wait, without computing, for the others); finished episodes
