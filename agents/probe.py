@@ -26,7 +26,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from agents import diagnostics
 from agents.common import (
@@ -121,6 +121,28 @@ def train_subgoal_controllers(
         if step >= steps - max(1, steps // 10):
             tail.append(loss.item())
     return ctrl.eval(), float(np.mean(tail)) if tail else float("nan")
+
+
+def load_subgoal_controllers(path: str | Path, base) -> SubgoalControllers:
+    """Controllers saved by :func:`probe` (``controllers_layer<l>.safetensors``) for ``base``;
+    their rank is read from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No controllers at {path}: `internal-rl probe` writes them as "
+            "<out>/controllers_layer<l>.safetensors."
+        )
+    state = load_file(str(path))
+    rank = int(state["a"].shape[-1]) if "a" in state else 0
+    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, rank)
+    try:
+        ctrl.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(
+            f"The controllers in {path} do not fit this base model (d_model={base.d_model}): "
+            "load the base model they were trained on."
+        ) from err
+    return ctrl.to(base.device).eval()
 
 
 @torch.no_grad()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
@@ -31,12 +30,11 @@ from agents.probe import (  # noqa: E402
     DIAGNOSTIC_TASKS,
     controlled_nll,
     evaluate_controllers,
+    load_subgoal_controllers,
     train_subgoal_controllers,
 )
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
-from internal_rl_gym.models import SubgoalControllers  # noqa: E402
-from internal_rl_gym.tasks import N_ABSTRACT_SUBGOALS  # noqa: E402
 
 
 def expert_nll_floor(data) -> float:
@@ -51,15 +49,12 @@ def main() -> None:
     p.add_argument("--base-model", required=True)
     p.add_argument("--controllers", required=True, help="controllers_layer<l>.safetensors")
     p.add_argument("--layer", type=int, required=True)
-    p.add_argument("--rank", type=int, default=16)
     p.add_argument("--episodes", type=int, default=256, help="env episodes per task")
     p.add_argument("--out", default="benchmarks/results/controller_diagnostics.json")
     args = p.parse_args()
     torch.set_num_threads(1)
     base = load_base_model(args.base_model)
-    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, args.rank)
-    ctrl.load_state_dict(load_file(args.controllers))
-    ctrl.eval()
+    ctrl = load_subgoal_controllers(args.controllers, base)
     held = collect_grid_demonstrations(512, "pretraining", seed=13)  # probe's held-out set
     result: dict = {
         "base_model": args.base_model,
@@ -79,7 +74,7 @@ def main() -> None:
         base, args.layer, iter(EpisodePool(fixed, 64, seed=0).next_batch, None)
     )
     memorised, train_nll = train_subgoal_controllers(
-        base, batches, args.layer, 200, 3e-3, 0.03, args.rank, seed=0
+        base, batches, args.layer, 200, 3e-3, 0.03, ctrl.rank, seed=0
     )
     result["fixed_set_check"] = {
         "train_episodes": 512,

@@ -22,14 +22,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
+from agents.probe import load_subgoal_controllers  # noqa: E402
 from agents.rollout import rollout  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
-from internal_rl_gym.models import SubgoalControllers  # noqa: E402
-from internal_rl_gym.tasks import N_ABSTRACT_SUBGOALS  # noqa: E402
 
 
 class LastStep(gym.Wrapper):
@@ -74,7 +72,6 @@ def main() -> None:
     p.add_argument("--base-model", required=True)
     p.add_argument("--controllers", required=True, help="controllers_layer<l>.safetensors")
     p.add_argument("--layer", type=int, required=True)
-    p.add_argument("--rank", type=int, default=16)
     p.add_argument("--tasks", nargs="+", default=["post", "0-1-4-5-0-1-4-5-0-1-4-5"])
     p.add_argument("--episodes", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
@@ -82,9 +79,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     base = load_base_model(args.base_model)
-    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, args.rank)
-    ctrl.load_state_dict(load_file(args.controllers))
-    ctrl.eval()
+    ctrl = load_subgoal_controllers(args.controllers, base)
     result = {
         "base_model": args.base_model,
         "controllers": args.controllers,

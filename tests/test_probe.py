@@ -12,6 +12,7 @@ from agents.probe import (
     ProbeConfig,
     controlled_nll,
     evaluate_controllers,
+    load_subgoal_controllers,
     probe,
     train_subgoal_controllers,
 )
@@ -97,3 +98,27 @@ def test_subgoal_controllers_apply_the_labelled_controller(rank):
             k = int(g[b, t])
             u = ctrl.a[k] @ ctrl.b[k].T if rank else ctrl.u[k]
             torch.testing.assert_close(out[b, t], e[b, t] + u @ e[b, t])
+
+
+@pytest.mark.parametrize("rank", [0, 4])
+def test_saved_controllers_load_back_exactly(tiny_checkpoints, tmp_path, rank):
+    from safetensors.torch import save_file
+
+    from internal_rl_gym.hub import load_base_model
+    from internal_rl_gym.models import BaseModel, SubgoalControllers
+
+    base = load_base_model(tiny_checkpoints["base_model"])
+    torch.manual_seed(0)
+    ctrl = SubgoalControllers(base.d_model, 4, rank)
+    for param in ctrl.parameters():
+        param.data.normal_()
+    save_file(ctrl.state_dict(), str(tmp_path / "c.safetensors"))
+    loaded = load_subgoal_controllers(tmp_path / "c.safetensors", base)
+    assert loaded.rank == rank
+    e, g = torch.randn(5, base.d_model), torch.tensor([0, 1, 2, 3, 1])
+    torch.testing.assert_close(loaded(e, g), ctrl(e, g), rtol=0, atol=0)
+    other = BaseModel(obs_dim=base.obs_dim, n_actions=4, d_model=2 * base.d_model, n_layers=2)
+    with pytest.raises(ValueError, match="do not fit this base model"):
+        load_subgoal_controllers(tmp_path / "c.safetensors", other)
+    with pytest.raises(FileNotFoundError, match="internal-rl probe"):
+        load_subgoal_controllers(tmp_path / "missing.safetensors", base)

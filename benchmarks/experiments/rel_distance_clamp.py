@@ -18,15 +18,12 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.common import atomic_write_json  # noqa: E402
-from agents.probe import evaluate_controllers  # noqa: E402
+from agents.probe import evaluate_controllers, load_subgoal_controllers  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
-from internal_rl_gym.models import SubgoalControllers  # noqa: E402
 from internal_rl_gym.models.layers import RelativePositionBias  # noqa: E402
-from internal_rl_gym.tasks import N_ABSTRACT_SUBGOALS  # noqa: E402
 
 
 def main() -> None:
@@ -40,9 +37,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     base = load_base_model(args.base_model)
-    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, 16)
-    ctrl.load_state_dict(load_file(args.controllers))
-    ctrl.eval()
+    ctrl = load_subgoal_controllers(args.controllers, base)
     original = RelativePositionBias.buckets
     result = {"base_model": args.base_model, "controllers": args.controllers, "success": {}}
     try:
