@@ -363,8 +363,9 @@ def _probe_accuracy(
     return float(np.mean(pred == y[test]))
 
 
-def collapse_warning(r: dict[str, float]) -> str | None:
-    """Plain-words warning when the gate degenerated."""
+def collapse_warning(r: dict[str, float], action_targets: str | None = None) -> str | None:
+    """Plain-words warning when the gate degenerated or the codes name nothing
+    (``action_targets``: the run's ``--action-targets``, for the hint; None if unknown)."""
     if r["switches_per_episode"] <= 1.05:
         return (
             "β collapsed to NEVER switching: every episode is one segment (z is chosen once). "
@@ -386,7 +387,9 @@ def collapse_warning(r: dict[str, float]) -> str | None:
                 f"true subgoal ({with_z:.2f} with z and the previous subgoal, {without:.2f} "
                 f"from the previous subgoal alone; {r['z_active_dims']} active dimensions), so "
                 "internal RL has little to choose between. Try a smaller α (a larger code "
-                "budget), a longer run or --action-targets expert."
+                "budget) or a longer run"
+                + (", or --action-targets expert" if action_targets == "sampled" else "")
+                + "; benchmarks/code_search.py measures how far the codes can still steer."
             )
     return None
 
@@ -535,14 +538,14 @@ def train_one(
             )
             atomic_save_pretrained(meta, out / "model")
             bar.write(format_report(report))
-            warning = collapse_warning(report)
+            warning = collapse_warning(report, cfg.action_targets)
             if warning:
                 bar.write(f"WARNING (α={alpha}): {warning}")
     logger.close()
     if not report:  # no step ran (resumed at the end, or --steps 0)
         report = evaluate_metacontroller(meta, base, held, alpha, cfg.tolerance)
         atomic_save_pretrained(meta, out / "model")
-    report["warning"] = collapse_warning(report) or ""
+    report["warning"] = collapse_warning(report, cfg.action_targets) or ""
     atomic_write_json(out / "report.json", report)
     return report
 

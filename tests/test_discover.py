@@ -164,3 +164,26 @@ def test_code_informativeness_separates_named_from_unnamed_codes():
     r = code_informativeness(relative, subgoals, episodes, previous)
     assert r["z_subgoal_probe_in_context"] > 0.95
     assert r["context_subgoal_probe"] < 0.7
+
+
+def test_collapse_warning_names_each_failure_in_plain_words():
+    from agents.discover import collapse_warning
+
+    healthy = {
+        "switches_per_episode": 3.1,
+        "beta_mean": 0.1,
+        "beta_binary_fraction": 0.95,
+        "z_subgoal_probe_in_context": 0.9,
+        "context_subgoal_probe": 0.43,
+        "z_active_dims": 4,
+    }
+    assert collapse_warning(healthy) is None
+    assert "NEVER" in collapse_warning({**healthy, "switches_per_episode": 1.0})
+    assert "ALWAYS" in collapse_warning({**healthy, "beta_mean": 0.9})
+    assert "not binary" in collapse_warning({**healthy, "beta_binary_fraction": 0.3})
+    unnamed = {**healthy, "z_subgoal_probe_in_context": 0.44}
+    sampled = collapse_warning(unnamed, "sampled")
+    assert "do not name subgoals" in sampled and "--action-targets expert" in sampled
+    expert = collapse_warning(unnamed, "expert")
+    assert "do not name subgoals" in expert and "--action-targets" not in expert
+    assert "code_search.py" in expert
