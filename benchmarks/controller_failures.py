@@ -9,7 +9,8 @@ controller of the env's current true subgoal active at every step (as the probe'
 does) and counts how each episode ended: success, a wrong colour (with the task progress at
 that moment and the colour entered) or the time limit. This tells a length failure (episodes
 break after the pretraining tasks' three pairs) from a transition failure (they break where the
-task needs an unseen +1 transition).
+task needs an unseen +1 transition). ``--gain`` scales the controllers' push (ê = e + γ U e;
+see benchmarks/experiments/controller_gain.py).
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ class LastStep(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def failures(base, ctrl, layer: int, task: str, episodes: int, seed: int) -> dict:
+def failures(
+    base, ctrl, layer: int, task: str, episodes: int, seed: int, gain: float = 1.0
+) -> dict:
     envs = [LastStep(gym.make("GridPinpad-v0", task=task)) for _ in range(episodes)]
 
     def control(infos):
         g = torch.as_tensor([max(0, i["subgoal"]) for i in infos], device=base.device)
-        return (lambda e: ctrl(e, g)), layer
+        return (lambda e: e + gain * (ctrl(e, g) - e)), layer
 
     gen = torch.Generator().manual_seed(seed)
     ro = rollout(base, envs, [seed + i for i in range(episodes)], gen, control=control)
@@ -75,6 +78,9 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=["post", "0-1-4-5-0-1-4-5-0-1-4-5"])
     p.add_argument("--episodes", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--gain", type=float, default=1.0, help="scale the controllers' push: e + gain * U e"
+    )
     p.add_argument("--out", default="benchmarks/results/controller_failures.json")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -84,9 +90,11 @@ def main() -> None:
         "base_model": args.base_model,
         "controllers": args.controllers,
         "layer": args.layer,
+        "gain": args.gain,
         "episodes": args.episodes,
         "tasks": {
-            t: failures(base, ctrl, args.layer, t, args.episodes, args.seed) for t in args.tasks
+            t: failures(base, ctrl, args.layer, t, args.episodes, args.seed, args.gain)
+            for t in args.tasks
         },
     }
     for t, r in result["tasks"].items():
