@@ -67,6 +67,10 @@ class TrainConfig:
         },
     )
     max_primitive_steps: int = field(default=50, metadata={"help": "cap per abstract step"})
+    controller_gain: float = field(
+        default=1.0,
+        metadata={"help": "ê = e + gain * U(z) e (1 = the paper; see InternalControlEnv)"},
+    )
     eval_every: int = field(default=2000, metadata={"help": "episodes between evaluations"})
     eval_episodes: int = field(default=128, metadata={"help": "episodes per evaluation"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -88,6 +92,7 @@ def internal_control_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         if getattr(cfg, key):
             kw[key] = getattr(cfg, key)
     kw["max_primitive_steps"] = cfg.max_primitive_steps
+    kw["controller_gain"] = cfg.controller_gain
     return kw
 
 

@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--max-abstract-steps", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--controller-gain", type=float, default=1.0, help="ê = e + gain * U(z) e")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     import torch
@@ -93,7 +94,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
     envs = [make_task_env("GridPinpad-v0", args.task, None) for _ in range(args.candidates)]
-    core = InternalControlCore(envs, base, meta, ControlOptions())
+    core = InternalControlCore(
+        envs, base, meta, ControlOptions(controller_gain=args.controller_gain)
+    )
     rng = np.random.default_rng(args.seed)
     t0, results, random_success = time.time(), [], []
     for e in progress_bar(range(args.episodes), desc=f"code search on {args.task}"):
@@ -107,6 +110,7 @@ def main() -> None:
         "task": args.task,
         "episodes": args.episodes,
         "candidates": args.candidates,
+        "controller_gain": args.controller_gain,
         "best_of_k_success": float(np.mean([r["success"] for r in results])),
         "random_codes_success": float(np.mean(random_success)),
         "failed_search_progress": [r["progress"] for r in results if not r["success"]],

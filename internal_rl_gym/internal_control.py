@@ -53,10 +53,15 @@ class ControlOptions:
     primitive_sampling: str = "sample"  # "sample" from the base model's head, or "greedy"
     include_step_count: bool = False
     max_abstract_steps: int = 100  # normalises the optional step-count feature
+    controller_gain: float = 1.0  # ê = e + gain * U(z) e; 1 is the paper's controller
 
     def validate(self) -> None:
         if self.action_scale <= 0:
             raise ValueError(f"action_scale must be > 0, got {self.action_scale}.")
+        if not (np.isfinite(self.controller_gain) and self.controller_gain > 0):
+            raise ValueError(
+                f"controller_gain must be a finite number > 0, got {self.controller_gain}."
+            )
         if self.max_primitive_steps < 1:
             raise ValueError(f"max_primitive_steps must be >= 1, got {self.max_primitive_steps}.")
         if not 0.0 < self.beta_threshold <= 1.0:
@@ -216,6 +221,14 @@ class InternalControlCore:
                 out[int(i)] = np.clip(a, space.low, space.high).astype(space.dtype)
         return out
 
+    def _decode(self, z: torch.Tensor):
+        """U(z) from the metacontroller's decoder, times ``controller_gain``."""
+        u = self.meta.decode(z)
+        gain = self.options.controller_gain
+        if gain == 1.0:
+            return u
+        return (u[0] * gain, u[1]) if isinstance(u, tuple) else u * gain
+
     @torch.no_grad()
     def step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         """Run one abstract step in each given row (row -> action). Rows move in lockstep, one
@@ -241,7 +254,7 @@ class InternalControlCore:
         idx = np.asarray(rows, dtype=np.int64)
         r = torch.as_tensor(idx, device=self.device)
         e, h, z = self.e[r], self.h[r], self.z[r]
-        u = self.meta.decode(z)  # z is held for the whole abstract step: decode it once
+        u = self._decode(z)  # z is held for the whole abstract step: decode it once
         while idx.size:
             e_hat = self.meta.apply_controller(e, u)
             top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, rows=r)
@@ -432,6 +445,10 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
     * ``action_scale``, ``max_primitive_steps`` (50), ``beta_threshold`` (0.5),
       ``primitive_sampling`` (``"sample"`` from the base model's action head, or ``"greedy"``),
       ``include_step_count``, ``max_abstract_steps``.
+    * ``controller_gain`` (1.0): writes ``ê = e + gain · U(z) e``. 1 is the paper's controller.
+      Ground-truth controllers trained on the pretraining tasks turned out under-powered for
+      transitions the base model never saw (benchmarks/experiments/controller_gain.py); a gain
+      above 1 widens the pushes a code can make beyond what the decoder was trained to produce.
     * ``device``: where the frozen models run (``"cpu"`` default, ``"cuda"``, ``"auto"``). On
       CUDA, forward passes are not bit-reproducible.
 
@@ -457,6 +474,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
         max_abstract_steps: int = 100,
         device: str = "cpu",
         render_mode: str | None = None,
+        controller_gain: float = 1.0,
     ) -> None:
         EzPickle.__init__(
             self,
@@ -476,6 +494,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
             max_abstract_steps,
             device,
             render_mode,
+            controller_gain,
         )
         self.render_mode = render_mode
         task_env = make_task_env(env_id, task, env_kwargs, render_mode)
@@ -498,6 +517,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
                 primitive_sampling,
                 include_step_count,
                 max_abstract_steps,
+                controller_gain,
             ),
         )
 

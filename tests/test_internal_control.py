@@ -100,14 +100,21 @@ class RecordObs(gym.Wrapper):
         return out
 
 
-def test_matches_the_training_time_forward_pass():
+@pytest.mark.parametrize("gain", [1.0, 0.05])
+def test_matches_the_training_time_forward_pass(gain):
     """The strongest check of context, injection and switching state: replay a whole episode
     through the base model's full-sequence forward with the same codes, and recover exactly the
-    primitive actions (greedy) and the β trace the env produced step by step."""
+    primitive actions (greedy) and the β trace the env produced step by step. With a controller
+    gain, the replay writes e + gain * U(z) e."""
     base, meta = tiny_models(switch_bias=0.0)
     task_env = RecordObs(gym.make("GridPinpad-v0", task="post"))
     env = InternalControlWrapper(
-        task_env, base, meta, primitive_sampling="greedy", max_primitive_steps=6
+        task_env,
+        base,
+        meta,
+        primitive_sampling="greedy",
+        max_primitive_steps=6,
+        controller_gain=gain,
     )
     for seed in range(50):  # find an episode long enough to span several abstract steps
         env.reset(seed=seed)
@@ -130,11 +137,27 @@ def test_matches_the_training_time_forward_pass():
     z = torch.as_tensor(np.stack(z_per_step))[None]
     with torch.no_grad():
         e_l = base.run_layers(base.embed(obs), 0, LAYER)
-        e_hat = meta.control(e_l, z)
+        e_hat = e_l + gain * (meta.control(e_l, z) - e_l)
         logits = base.heads(base.run_layers(e_hat, LAYER, base.n_layers)).action_logits
         trace = meta.switching_trace(e_l, z)[0, 1:]
     assert logits[0].argmax(-1).tolist() == actions
     np.testing.assert_allclose(trace.numpy()[: len(betas)], betas, atol=1e-5)
+
+
+def test_controller_gain_scales_the_push(checkpoints):
+    """Codes that steer differently at gain 1 (see above) steer alike once the gain shrinks
+    their push towards nothing."""
+    up, down = [np.full(4, 1.0, np.float32)] * 4, [np.full(4, -1.0, np.float32)] * 4
+    env = make_env(checkpoints, max_primitive_steps=5)
+    assert _rollout(env, up, seed=3) != _rollout(env, down, seed=3)
+    weak = make_env(checkpoints, max_primitive_steps=5, controller_gain=1e-6)
+    assert _rollout(weak, up, seed=3) == _rollout(weak, down, seed=3)
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, float("nan")])
+def test_bad_controller_gain_raises(checkpoints, gain):
+    with pytest.raises(ValueError, match="controller_gain"):
+        make_env(checkpoints, controller_gain=gain)
 
 
 def test_context_is_kept_across_abstract_steps(checkpoints):

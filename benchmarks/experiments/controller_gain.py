@@ -10,7 +10,8 @@ one of two pairs and a controller only has to tip that choice. Nothing in traini
 push against a belief that gives the target no mass (a +1 transition, a pair due a third time).
 If so, scaling the trained push, ê = e + γ U e with γ > 1, should recover the +1 transitions
 without hurting the seen ones. Evaluation is the probe's (`internal-rl probe`): 256 episodes per
-task, the true subgoal's controller active at every step, actions sampled from the action head.
+task, the true subgoal's controller active at every step, actions sampled from the action head
+(``--greedy``: its argmax).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--episodes", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--greedy", action="store_true", help="argmax primitive actions")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -61,7 +63,9 @@ def main() -> None:
     for gain in args.gains:
         scaled = ScaledControllers(ctrl, gain)
         success[f"{gain:g}"] = {
-            task: evaluate_controllers(base, scaled, args.layer, task, args.episodes, args.seed)
+            task: evaluate_controllers(
+                base, scaled, args.layer, task, args.episodes, args.seed, greedy=args.greedy
+            )
             for task in args.tasks
         }
         print(
@@ -75,6 +79,7 @@ def main() -> None:
             "controllers": args.controllers,
             "layer": args.layer,
             "episodes_per_task": args.episodes,
+            "primitive_actions": "greedy" if args.greedy else "sampled",
             "success_by_gain": success,
             "seconds": round(time.time() - t0, 1),
         },
