@@ -123,6 +123,18 @@ def train_subgoal_controllers(
     return ctrl.eval(), float(np.mean(tail)) if tail else float("nan")
 
 
+class ScaledControllers(torch.nn.Module):
+    """``ê = e + γ U^(g) e``: trained controllers with their push scaled by ``gain`` (γ = 1: as
+    trained). A diagnostic, not the paper's method (benchmarks/experiments/controller_gain.py)."""
+
+    def __init__(self, ctrl: SubgoalControllers, gain: float) -> None:
+        super().__init__()
+        self.ctrl, self.gain = ctrl, gain
+
+    def forward(self, e: torch.Tensor, subgoal: torch.Tensor) -> torch.Tensor:
+        return e + self.gain * (self.ctrl(e, subgoal) - e)
+
+
 def load_subgoal_controllers(path: str | Path, base) -> SubgoalControllers:
     """Controllers saved by :func:`probe` (``controllers_layer<l>.safetensors``) for ``base``;
     their rank is read from the file."""

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
-from agents.probe import load_subgoal_controllers  # noqa: E402
+from agents.probe import ScaledControllers, load_subgoal_controllers  # noqa: E402
 from agents.rollout import rollout  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
@@ -44,10 +44,11 @@ def failures(
     base, ctrl, layer: int, task: str, episodes: int, seed: int, gain: float = 1.0
 ) -> dict:
     envs = [LastStep(gym.make("GridPinpad-v0", task=task)) for _ in range(episodes)]
+    scaled = ScaledControllers(ctrl, gain)
 
     def control(infos):
         g = torch.as_tensor([max(0, i["subgoal"]) for i in infos], device=base.device)
-        return (lambda e: e + gain * (ctrl(e, g) - e)), layer
+        return (lambda e: scaled(e, g)), layer
 
     gen = torch.Generator().manual_seed(seed)
     ro = rollout(base, envs, [seed + i for i in range(episodes)], gen, control=control)

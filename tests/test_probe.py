@@ -10,6 +10,7 @@ import torch
 from agents.data_sources import fresh_activation_batches
 from agents.probe import (
     ProbeConfig,
+    ScaledControllers,
     controlled_nll,
     evaluate_controllers,
     load_subgoal_controllers,
@@ -122,3 +123,17 @@ def test_saved_controllers_load_back_exactly(tiny_checkpoints, tmp_path, rank):
         load_subgoal_controllers(tmp_path / "c.safetensors", other)
     with pytest.raises(FileNotFoundError, match="internal-rl probe"):
         load_subgoal_controllers(tmp_path / "missing.safetensors", base)
+
+
+def test_scaled_controllers_scale_the_push():
+    from internal_rl_gym.models import SubgoalControllers
+
+    torch.manual_seed(0)
+    ctrl = SubgoalControllers(8, 4, rank=2)
+    with torch.no_grad():
+        ctrl.a.normal_()
+    e, g = torch.randn(5, 8), torch.tensor([0, 1, 2, 3, 1])
+    push = ctrl(e, g) - e
+    assert push.abs().max() > 0.1
+    torch.testing.assert_close(ScaledControllers(ctrl, 1.0)(e, g), ctrl(e, g))
+    torch.testing.assert_close(ScaledControllers(ctrl, 2.5)(e, g), e + 2.5 * push)

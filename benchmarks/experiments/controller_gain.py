@@ -1,8 +1,8 @@
 """Are trained ground-truth controllers too weak to override the base model's transition prior?
 
     python benchmarks/experiments/controller_gain.py \
-        --controllers runs/probe_37k_l13/controllers_layer3.safetensors --layer 3 \
-        --gains 1 1.5 2 3 4 --out benchmarks/results/experiments/controller_gain_layer3.json
+        --controllers benchmarks/results/experiments/controllers_pinpad-transformer_layer3.safetensors \
+        --layer 3 --gains 1 1.5 2 3 4 6 --out benchmarks/results/experiments/controller_gain_layer3.json
 
 Hypothesis: ground-truth controllers are trained on the pretraining tasks, where every
 transition is +2 or -1 pairs, so the base model's own belief already puts the next subgoal on
@@ -22,25 +22,17 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.common import atomic_write_json  # noqa: E402
-from agents.probe import evaluate_controllers, load_subgoal_controllers  # noqa: E402
+from agents.probe import (  # noqa: E402
+    ScaledControllers,
+    evaluate_controllers,
+    load_subgoal_controllers,
+)
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
 TASKS = ["0-1-2-3", "0-1-4-5", "0-1-4-5-0-1-4-5-0-1-4-5", "post"]
-
-
-class ScaledControllers(nn.Module):
-    """ê = e + γ (ctrl(e, g) - e): the trained controllers' push, scaled by γ."""
-
-    def __init__(self, ctrl: nn.Module, gain: float) -> None:
-        super().__init__()
-        self.ctrl, self.gain = ctrl, gain
-
-    def forward(self, e: torch.Tensor, subgoal: torch.Tensor) -> torch.Tensor:
-        return e + self.gain * (self.ctrl(e, subgoal) - e)
 
 
 def main() -> None:
