@@ -69,6 +69,13 @@ class PretrainConfig:
     batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (after warm-up)"})
     warmup: int = field(default=500, metadata={"help": "linear warm-up steps"})
+    decay_steps: int = field(
+        default=0,
+        metadata={
+            "help": "decay the lr linearly to 0 over the last N steps (warm-up, stable, decay; "
+            "0 = constant lr as in the paper). Set it when resuming a run to anneal it"
+        },
+    )
     weight_decay: float = field(default=0.03, metadata={"help": "AdamW weight decay (paper 0.03)"})
     obs_coef: float = field(default=0.01, metadata={"help": "λ, next-observation loss weight"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 = off)"})
@@ -114,6 +121,11 @@ def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstratio
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
+    if not 0 <= cfg.decay_steps <= cfg.steps:
+        raise ValueError(
+            f"decay_steps={cfg.decay_steps} must be between 0 and steps={cfg.steps}: "
+            "it is how many of the final steps anneal the learning rate to 0"
+        )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
@@ -139,7 +151,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
     tokens, t0 = 0, time.time()
     for step in bar:
-        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+        lr = learning_rate(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         batch = pool.next_batch()
@@ -183,6 +195,14 @@ def pretrain(cfg: PretrainConfig) -> Path:
             bar.write(f"step {step + 1}: " + diagnostics.format_report(report))
     logger.close()
     return out / "model"
+
+
+def learning_rate(cfg: PretrainConfig, step: int) -> float:
+    """Warm-up, then constant, then (if `decay_steps`) linear decay to 0 at `steps`."""
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    if cfg.decay_steps > 0:
+        lr *= min(1.0, (cfg.steps - step) / cfg.decay_steps)
+    return lr
 
 
 def save_checkpoint(model: BaseModel, opt: torch.optim.Optimizer, step: int, out: Path) -> None:

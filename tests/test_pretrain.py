@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agents.pretrain import PretrainConfig, pretrain
+from agents.pretrain import PretrainConfig, learning_rate, pretrain
 
 
 def tiny_config(out, steps=12, **kw) -> PretrainConfig:
@@ -78,3 +78,20 @@ def test_pretrain_a_hawk_on_ant_demonstrations(tmp_path):
     assert config["arch"] == "hawk" and config["action_dim"] == 8
     report = json.loads((tmp_path / "ant" / "diagnostics.json").read_text())
     assert "action_nll" in report and "probe_mid" in report
+
+
+def test_decay_anneals_the_last_steps_linearly_to_zero():
+    cfg = PretrainConfig(steps=100, warmup=10, lr=1e-3, decay_steps=20)
+    lrs = [learning_rate(cfg, step) for step in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[10:80] == [pytest.approx(1e-3)] * 70  # stable phase
+    assert lrs[80] == pytest.approx(1e-3) and lrs[90] == pytest.approx(5e-4)
+    assert lrs[99] == pytest.approx(5e-5)  # the last update still moves
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:]))
+    constant = PretrainConfig(steps=100, warmup=10, lr=1e-3)
+    assert learning_rate(constant, 99) == pytest.approx(1e-3)
+
+
+def test_decay_longer_than_the_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="decay_steps=13 must be between 0 and steps=12"):
+        pretrain(tiny_config(tmp_path / "d", decay_steps=13))
