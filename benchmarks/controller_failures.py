@@ -88,6 +88,7 @@ def main() -> None:
     base = load_base_model(args.base_model)
     ctrl = load_subgoal_controllers(args.controllers, base)
     result = {
+        "command": "python " + " ".join(sys.argv),
         "base_model": args.base_model,
         "controllers": args.controllers,
         "layer": args.layer,

@@ -221,14 +221,6 @@ class InternalControlCore:
                 out[int(i)] = np.clip(a, space.low, space.high).astype(space.dtype)
         return out
 
-    def _decode(self, z: torch.Tensor):
-        """U(z) from the metacontroller's decoder, times ``controller_gain``."""
-        u = self.meta.decode(z)
-        gain = self.options.controller_gain
-        if gain == 1.0:
-            return u
-        return (u[0] * gain, u[1]) if isinstance(u, tuple) else u * gain
-
     @torch.no_grad()
     def step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         """Run one abstract step in each given row (row -> action). Rows move in lockstep, one
@@ -254,7 +246,9 @@ class InternalControlCore:
         idx = np.asarray(rows, dtype=np.int64)
         r = torch.as_tensor(idx, device=self.device)
         e, h, z = self.e[r], self.h[r], self.z[r]
-        u = self._decode(z)  # z is held for the whole abstract step: decode it once
+        u = self.meta.decode(
+            z, self.options.controller_gain
+        )  # z is held for the whole abstract step: decode it once
         while idx.size:
             e_hat = self.meta.apply_controller(e, u)
             top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, rows=r)

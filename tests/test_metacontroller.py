@@ -133,6 +133,15 @@ def test_full_rank_controller():
     torch.testing.assert_close(
         meta.control(e, z), e + torch.einsum("bij,bj->bi", meta.decode(z), e)
     )
+    torch.testing.assert_close(meta.decode(z, gain=2.5), 2.5 * meta.decode(z))
+
+
+def test_gain_scales_the_low_rank_push():
+    meta = Metacontroller(d_model=8, layer=1, n_z=2, n_h=4, n_s=4, rank=3)
+    e, z = torch.randn(3, 8), torch.randn(3, 2)
+    push = meta.control(e, z) - e
+    scaled = meta.apply_controller(e, meta.decode(z, gain=0.5)) - e
+    torch.testing.assert_close(scaled, 0.5 * push)
 
 
 def test_tiny_discovery_run_lowers_the_loss():

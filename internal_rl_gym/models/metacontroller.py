@@ -153,16 +153,21 @@ class Metacontroller(
         h, _ = self.history(e)
         return torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
 
-    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
-        """U = f_hyp(z): a low-rank pair (A, B) with U = A Bᵀ, each (..., d, r), or a full
-        (..., d, d) matrix when ``rank == 0``."""
+    def decode(
+        self, z: torch.Tensor, gain: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+        """U = γ f_hyp(z): a low-rank pair (A, B) with U = A Bᵀ, each (..., d, r), or a full
+        (..., d, d) matrix when ``rank == 0``. ``gain`` γ scales the controller's push
+        (1 = the paper; see ``ControlOptions.controller_gain``)."""
         out = self.hyper(z)
         d = self.d_model
         if self.rank > 0:
             a, b = out.split(d * self.rank, dim=-1)
             shape = (*z.shape[:-1], d, self.rank)
-            return a.reshape(shape) / self.rank**0.5, b.reshape(shape)
-        return out.reshape(*z.shape[:-1], d, d) / d**0.5
+            a = a.reshape(shape) / self.rank**0.5
+            return (a if gain == 1.0 else a * gain), b.reshape(shape)
+        u = out.reshape(*z.shape[:-1], d, d) / d**0.5
+        return u if gain == 1.0 else u * gain
 
     def control(self, e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """ê = e + U(z) e, for e (..., d) and z (..., n_z)."""
