@@ -65,6 +65,14 @@ class PretrainConfig:
     d_model: int | None = field(default=None, metadata={"help": "override the preset's d_model"})
     n_layers: int | None = field(default=None, metadata={"help": "override the preset's depth"})
     obs_encoder: str = field(default="", metadata={"help": "override the preset's obs encoder"})
+    init_from: str = field(
+        default="",
+        metadata={
+            "help": "start from this base model's weights (embedded name, directory or Hub id) "
+            "instead of a random init; its config replaces the preset. A smaller --n-layers "
+            "keeps only its first blocks (depth truncation, then fine-tune)"
+        },
+    )
     steps: int = field(default=20_000, metadata={"help": "optimiser steps"})
     batch_size: int = field(default=64, metadata={"help": "episodes per batch"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (after warm-up)"})
@@ -92,6 +100,8 @@ class PretrainConfig:
 
 
 def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
+    if cfg.init_from:
+        return model_from(cfg, data)
     preset = PRESETS[cfg.preset]
     changes: dict = {"obs_dim": data.obs_dim, "name": cfg.name}
     if cfg.d_model:
@@ -105,6 +115,38 @@ def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
     else:
         changes.update(action_type="continuous", action_dim=int(data.actions.shape[1]))
     return BaseModel.from_config(preset.replace(**changes))
+
+
+def model_from(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
+    """A trainable copy of ``cfg.init_from`` (its first ``cfg.n_layers`` blocks, if given)."""
+    from internal_rl_gym.hub import load_base_model
+
+    source = load_base_model(cfg.init_from)
+    src = source.config
+    n_layers = cfg.n_layers or src.n_layers
+    if n_layers > src.n_layers:
+        raise ValueError(
+            f"--n-layers {n_layers} is deeper than {cfg.init_from} ({src.n_layers} layers): "
+            "initialising from a model can keep or drop blocks, not add them."
+        )
+    if cfg.d_model and cfg.d_model != src.d_model or cfg.obs_encoder not in ("", src.obs_encoder):
+        raise ValueError(
+            f"--d-model/--obs-encoder differ from {cfg.init_from}'s config "
+            f"(d_model={src.d_model}, obs_encoder={src.obs_encoder!r}); drop them with --init-from."
+        )
+    if src.obs_dim != data.obs_dim:
+        raise ValueError(
+            f"{cfg.init_from} reads observations of size {src.obs_dim}, the data has "
+            f"{data.obs_dim}: it was trained on another environment."
+        )
+    model = BaseModel.from_config(src.replace(n_layers=n_layers, name=cfg.name))
+    state = {
+        k: v
+        for k, v in source.state_dict().items()
+        if not (k.startswith("blocks.") and int(k.split(".")[1]) >= n_layers)
+    }
+    model.load_state_dict(state)
+    return model
 
 
 def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstrations]:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agents.pretrain import PretrainConfig, learning_rate, pretrain
+from agents.pretrain import PretrainConfig, learning_rate, model_from, pretrain
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 
 
 def tiny_config(out, steps=12, **kw) -> PretrainConfig:
@@ -95,3 +96,18 @@ def test_decay_anneals_the_last_steps_linearly_to_zero():
 def test_decay_longer_than_the_run_is_refused(tmp_path):
     with pytest.raises(ValueError, match="decay_steps=13 must be between 0 and steps=12"):
         pretrain(tiny_config(tmp_path / "d", decay_steps=13))
+
+
+def test_init_from_keeps_the_first_blocks_and_trains_on(tmp_path):
+    source = pretrain(tiny_config(tmp_path / "src", n_layers=3, steps=6))
+    src = load_file(source / "model.safetensors")
+    heldout = collect_grid_demonstrations(2, "pretraining", seed=0)
+    model = model_from(tiny_config(tmp_path / "t", init_from=str(source), n_layers=2), heldout)
+    assert model.n_layers == 2
+    state = model.state_dict()
+    assert not any(k.startswith("blocks.2.") for k in state)
+    assert all(torch.equal(state[k], src[k]) for k in state)  # embed, blocks 0-1, heads
+    out = pretrain(tiny_config(tmp_path / "t", init_from=str(source), n_layers=2, steps=4))
+    assert json.loads((out / "config.json").read_text())["n_layers"] == 2
+    with pytest.raises(ValueError, match="deeper than"):
+        model_from(tiny_config(tmp_path / "x", init_from=str(source), n_layers=4), heldout)
