@@ -3,7 +3,10 @@
     internal-rl pretrain --data online:pretraining --out runs/pinpad-transformer --steps 60000
 
 Loss per step t: -log p(a_t | o_1..t) + obs_coef * loss(o_{t+1} | o_1..t). AdamW, linear warm-up
-then a constant learning rate (paper: constant). Every ``checkpoint_every`` steps the training
+then a constant learning rate (paper: constant); ``--decay-steps N`` anneals it linearly to 0
+over the last N steps, so a constant-lr run can be branched and annealed by resuming a copy of it
+with a larger ``--steps``. ``--init-from`` starts from another base model's weights (optionally
+only its first ``--n-layers`` blocks). Every ``checkpoint_every`` steps the training
 state is written atomically to ``<out>/train_state.pt`` and the model to ``<out>/model/``
 (config.json + model.safetensors); rerunning the same command resumes from there. Every
 ``eval_every`` steps the base-model diagnostics run (held-out action accuracy split by whether the
