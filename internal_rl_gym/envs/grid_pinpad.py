@@ -155,6 +155,7 @@ class GridPinpadEnv(gym.Env, EzPickle):
         options = options or {}
         sampler = self._resolve(options["task"]) if "task" in options else self.task_sampler
         self.task = sampler.sample(self.np_random)
+        self._task_name = format_task(self.task)  # in every step's info: format it once
         if "layout" in options:
             walls, colours, agent = self._check_layout(options["layout"])
         else:
@@ -267,7 +268,7 @@ class GridPinpadEnv(gym.Env, EzPickle):
             "target": target,
             "subgoal": grid_subgoal_of_colour(target) if target >= 0 else -1,
             "progress": self.progress,
-            "task": format_task(self.task),
+            "task": self._task_name,
             "visited": self._visited,
         }
 
