@@ -132,7 +132,7 @@ def model_from(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
             f"--n-layers {n_layers} is deeper than {cfg.init_from} ({src.n_layers} layers): "
             "initialising from a model can keep or drop blocks, not add them."
         )
-    if cfg.d_model and cfg.d_model != src.d_model or cfg.obs_encoder not in ("", src.obs_encoder):
+    if (cfg.d_model and cfg.d_model != src.d_model) or cfg.obs_encoder not in ("", src.obs_encoder):
         raise ValueError(
             f"--d-model/--obs-encoder differ from {cfg.init_from}'s config "
             f"(d_model={src.d_model}, obs_encoder={src.obs_encoder!r}); drop them with --init-from."

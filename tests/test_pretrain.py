@@ -111,3 +111,5 @@ def test_init_from_keeps_the_first_blocks_and_trains_on(tmp_path):
     assert json.loads((out / "config.json").read_text())["n_layers"] == 2
     with pytest.raises(ValueError, match="deeper than"):
         model_from(tiny_config(tmp_path / "x", init_from=str(source), n_layers=4), heldout)
+    with pytest.raises(ValueError, match="differ from"):
+        model_from(tiny_config(tmp_path / "x", init_from=str(source), d_model=32), heldout)
