@@ -246,9 +246,8 @@ class InternalControlCore:
         idx = np.asarray(rows, dtype=np.int64)
         r = torch.as_tensor(idx, device=self.device)
         e, h, z = self.e[r], self.h[r], self.z[r]
-        u = self.meta.decode(
-            z, self.options.controller_gain
-        )  # z is held for the whole abstract step: decode it once
+        # z is held for the whole abstract step: decode it once
+        u = self.meta.decode(z, self.options.controller_gain)
         while idx.size:
             e_hat = self.meta.apply_controller(e, u)
             top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, rows=r)
