@@ -92,6 +92,14 @@ class PretrainConfig:
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 = off)"})
     epsilon: float = field(default=0.0, metadata={"help": "expert noise for online data"})
     pool_size: int = field(default=16_384, metadata={"help": "online data: episodes per pool"})
+    data_workers: int = field(
+        default=0,
+        metadata={
+            "help": "online data: worker processes that generate the next pool while training "
+            "reads this one (0 = generate in the training process when a pool runs out); "
+            "for large batches on a GPU"
+        },
+    )
     holdout: int = field(default=1024, metadata={"help": "held-out episodes for diagnostics"})
     eval_every: int = field(default=2000, metadata={"help": "steps between diagnostics"})
     eval_episodes: int = field(default=256, metadata={"help": "env episodes per diagnostic"})
@@ -159,13 +167,18 @@ def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstratio
 
         task = cfg.data.split(":", 1)[1]
         heldout = collect_grid_demonstrations(cfg.holdout, task, seed=10_000_019 + cfg.seed)
-        return online_grid_pool(task, cfg.pool_size, cfg.batch_size, seed, cfg.epsilon), heldout
+        pool = online_grid_pool(
+            task, cfg.pool_size, cfg.batch_size, seed, cfg.epsilon, workers=cfg.data_workers
+        )
+        return pool, heldout
     data = Demonstrations.load(cfg.data)
     train, heldout = data.split(min(cfg.holdout, data.n_episodes // 10 or 1))
     return EpisodePool(train, cfg.batch_size, seed), heldout
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
+    if cfg.data_workers and not cfg.data.startswith("online:"):
+        raise ValueError("--data-workers generates online data; drop it with a dataset file")
     if not 0 <= cfg.decay_steps <= cfg.steps:
         raise ValueError(
             f"decay_steps={cfg.decay_steps} must be between 0 and steps={cfg.steps}: "
@@ -175,12 +188,27 @@ def pretrain(cfg: PretrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
-    device = pick_device(cfg.device)
 
     state_path = out / "train_state.pt"
     resume = torch.load(state_path, weights_only=True) if state_path.exists() else None
     start = int(resume["step"]) if resume else 0
     pool, heldout = make_pool(cfg, seed=cfg.seed + 7919 * start)
+    try:
+        return _train(cfg, out, pool, heldout, resume, start, state_path)
+    finally:
+        pool.close()
+
+
+def _train(
+    cfg: PretrainConfig,
+    out: Path,
+    pool: EpisodePool,
+    heldout: Demonstrations,
+    resume: dict | None,
+    start: int,
+    state_path: Path,
+) -> Path:
+    device = pick_device(cfg.device)
     model = build_model(cfg, heldout).to(device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999)

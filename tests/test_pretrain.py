@@ -113,3 +113,48 @@ def test_init_from_keeps_the_first_blocks_and_trains_on(tmp_path):
         model_from(tiny_config(tmp_path / "x", init_from=str(source), n_layers=4), heldout)
     with pytest.raises(ValueError, match="differ from"):
         model_from(tiny_config(tmp_path / "x", init_from=str(source), d_model=32), heldout)
+
+
+def _pool_batches(workers: int, n: int = 5) -> list[dict]:
+    from agents.data_sources import ONLINE_CHUNK, online_grid_pool
+
+    # two chunks per pool, four batches per pool: five batches cross a pool refresh
+    pool = online_grid_pool(
+        "pretraining", ONLINE_CHUNK + 8, (ONLINE_CHUNK + 8) // 4, 3, workers=workers
+    )
+    try:
+        return [pool.next_batch() for _ in range(n)], pool.generation
+    finally:
+        pool.close()
+
+
+def test_worker_processes_give_a_stream_set_by_the_seed_not_the_worker_count():
+    (one, gen_one), (two, gen_two) = _pool_batches(1), _pool_batches(2)
+    assert gen_one == gen_two == 1  # the pool was regenerated (from the prefetched generation)
+    for a, b in zip(one, two):
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    serial, _ = _pool_batches(0)
+    assert not all(
+        (a["obs"].shape == b["obs"].shape) and (a["obs"] == b["obs"]).all()
+        for a, b in zip(one, serial)
+    )
+    # the generated pools hold valid expert episodes
+    assert all(b["mask"].any(-1).all() for b in one)
+
+
+def test_pretraining_with_data_workers_is_reproducible(tmp_path):
+    a = pretrain(tiny_config(tmp_path / "a", data_workers=2, steps=10))
+    b = pretrain(tiny_config(tmp_path / "b", data_workers=1, steps=10))
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_data_workers_need_online_data(tmp_path):
+    data = collect_grid_demonstrations(40, seed=0)
+    path = data.save(tmp_path / "d.npz")
+    with pytest.raises(ValueError, match="data-workers"):
+        pretrain(tiny_config(tmp_path / "x", data=str(path), data_workers=2))
+    from agents.data_sources import online_grid_pool
+
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        online_grid_pool("pretraining", 8, 4, 0, workers=-1)
