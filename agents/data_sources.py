@@ -72,10 +72,10 @@ class EpisodePool:
 ONLINE_CHUNK = 2048
 
 
-def _grid_chunk(task: str, n: int, epsilon: float, seed: int, generation: int, chunk: int):
-    entropy = [seed, generation, chunk]
-    chunk_seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
-    return collect_grid_demonstrations(n, task, epsilon=epsilon, seed=chunk_seed)
+def _chunk_seed(seed: int, generation: int, chunk: int) -> int:
+    return int(
+        np.random.SeedSequence([seed, generation, chunk]).generate_state(1, np.uint64)[0] >> 1
+    )
 
 
 class _ParallelGridRefresh:
@@ -98,8 +98,13 @@ class _ParallelGridRefresh:
             for start in range(0, self.pool_size, ONLINE_CHUNK)
         ]
         self.pending[generation] = [
+            # submitted by reference: a worker needs only the numpy expert
             self.executor.submit(
-                _grid_chunk, self.task, n, self.epsilon, self.seed, generation, chunk
+                collect_grid_demonstrations,
+                n,
+                self.task,
+                epsilon=self.epsilon,
+                seed=_chunk_seed(self.seed, generation, chunk),
             )
             for chunk, n in enumerate(sizes)
         ]
