@@ -46,6 +46,8 @@ from internal_rl_gym.models import (
     BaseModel,
 )
 
+PRECISIONS = ("fp32", "bf16")
+
 PRESETS = {
     "grid-cpu": GRID_CPU_PRESET,
     "grid-paper": GRID_PAPER_PRESET,
@@ -92,6 +94,13 @@ class PretrainConfig:
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip (0 = off)"})
     epsilon: float = field(default=0.0, metadata={"help": "expert noise for online data"})
     pool_size: int = field(default=16_384, metadata={"help": "online data: episodes per pool"})
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32, or bf16: bfloat16 autocast for the forward/backward (weights and "
+            "optimiser stay fp32); ~1.4x faster on CPUs with AVX512-BF16/AMX, and on GPUs"
+        },
+    )
     data_workers: int = field(
         default=0,
         metadata={
@@ -177,6 +186,8 @@ def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstratio
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.data_workers and not cfg.data.startswith("online:"):
         raise ValueError("--data-workers generates online data; drop it with a dataset file")
     if not 0 <= cfg.decay_steps <= cfg.steps:
@@ -232,7 +243,8 @@ def _train(
         act = torch.as_tensor(batch["actions"], device=device)
         mask = torch.as_tensor(batch["mask"], device=device)
         model.train()
-        out_loss = model.loss(obs, act, mask=mask, obs_coef=cfg.obs_coef)
+        with torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out_loss = model.loss(obs, act, mask=mask, obs_coef=cfg.obs_coef)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()
         gnorm = (

@@ -158,3 +158,29 @@ def test_data_workers_need_online_data(tmp_path):
 
     with pytest.raises(ValueError, match="workers must be >= 0"):
         online_grid_pool("pretraining", 8, 4, 0, workers=-1)
+
+
+def test_bf16_autocast_trains_reproducibly_and_close_to_fp32(tmp_path):
+    a = pretrain(tiny_config(tmp_path / "a", precision="bf16"))
+    b = pretrain(tiny_config(tmp_path / "b", precision="bf16"))
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert all(wa[k].dtype == torch.float32 and torch.equal(wa[k], wb[k]) for k in wa)
+
+    def losses(run):
+        rows = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(r)["train/loss"] for r in rows if "train/loss" in r]
+
+    pretrain(tiny_config(tmp_path / "f"))
+    assert losses("a")[-1] == pytest.approx(losses("f")[-1], rel=0.05)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        pretrain(tiny_config(tmp_path / "x", precision="fp16"))
+
+
+def test_rms_norm_of_bf16_activations_is_computed_in_fp32():
+    from internal_rl_gym.models.layers import RMSNorm
+
+    norm = RMSNorm(8)
+    x = torch.randn(3, 8)
+    out = norm(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), norm(x.bfloat16().float()).bfloat16().float())
