@@ -3,7 +3,8 @@
     python benchmarks/model_speed.py [--threads 1] [--out benchmarks/results/model_speed.json]
 
 For the CPU presets (grid transformer: d_model 128, 6 layers; ant Hawk: d_model 128, 6 layers):
-  * training throughput: tokens/s of forward + backward + AdamW on batches of 64 sequences;
+  * training throughput: tokens/s of forward + backward + AdamW on batches of 64 sequences, in
+    fp32 and under bfloat16 autocast (``internal-rl pretrain --precision bf16``);
   * single-step latency for one new timestep at context position t, with the cache (KV cache /
     recurrent state) vs recomputing the whole prefix, at batch 1 and 16.
 Random weights: speed does not depend on training.
@@ -34,7 +35,11 @@ def timeit(fn, min_seconds: float = 1.0) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def training_tokens_per_s(model: BaseModel, batch: int, t: int, seconds: float) -> float:
+def training_tokens_per_s(
+    model: BaseModel, batch: int, t: int, seconds: float, rounds: int = 4
+) -> dict[str, float]:
+    """Tokens/s in fp32 and under bfloat16 autocast (``pretrain --precision bf16``), timed in
+    alternating slices so that machine noise hits both alike."""
     obs = torch.rand(batch, t + 1, model.obs_dim)
     if model.action_type == "discrete":
         obs = (obs > 0.95).float()
@@ -43,13 +48,19 @@ def training_tokens_per_s(model: BaseModel, batch: int, t: int, seconds: float) 
         actions = torch.randn(batch, t, model.config.action_dim)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step():
-        loss = model.loss(obs, actions).loss
+    def step(bf16: bool):
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss = model.loss(obs, actions).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    return batch * t / timeit(step, seconds)
+    per_step = {"fp32": [], "bf16": []}
+    for _ in range(rounds):
+        for name in per_step:
+            bf16 = name == "bf16"
+            per_step[name].append(timeit(lambda bf16=bf16: step(bf16), seconds / rounds))
+    return {name: batch * t * len(v) / sum(v) for name, v in per_step.items()}
 
 
 @torch.no_grad()
@@ -87,12 +98,20 @@ def main() -> None:
             ANT_CPU_PRESET.replace(obs_dim=39, action_dim=8, action_type="continuous")
         ),
     }
-    result = {"threads": args.threads, "machine": platform.processor() or platform.machine()}
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    result = {
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "cpu_bf16": any(f in flags.split() for f in ("avx512_bf16", "amx_bf16")),
+    }
     for name, model in models.items():
         seq = 32 if "grid" in name else 128
+        rates = training_tokens_per_s(model, 64, seq, args.seconds)
         entry = {
             "params_M": round(model.n_params / 1e6, 3),
-            "train_tokens_per_s": round(training_tokens_per_s(model, 64, seq, args.seconds)),
+            "train_tokens_per_s": round(rates["fp32"]),
+            "train_tokens_per_s_bf16_autocast": round(rates["bf16"]),
+            "bf16_speedup": round(rates["bf16"] / rates["fp32"], 2),
             "train_sequence_length": seq,
         }
         for batch in (1, 16):
