@@ -99,6 +99,20 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def autocast(device: torch.device, precision: str):
+    """``--precision bf16``: bfloat16 autocast for a forward pass (weights stay fp32)."""
+    check_precision(precision)
+    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -30,6 +30,8 @@ from agents.common import (
     Logger,
     atomic_save_pretrained,
     atomic_write_json,
+    autocast,
+    check_precision,
     pick_device,
     progress_bar,
     seed_everything,
@@ -45,8 +47,6 @@ from internal_rl_gym.models import (
     GRID_PAPER_PRESET,
     BaseModel,
 )
-
-PRECISIONS = ("fp32", "bf16")
 
 PRESETS = {
     "grid-cpu": GRID_CPU_PRESET,
@@ -186,8 +186,7 @@ def make_pool(cfg: PretrainConfig, seed: int) -> tuple[EpisodePool, Demonstratio
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    check_precision(cfg.precision)
     if cfg.data_workers and not cfg.data.startswith("online:"):
         raise ValueError("--data-workers generates online data; drop it with a dataset file")
     if not 0 <= cfg.decay_steps <= cfg.steps:
@@ -243,7 +242,7 @@ def _train(
         act = torch.as_tensor(batch["actions"], device=device)
         mask = torch.as_tensor(batch["mask"], device=device)
         model.train()
-        with torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with autocast(device, cfg.precision):
             out_loss = model.loss(obs, act, mask=mask, obs_coef=cfg.obs_coef)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()

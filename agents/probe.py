@@ -32,6 +32,8 @@ from agents import diagnostics
 from agents.common import (
     atomic_write_bytes,
     atomic_write_json,
+    autocast,
+    check_precision,
     pick_device,
     progress_bar,
     seed_everything,
@@ -83,6 +85,10 @@ class ProbeConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
+    precision: str = field(
+        default="fp32",
+        metadata={"help": "fp32, or bf16: bfloat16 autocast while training the controllers"},
+    )
 
 
 def train_subgoal_controllers(
@@ -94,6 +100,7 @@ def train_subgoal_controllers(
     weight_decay: float,
     rank: int,
     seed: int,
+    precision: str = "fp32",
 ) -> tuple[SubgoalControllers, float]:
     """Ground-truth controllers at ``layer`` (base frozen); returns them and the mean NLL of the
     last 10% of steps.
@@ -111,8 +118,10 @@ def train_subgoal_controllers(
     for step in progress_bar(range(steps), desc=f"controllers at layer {layer}"):
         b = next(batches)
         e, g, act, mask = b["e"], b["subgoals"], b["actions"], b["mask"]
-        e_top = base.run_layers(ctrl(e, g), layer, base.n_layers)
-        logp = torch.log_softmax(base.heads(e_top, predict_obs=False).action_logits.float(), -1)
+        with autocast(base.device, precision):
+            e_top = base.run_layers(ctrl(e, g), layer, base.n_layers)
+            logits = base.heads(e_top, predict_obs=False).action_logits
+        logp = torch.log_softmax(logits.float(), -1)
         nll_t = -logp.gather(-1, act[..., None])[..., 0]
         loss = (nll_t * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
@@ -196,6 +205,7 @@ def evaluate_controllers(
 
 
 def probe(cfg: ProbeConfig) -> dict:
+    check_precision(cfg.precision)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
@@ -229,6 +239,7 @@ def probe(cfg: ProbeConfig) -> dict:
             cfg.weight_decay,
             cfg.rank,
             cfg.seed,
+            cfg.precision,
         )
         held_nll = controlled_nll(base, ctrl, layer, held_clean)
         atomic_write_bytes(

@@ -38,6 +38,21 @@ def test_ground_truth_controllers_lower_the_held_out_action_nll(tiny_checkpoints
     assert all(p.grad is not None for p in ctrl.parameters())
 
 
+def test_bf16_controllers_train_like_fp32(tiny_checkpoints):
+    from internal_rl_gym.hub import load_base_model
+
+    base = load_base_model(tiny_checkpoints["base_model"])
+    held = collect_grid_demonstrations(64, "pretraining", seed=3)
+    before = controlled_nll(base, None, 0, held)
+    fp32, _ = train_subgoal_controllers(base, _fresh_batches(base), 1, 60, 1e-2, 0.0, 4, 0)
+    bf16, _ = train_subgoal_controllers(
+        base, _fresh_batches(base), 1, 60, 1e-2, 0.0, 4, 0, precision="bf16"
+    )
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    after_fp32, after_bf16 = (controlled_nll(base, c, 1, held) for c in (fp32, bf16))
+    assert after_bf16 < before - 0.05 and abs(after_bf16 - after_fp32) < 0.05
+
+
 def test_controller_evaluation_is_reproducible(tiny_checkpoints):
     from internal_rl_gym.hub import load_base_model
 
