@@ -132,8 +132,8 @@ def online_grid_pool(
 
     ``workers=0`` generates in this process, when a pool runs out. ``workers >= 1`` generates in
     that many worker processes, in chunks of :data:`ONLINE_CHUNK` episodes, one pool ahead of
-    training (what a GPU needs at large batch sizes: one core makes ~100k expert steps/s, a batch
-    of 1024 episodes is ~30k steps). The two modes give different (equally valid) streams; for
+    training (what a GPU needs at large batch sizes: one core makes ~67k expert steps/s, a batch
+    of 1024 episodes is ~32k steps). The two modes give different (equally valid) streams; for
     ``workers >= 1`` the stream depends on ``seed`` only, not on the number of workers.
     """
     if workers < 0:
