@@ -115,7 +115,7 @@ def test_init_from_keeps_the_first_blocks_and_trains_on(tmp_path):
         model_from(tiny_config(tmp_path / "x", init_from=str(source), d_model=32), heldout)
 
 
-def _pool_batches(workers: int, n: int = 5) -> list[dict]:
+def _pool_batches(workers: int, n: int = 5) -> tuple[list[dict], int]:
     from agents.data_sources import ONLINE_CHUNK, online_grid_pool
 
     # two chunks per pool, four batches per pool: five batches cross a pool refresh
