@@ -6,7 +6,9 @@ Loss per step t: -log p(a_t | o_1..t) + obs_coef * loss(o_{t+1} | o_1..t). AdamW
 then a constant learning rate (paper: constant); ``--decay-steps N`` anneals it linearly to 0
 over the last N steps, so a constant-lr run can be branched and annealed by resuming a copy of it
 with a larger ``--steps``. ``--init-from`` starts from another base model's weights (optionally
-only its first ``--n-layers`` blocks). Every ``checkpoint_every`` steps the training
+only its first ``--n-layers`` blocks). ``--precision bf16`` trains under bfloat16 autocast;
+``--data-workers N`` generates online episodes in N processes, one pool ahead (for GPU batch
+sizes). Every ``checkpoint_every`` steps the training
 state is written atomically to ``<out>/train_state.pt`` and the model to ``<out>/model/``
 (config.json + model.safetensors); rerunning the same command resumes from there. Every
 ``eval_every`` steps the base-model diagnostics run (held-out action accuracy split by whether the
@@ -98,7 +100,8 @@ class PretrainConfig:
         default="fp32",
         metadata={
             "help": "fp32, or bf16: bfloat16 autocast for the forward/backward (weights and "
-            "optimiser stay fp32); ~1.4x faster on CPUs with AVX512-BF16/AMX, and on GPUs"
+            "optimiser stay fp32); faster on CPUs with AVX512-BF16/AMX and on GPUs "
+            "(benchmarks/model_speed.py)"
         },
     )
     data_workers: int = field(

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
+from agents.common import atomic_write_json, autocast  # noqa: E402
 from internal_rl_gym.models import ANT_CPU_PRESET, GRID_CPU_PRESET, BaseModel  # noqa: E402
 
 
@@ -48,8 +48,8 @@ def training_tokens_per_s(
         actions = torch.randn(batch, t, model.config.action_dim)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step(bf16: bool):
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+    def step(precision: str):
+        with autocast(torch.device("cpu"), precision):  # what `pretrain --precision` runs
             loss = model.loss(obs, actions).loss
         opt.zero_grad()
         loss.backward()
@@ -58,8 +58,7 @@ def training_tokens_per_s(
     per_step = {"fp32": [], "bf16": []}
     for _ in range(rounds):
         for name in per_step:
-            bf16 = name == "bf16"
-            per_step[name].append(timeit(lambda bf16=bf16: step(bf16), seconds / rounds))
+            per_step[name].append(timeit(lambda name=name: step(name), seconds / rounds))
     return {name: batch * t * len(v) / sum(v) for name, v in per_step.items()}
 
 
