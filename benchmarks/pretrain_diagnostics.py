@@ -6,7 +6,9 @@
 Each run directory holds ``config.json`` (the exact settings) and ``metrics.jsonl``, where every
 ``--eval-every`` steps pretraining logged ``diag/*``: held-out accuracy and optimal-action rate
 split by whether the history determines the next target, probe accuracy per layer, and free play.
-This script only gathers them side by side (it computes nothing new).
+This script only gathers them side by side (it computes nothing new). With ``--plot PNG`` it
+also draws, per run, the subgoal probe's accuracy by layer at a few steps (paper Fig. 3/A1) and
+the probe at mid-depth and free play against training steps.
 """
 
 from __future__ import annotations
@@ -56,15 +58,53 @@ def read_run(run: Path) -> dict:
     }
 
 
+def plot(result: dict, path: str, n_curves: int = 5) -> None:
+    """One column per run: probe accuracy by layer at ``n_curves`` steps; mid-depth probe and
+    free play (share of episodes consistent with a pretraining task) against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(result), figsize=(4.5 * len(result), 7), squeeze=False)
+    for col, (name, r) in enumerate(result.items()):
+        diags = [d for d in r["diagnostics"] if d["probe_by_layer"]]
+        picks = sorted(
+            {round(i * (len(diags) - 1) / max(1, n_curves - 1)) for i in range(n_curves)}
+        )
+        ax = axes[0, col]
+        for i in picks:
+            d = diags[i]
+            ax.plot(d["probe_by_layer"], marker="o", label=f"step {d['step']}")
+        ax.set_title(f"{name} ({r['config'].get('obs_encoder', '?')})")
+        ax.set_xlabel("layer (0 = input embedding)")
+        ax.set_ylabel("subgoal probe accuracy")
+        ax.set_ylim(0.2, 0.8)
+        ax.legend(fontsize=8)
+        ax = axes[1, col]
+        steps = [d["step"] for d in diags]
+        ax.plot(steps, [d.get("probe_mid") for d in diags], marker=".", label="probe at L/2")
+        ax.plot(steps, [d.get("task_consistent") for d in diags], marker=".", label="free play")
+        ax.set_xlabel("pretraining step")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default="benchmarks/results/pretrain_diagnostics.json")
+    p.add_argument("--plot", default="", help="also write this PNG (probe by layer, free play)")
     args = p.parse_args()
     result = {Path(r).name: read_run(Path(r)) for r in args.runs}
     atomic_write_json(args.out, result)
+    if args.plot:
+        plot(result, args.plot)
     for name, r in result.items():
         for d in r["diagnostics"]:
             print(
