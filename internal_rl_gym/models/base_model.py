@@ -594,7 +594,9 @@ class BaseModel(
                 f"expected observations with last dimension obs_dim={self.obs_dim}, "
                 f"got shape {tuple(obs.shape)}"
             )
-        return self.encoder(obs.to(self.dtype))
+        # .to(dtype): under bf16 autocast the residual stream itself stays in fp32; sums of
+        # bf16 sublayer outputs into a bf16 stream lose precision and destabilise training
+        return self.encoder(obs.to(self.dtype)).to(self.dtype)
 
     def run_layers(self, e: Tensor, start: int, end: int) -> Tensor:
         """Run blocks ``start+1..end`` causally on a whole sequence ``e_start`` (B, T, d) and
@@ -618,12 +620,14 @@ class BaseModel(
         needs only the action head.
         """
         x = self.final_norm(e_L)
-        obs_pred = self.obs_head(x) if predict_obs else None
+        # fp32 head outputs under bf16 autocast, so losses and log-probs are computed in fp32
+        fp32 = lambda y: y.to(self.dtype)  # noqa: E731
+        obs_pred = fp32(self.obs_head(x)) if predict_obs else None
         if self.action_type == "discrete":
-            return HeadOutput(obs_pred=obs_pred, action_logits=self.action_head(x))
-        log_std = self.action_log_std(x).clamp(LOG_STD_MIN, LOG_STD_MAX)
+            return HeadOutput(obs_pred=obs_pred, action_logits=fp32(self.action_head(x)))
+        log_std = fp32(self.action_log_std(x)).clamp(LOG_STD_MIN, LOG_STD_MAX)
         return HeadOutput(
-            obs_pred=obs_pred, action_mean=self.action_mean(x), action_log_std=log_std
+            obs_pred=obs_pred, action_mean=fp32(self.action_mean(x)), action_log_std=log_std
         )
 
     def forward(
