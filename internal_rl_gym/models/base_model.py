@@ -620,14 +620,13 @@ class BaseModel(
         needs only the action head.
         """
         x = self.final_norm(e_L)
-        # fp32 head outputs under bf16 autocast, so losses and log-probs are computed in fp32
-        fp32 = lambda y: y.to(self.dtype)  # noqa: E731
-        obs_pred = fp32(self.obs_head(x)) if predict_obs else None
+        dtype = self.dtype  # fp32 outputs under bf16 autocast: losses and log-probs in fp32
+        obs_pred = self.obs_head(x).to(dtype) if predict_obs else None
         if self.action_type == "discrete":
-            return HeadOutput(obs_pred=obs_pred, action_logits=fp32(self.action_head(x)))
-        log_std = fp32(self.action_log_std(x)).clamp(LOG_STD_MIN, LOG_STD_MAX)
+            return HeadOutput(obs_pred=obs_pred, action_logits=self.action_head(x).to(dtype))
+        log_std = self.action_log_std(x).to(dtype).clamp(LOG_STD_MIN, LOG_STD_MAX)
         return HeadOutput(
-            obs_pred=obs_pred, action_mean=fp32(self.action_mean(x)), action_log_std=log_std
+            obs_pred=obs_pred, action_mean=self.action_mean(x).to(dtype), action_log_std=log_std
         )
 
     def forward(
