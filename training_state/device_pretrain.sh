@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Paper-size grid pretraining on a lent GPU (the `device` tool), one call of at most ~9 minutes.
+#
+# The device machine is bare apart from PyTorch & co.: it lacks gymnasium, and the working tree
+# sent to it must stay under 64 MiB (the resumable states in training_state/ alone are ~40 MB).
+# Here, before the call:
+#
+#   bash training_state/device_pretrain.sh fetch     # gymnasium wheels into .whl/ (git-ignored)
+#   mkdir -p /tmp/ts && mv training_state/pinpad-* /tmp/ts/   # move back afterwards
+#
+# The call (device tool `run`): command "bash training_state/device_pretrain.sh run",
+# carry [".whl"] (add "runs/pinpad-paper" to resume a run brought back earlier), timeout_s 600.
+# It trains until BUDGET_S seconds have passed (default 470), checkpointing every 500 steps, and
+# puts the run's files under $OUT; train_state.pt is split into 15 MiB parts, as files over
+# 16 MiB do not come back. Back here, rebuild the run folder (model/ included) with
+#
+#   bash training_state/device_pretrain.sh unpack <files_at folder>   # -> runs/pinpad-paper
+#
+# Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
+# WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
+# BUDGET_S (470), RUN (runs/pinpad-paper), PYTHON (python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${RUN:-runs/pinpad-paper}
+PYTHON=${PYTHON:-python3}
+
+case "${1:-}" in
+fetch)
+    grep -qx /.whl/ .git/info/exclude 2>/dev/null || echo /.whl/ >>.git/info/exclude
+    "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux2014_x86_64 -d .whl \
+        gymnasium==1.4.0 farama-notifications==0.0.6
+    ;;
+run)
+    if ! "$PYTHON" -c "import gymnasium" 2>/dev/null; then
+        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --target /tmp/site .whl/*.whl
+        export PYTHONPATH=/tmp/site
+    fi
+    export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    # SIGINT at the budget: pretraining stops between steps; its last checkpoint stays whole
+    timeout --foreground --signal=INT "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
+        --preset "${PRESET:-grid-paper}" --obs-encoder "${ENCODER:-grid_egocentric}" \
+        --batch-size "${BATCH:-1024}" --lr 3e-4 --pool-size "${POOL:-65536}" \
+        --data-workers "${WORKERS:-12}" --precision bf16 --steps "${STEPS:-256000}" \
+        --checkpoint-every "${CKPT_EVERY:-500}" --eval-every "${EVAL_EVERY:-4000}" --eval-episodes 256 \
+        --threads 4 --out "$RUN" || echo "pretraining stopped (exit $?)"
+    out=${OUT:-/tmp/device_out}
+    mkdir -p "$out"
+    cp "$RUN"/config.json "$RUN"/metrics.jsonl "$out"/
+    cp "$RUN"/model/config.json "$out"/model_config.json
+    split -b 15M -d "$RUN"/train_state.pt "$out"/train_state.pt.part
+    ls -la "$out"
+    ;;
+unpack)
+    src=${2:?usage: device_pretrain.sh unpack <folder with the returned files>}
+    mkdir -p "$RUN"
+    cat "$src"/train_state.pt.part* >"$RUN"/train_state.pt.tmp
+    mv "$RUN"/train_state.pt.tmp "$RUN"/train_state.pt
+    cp "$src"/config.json "$src"/metrics.jsonl "$RUN"/
+    # the model folder (what probes read) is rebuilt from the weights in the training state
+    "$PYTHON" - "$RUN" "$src"/model_config.json <<'PY'
+import json
+import sys
+
+import torch
+
+from agents.common import atomic_save_pretrained, atomic_write_json
+from internal_rl_gym.models import BaseModel, BaseModelConfig
+
+run, config = sys.argv[1], json.load(open(sys.argv[2]))
+state = torch.load(f"{run}/train_state.pt", weights_only=True, map_location="cpu")
+model = BaseModel.from_config(BaseModelConfig(**config))
+model.load_state_dict(state["model"])
+atomic_save_pretrained(model, f"{run}/model")
+atomic_write_json(f"{run}/model/trainer_state.json", {"global_step": state["step"]})
+print("unpacked", run, "at step", state["step"])
+PY
+    ;;
+*)
+    echo "usage: $0 fetch | run | unpack <folder>" >&2
+    exit 2
+    ;;
+esac
