@@ -2,7 +2,7 @@
 # Paper-size grid pretraining on a lent GPU (the `device` tool), one call of at most ~9 minutes.
 #
 # The device machine is bare apart from PyTorch & co.: it lacks gymnasium, and the working tree
-# sent to it must stay under 64 MiB (the resumable states in training_state/ alone are ~40 MB).
+# sent to it must stay under 64 MiB (the resumable states in training_state/ alone are ~56 MB).
 # Here, before the call:
 #
 #   bash training_state/device_pretrain.sh fetch     # gymnasium wheels into .whl/ (git-ignored)
