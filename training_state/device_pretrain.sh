@@ -17,8 +17,10 @@
 #   bash training_state/device_pretrain.sh unpack <files_at folder>   # -> runs/pinpad-paper
 #
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
-# WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
-# BUDGET_S (470), RUN (runs/pinpad-paper), PYTHON (python3).
+# LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
+# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3).
+# To continue a CPU run on the GPU, carry a slim copy of its folder (train_state.pt, config.json,
+# metrics.jsonl) as RUN and give its PRESET and ENCODER: a resume rebuilds the model from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/pinpad-paper}
@@ -42,10 +44,10 @@ run)
     # SIGINT at the budget: pretraining stops between steps; its last checkpoint stays whole
     timeout --foreground --signal=INT "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
         --preset "${PRESET:-grid-paper}" --obs-encoder "${ENCODER:-grid_egocentric}" \
-        --batch-size "${BATCH:-1024}" --lr 3e-4 --pool-size "${POOL:-65536}" \
+        --batch-size "${BATCH:-1024}" --lr "${LR:-3e-4}" --pool-size "${POOL:-65536}" \
         --data-workers "${WORKERS:-12}" --precision bf16 --steps "${STEPS:-256000}" \
         --checkpoint-every "${CKPT_EVERY:-500}" --eval-every "${EVAL_EVERY:-4000}" --eval-episodes 256 \
-        --threads 4 --out "$RUN" || echo "pretraining stopped (exit $?)"
+        --threads "${THREADS:-4}" --out "$RUN" || echo "pretraining stopped (exit $?)"
     out=${OUT:-/tmp/device_out}
     mkdir -p "$out"
     cp "$RUN"/config.json "$RUN"/metrics.jsonl "$out"/
