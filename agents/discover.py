@@ -480,7 +480,7 @@ def train_one(
     state_path = out / "train_state.pt"
     start = 0
     if state_path.exists():
-        st = torch.load(state_path, weights_only=True)
+        st = torch.load(state_path, weights_only=True, map_location="cpu")  # GPU-saved too
         meta.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         start = int(st["step"])

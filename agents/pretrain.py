@@ -203,7 +203,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
     set_threads(cfg.threads)
 
     state_path = out / "train_state.pt"
-    resume = torch.load(state_path, weights_only=True) if state_path.exists() else None
+    # map to the CPU: a state saved on a GPU resumes anywhere (load_state_dict moves it)
+    resume = (
+        torch.load(state_path, weights_only=True, map_location="cpu")
+        if state_path.exists()
+        else None
+    )
     start = int(resume["step"]) if resume else 0
     pool, heldout = make_pool(cfg, seed=cfg.seed + 7919 * start)
     try:

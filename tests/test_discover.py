@@ -12,6 +12,7 @@ from agents.discover import DiscoverConfig, discover, kl_weight, match_switches,
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_metacontroller
+from tests.conftest import as_if_saved_on_a_gpu
 
 
 def _config(tiny_checkpoints, out, **kw) -> DiscoverConfig:
@@ -55,6 +56,13 @@ def test_trains_from_a_dataset_file(tiny_checkpoints, tmp_path):
 
 def test_resume_continues_from_the_last_checkpoint(tiny_checkpoints, tmp_path, capsys):
     discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], steps=6))
+    assert "resumed at step 4" in capsys.readouterr().out
+
+
+def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(tiny_checkpoints, tmp_path, capsys):
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
+    as_if_saved_on_a_gpu(tmp_path / "d" / "alpha_0.1" / "train_state.pt")
     discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], steps=6))
     assert "resumed at step 4" in capsys.readouterr().out
 

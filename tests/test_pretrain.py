@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from agents.pretrain import PretrainConfig, learning_rate, model_from, pretrain
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from tests.conftest import as_if_saved_on_a_gpu
 
 
 def tiny_config(out, steps=12, **kw) -> PretrainConfig:
@@ -63,6 +64,16 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     assert train_steps == [6, 12]  # each logged once; the stale step-9 row is gone
     state = json.loads((tmp_path / "r" / "model" / "trainer_state.json").read_text())
     assert state == {"global_step": 12}
+
+
+def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(tmp_path, capsys):
+    pretrain(tiny_config(tmp_path / "g", steps=6))
+    as_if_saved_on_a_gpu(tmp_path / "g" / "train_state.pt")
+    if not torch.cuda.is_available():  # the relabelled file really needs the fix
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "g" / "train_state.pt", weights_only=True)
+    pretrain(tiny_config(tmp_path / "g", steps=8))
+    assert "resumed from" in capsys.readouterr().out
 
 
 def test_pretrain_a_hawk_on_ant_demonstrations(tmp_path):
