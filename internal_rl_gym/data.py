@@ -96,10 +96,14 @@ class Demonstrations:
             "task": self.tasks[i][self.tasks[i] >= 0],
         }
 
-    def batch(self, episodes: np.ndarray, max_len: int | None = None) -> dict[str, np.ndarray]:
+    def batch(
+        self, episodes: np.ndarray, max_len: int | None = None, decode: bool = True
+    ) -> dict[str, np.ndarray]:
         """Pad episodes to a common length T: obs (B, T+1, D), actions (B, T), mask (B, T), ...
 
-        ``max_len`` crops episodes that are longer (keeping their start).
+        ``max_len`` crops episodes that are longer (keeping their start). With ``decode=False``
+        a bit-packed dataset's obs stay packed, (B, T+1, ceil(D/8)) uint8, 32x smaller than
+        float32: a trainer unpacks them where the model runs (``agents.data_sources``).
         """
         episodes = np.asarray(episodes)
         lens = self.lengths[episodes]
@@ -116,7 +120,10 @@ class Demonstrations:
         obs_rows = self.obs_offsets[episodes][:, None] + np.minimum(
             obs_steps[None, :], lens[:, None]
         )
-        obs = self.decode_observations(obs_rows.reshape(-1)).reshape(b, t + 1, self.obs_dim)
+        if decode or not self.packed:
+            obs = self.decode_observations(obs_rows.reshape(-1)).reshape(b, t + 1, self.obs_dim)
+        else:
+            obs = self.observations[obs_rows]
         actions = self.actions[act_rows]
         return {
             "obs": obs,

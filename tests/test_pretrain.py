@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from agents.data_sources import observations_to_device
 from agents.pretrain import PretrainConfig, learning_rate, model_from, pretrain
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from tests.conftest import as_if_saved_on_a_gpu
@@ -195,3 +197,18 @@ def test_rms_norm_of_bf16_activations_is_computed_in_fp32():
     out = norm(x.bfloat16())
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), norm(x.bfloat16().float()).bfloat16().float())
+
+
+def test_packed_batches_unpack_where_the_model_runs_to_the_same_observations():
+    data = collect_grid_demonstrations(12, "pretraining", seed=3)
+    episodes = np.arange(8)
+    plain, packed = data.batch(episodes), data.batch(episodes, decode=False)
+    assert packed["obs"].dtype == np.uint8
+    assert packed["obs"].shape == (*plain["obs"].shape[:2], (data.obs_dim + 7) // 8)
+    for key in ("actions", "mask", "targets", "subgoals", "lengths"):
+        np.testing.assert_array_equal(plain[key], packed[key])
+    expected = torch.from_numpy(plain["obs"])
+    assert torch.equal(observations_to_device(packed["obs"], data.obs_dim, "cpu"), expected)
+    assert torch.equal(observations_to_device(plain["obs"], data.obs_dim, "cpu"), expected)
+    with pytest.raises(ValueError, match="bytes per step"):
+        observations_to_device(packed["obs"], data.obs_dim + 8, "cpu")
