@@ -248,8 +248,8 @@ def _train(
         # on a GPU, bit-packed observations travel packed (32x fewer bytes) and unpack there
         batch = pool.next_batch(decode=device.type == "cpu")
         obs = observations_to_device(batch["obs"], heldout.obs_dim, device)
-        act = torch.as_tensor(batch["actions"], device=device)
-        mask = torch.as_tensor(batch["mask"], device=device)
+        # host arrays: loss() checks them before the copy, so a step never waits on the device
+        act, mask = batch["actions"], torch.as_tensor(batch["mask"], device=device)
         model.train()
         with autocast(device, cfg.precision):
             out_loss = model.loss(obs, act, mask=mask, obs_coef=cfg.obs_coef)
@@ -261,7 +261,7 @@ def _train(
             else torch.tensor(0.0)
         )
         opt.step()
-        tokens += int(mask.sum())
+        tokens += int(batch["mask"].sum())
         if (step + 1) % 50 == 0 or step == cfg.steps - 1:
             rate = tokens / max(1e-9, time.time() - t0)
             scalars = {

@@ -859,11 +859,18 @@ class BaseModel(
 
     # ---------------------------------------------------------------- likelihoods
 
-    def action_distribution(self, head: HeadOutput) -> Distribution:
-        """``Categorical`` over ``n_actions`` or ``Independent(Normal)`` over ``action_dim``."""
+    def action_distribution(
+        self, head: HeadOutput, validate_args: bool | None = None
+    ) -> Distribution:
+        """``Categorical`` over ``n_actions`` or ``Independent(Normal)`` over ``action_dim``.
+
+        ``validate_args=False`` skips torch's argument checks, which read values back from the
+        device (a host sync per call): for training loops that have checked their data."""
+        v = validate_args
         if self.action_type == "discrete":
-            return Categorical(logits=head.action_logits)
-        return Independent(Normal(head.action_mean, head.action_log_std.exp()), 1)
+            return Categorical(logits=head.action_logits, validate_args=v)
+        normal = Normal(head.action_mean, head.action_log_std.exp(), validate_args=v)
+        return Independent(normal, 1, validate_args=v)
 
     def loss(
         self,
@@ -886,7 +893,8 @@ class BaseModel(
         B, T = obs.shape[0], obs.shape[1] - 1
         if T < 1:
             raise ValueError(f"loss needs obs with at least 2 timesteps (o_1..o_T+1), got {T + 1}")
-        actions = torch.as_tensor(actions, device=self.device)
+        # checked where they are (host arrays: no device sync), then moved to the model
+        actions = torch.as_tensor(actions)
         if self.action_type == "discrete":
             if actions.shape != (B, T) or actions.is_floating_point():
                 raise ValueError(
@@ -895,7 +903,7 @@ class BaseModel(
                 )
             if bool(((actions < 0) | (actions >= self.config.n_actions)).any()):
                 raise ValueError(f"discrete actions must lie in [0, {self.config.n_actions})")
-            actions = actions.long()
+            actions = actions.to(self.device).long()
         else:
             expected = (B, T, self.config.action_dim)
             if actions.shape != expected:
@@ -903,7 +911,7 @@ class BaseModel(
                     f"continuous actions must have shape (B, T, action_dim) = {expected} "
                     f"(obs holds T+1 steps), got {tuple(actions.shape)}"
                 )
-            actions = actions.to(self.dtype)
+            actions = actions.to(self.device, self.dtype)
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=self.device)
         else:
@@ -916,7 +924,7 @@ class BaseModel(
         n_valid = weights.sum().clamp(min=1.0)
 
         out = self.forward(obs[:, :-1], intervention=intervention, layer=layer)
-        dist = self.action_distribution(out)
+        dist = self.action_distribution(out, validate_args=False)  # actions checked above
         action_nll = -dist.log_prob(actions)  # (B, T)
         target = obs[:, 1:]
         if self.obs_loss_type == "bce":
