@@ -191,7 +191,7 @@ def residual_stream_batches(
     actions towards the current target, the distribution each demonstrated action was drawn from.
     """
     for b in episode_batches:
-        obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
+        obs = observations_to_device(b["obs"][:, :-1], base.obs_dim, base.device)
         with torch.no_grad():  # the layers below ``layer`` do not depend on what trains there
             e = base.run_layers(base.embed(obs), 0, layer).float()
         out = {
@@ -217,12 +217,25 @@ def fresh_activation_batches(
     batch_size: int,
     seed: int,
     expert_probs: bool = False,
+    workers: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless :func:`residual_stream_batches` of fresh expert episodes of ``task``.
 
     Whatever trains at ``layer`` (ground-truth controllers, the metacontroller) reads a residual
     stream that encodes the whole layout, so it memorises a fixed set of a few thousand episodes;
-    fresh episodes every batch prevent that.
+    fresh episodes every batch prevent that. ``workers``: generate them in that many processes
+    (:func:`online_grid_pool`; on a GPU the generation, not the model, is otherwise the bound).
     """
-    pool = online_grid_pool(task, pool_size, batch_size, seed)
-    return residual_stream_batches(base, layer, iter(pool.next_batch, None), expert_probs)
+    pool = online_grid_pool(task, pool_size, batch_size, seed, workers=workers)
+    # packed observations travel packed to a GPU; the expert's targets need them decoded
+    decode = base.device.type == "cpu" or expert_probs
+
+    def batches() -> Iterator[dict[str, torch.Tensor]]:
+        try:
+            yield from residual_stream_batches(
+                base, layer, iter(lambda: pool.next_batch(decode=decode), None), expert_probs
+            )
+        finally:  # the generator is closed or collected: stop the worker processes
+            pool.close()
+
+    return batches()

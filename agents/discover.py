@@ -34,6 +34,8 @@ from agents.common import (
     Logger,
     atomic_save_pretrained,
     atomic_write_json,
+    autocast,
+    check_precision,
     pick_device,
     progress_bar,
     seed_everything,
@@ -109,6 +111,20 @@ class DiscoverConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32, or bf16: bfloat16 autocast for the metacontroller and the frozen "
+            "upper layers (weights and the residual stream stay fp32)"
+        },
+    )
+    data_workers: int = field(
+        default=0,
+        metadata={
+            "help": "online data: processes generating fresh episodes (0 = in this process); "
+            "for large batches on a GPU"
+        },
+    )
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -173,7 +189,14 @@ def activation_batches(
     expert = cfg.action_targets == "expert"
     if isinstance(source, str):
         for b in fresh_activation_batches(
-            base, layer, source, cfg.episodes, cfg.batch_size, seed, expert_probs=expert
+            base,
+            layer,
+            source,
+            cfg.episodes,
+            cfg.batch_size,
+            seed,
+            expert_probs=expert,
+            workers=cfg.data_workers,
         ):
             yield b["e"], b["actions"], b["mask"], b.get("expert_probs")
     if expert:
@@ -497,16 +520,17 @@ def train_one(
         meta.train()
         e, act, mask, probs = (x if x is None else x.to(device) for x in next(batches))
         alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
-        res = meta.elbo(
-            base,
-            e,
-            act,
-            mask,
-            alpha_t,
-            generator=gen,
-            gumbel_gate=cfg.gumbel_temperature > 0,
-            target_probs=probs,
-        )
+        with autocast(device, cfg.precision):
+            res = meta.elbo(
+                base,
+                e,
+                act,
+                mask,
+                alpha_t,
+                generator=gen,
+                gumbel_gate=cfg.gumbel_temperature > 0,
+                target_probs=probs,
+            )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
@@ -569,6 +593,7 @@ def discover(cfg: DiscoverConfig) -> dict:
         raise ValueError(
             f"unknown --action-targets {cfg.action_targets!r}; use sampled (paper) or expert."
         )
+    check_precision(cfg.precision)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     out = Path(cfg.out)

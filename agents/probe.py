@@ -89,6 +89,13 @@ class ProbeConfig:
         default="fp32",
         metadata={"help": "fp32, or bf16: bfloat16 autocast while training the controllers"},
     )
+    data_workers: int = field(
+        default=0,
+        metadata={
+            "help": "processes generating the controllers' fresh episodes (0 = in this "
+            "process); for large batches on a GPU"
+        },
+    )
 
 
 def train_subgoal_controllers(
@@ -228,7 +235,13 @@ def probe(cfg: ProbeConfig) -> dict:
     results = []
     for layer in layers:
         batches = fresh_activation_batches(
-            base, layer, "pretraining", 16 * cfg.batch_size, cfg.batch_size, cfg.seed + 11
+            base,
+            layer,
+            "pretraining",
+            16 * cfg.batch_size,
+            cfg.batch_size,
+            cfg.seed + 11,
+            workers=cfg.data_workers,
         )
         ctrl, nll = train_subgoal_controllers(
             base,

@@ -195,3 +195,16 @@ def test_collapse_warning_names_each_failure_in_plain_words():
     expert = collapse_warning(unnamed, "expert")
     assert "do not name subgoals" in expert and "--action-targets" not in expert
     assert "code_search.py" in expert
+
+
+def test_bf16_autocast_is_reproducible_and_close_to_fp32(tiny_checkpoints, tmp_path):
+    runs = {}
+    for name, precision in (("a", "bf16"), ("b", "bf16"), ("f", "fp32")):
+        summary = discover(
+            _config(tiny_checkpoints, tmp_path / name, alpha=[0.1], precision=precision)
+        )
+        runs[name] = summary["runs"][0]
+    assert runs["a"] == runs["b"]
+    assert runs["a"]["nll"] == pytest.approx(runs["f"]["nll"], rel=0.05)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        discover(_config(tiny_checkpoints, tmp_path / "x", precision="fp16"))

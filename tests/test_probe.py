@@ -152,3 +152,22 @@ def test_scaled_controllers_scale_the_push():
     assert push.abs().max() > 0.1
     torch.testing.assert_close(ScaledControllers(ctrl, 1.0)(e, g), ctrl(e, g))
     torch.testing.assert_close(ScaledControllers(ctrl, 2.5)(e, g), e + 2.5 * push)
+
+
+def test_fresh_batches_from_worker_processes_match_and_stop_with_the_generator(tiny_checkpoints):
+    import multiprocessing
+    import time
+
+    from internal_rl_gym.hub import load_base_model
+
+    base = load_base_model(tiny_checkpoints["base_model"])
+    batches = fresh_activation_batches(base, 1, "pretraining", 64, 16, 1, workers=1)
+    b = next(batches)
+    assert b["e"].shape[0] == 16 and b["e"].shape[-1] == base.d_model
+    assert b["subgoals"].shape == b["mask"].shape
+    assert multiprocessing.active_children()
+    batches.close()
+    deadline = time.time() + 30
+    while multiprocessing.active_children() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()

@@ -221,6 +221,19 @@ class Metacontroller(
         h-dependent part of the switching unit) runs in parallel over time; only the gate's
         z-dependent part and the integration z_t = β z̃ + (1 - β) z_{t-1} loop over t.
         """
+        # The metacontroller is small and its codes integrate over time: it always computes in
+        # fp32, so a caller's bf16 autocast speeds up only the frozen base model around it.
+        with torch.autocast(e.device.type, enabled=False):
+            return self._forward(e.float(), mask, sample, generator, gumbel_gate)
+
+    def _forward(
+        self,
+        e: torch.Tensor,
+        mask: torch.Tensor | None,
+        sample: bool,
+        generator: torch.Generator | None,
+        gumbel_gate: bool,
+    ) -> MetacontrollerOutput:
         b, t, _ = e.shape
         s = self.embed_sequence(e, mask)
         h_prev = self.history_sequence(e)  # (B, T, n_h)
