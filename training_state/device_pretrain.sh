@@ -16,15 +16,32 @@
 #
 #   bash training_state/device_pretrain.sh unpack <files_at folder>   # -> runs/pinpad-paper
 #
+# `probe` (chain it: "bash training_state/device_pretrain.sh run && bash
+# training_state/device_pretrain.sh probe", with BUDGET_S lowered to leave it ~3 minutes) trains
+# the paper's ground-truth controllers at PROBE_LAYERS (default 3 = L/2) on the run's last
+# checkpoint and returns probe.json and the controllers. It is untested on a GPU; a CPU smoke run
+# of it (tiny settings) is in training_state/README.md.
+#
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
 # LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
-# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3).
+# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3); for probe: PROBE_LAYERS
+# (3), PROBE_STEPS (3200), PROBE_BATCH (512).
 # To continue a CPU run on the GPU, carry a slim copy of its folder (train_state.pt, config.json,
 # metrics.jsonl) as RUN and give its PRESET and ENCODER: a resume rebuilds the model from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/pinpad-paper}
 PYTHON=${PYTHON:-python3}
+
+setup_python() {
+    if ! "$PYTHON" -c "import gymnasium" 2>/dev/null; then
+        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --upgrade --target /tmp/site .whl/*.whl
+        export PYTHONPATH=/tmp/site
+    fi
+    export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+}
 
 case "${1:-}" in
 fetch)
@@ -34,13 +51,7 @@ fetch)
         gymnasium==1.4.0 farama-notifications==0.0.6
     ;;
 run)
-    if ! "$PYTHON" -c "import gymnasium" 2>/dev/null; then
-        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --target /tmp/site .whl/*.whl
-        export PYTHONPATH=/tmp/site
-    fi
-    export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=egl
-    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    setup_python
     # SIGINT at the budget: pretraining stops between steps; its last checkpoint stays whole
     timeout --foreground --signal=INT "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
         --preset "${PRESET:-grid-paper}" --obs-encoder "${ENCODER:-grid_egocentric}" \
@@ -54,6 +65,19 @@ run)
     cp "$RUN"/model/config.json "$out"/model_config.json
     split -b 15M -d "$RUN"/train_state.pt "$out"/train_state.pt.part
     ls -la "$out"
+    ;;
+probe)
+    # ground-truth controllers on the run's last checkpoint, with the paper's recipe (Table A7:
+    # 3200 steps, batch 512, lr 1e-3); chain it after `run` in the same call
+    setup_python
+    "$PYTHON" -m agents.cli probe --base-model "$RUN/model" --layers ${PROBE_LAYERS:-3} \
+        --controller-steps "${PROBE_STEPS:-3200}" --batch-size "${PROBE_BATCH:-512}" --lr 1e-3 \
+        --precision bf16 --data-workers "${WORKERS:-12}" --threads "${THREADS:-4}" \
+        --diagnostic-tasks 0-1-2-3 0-1-4-5 --out "$RUN/probe"
+    out=${OUT:-/tmp/device_out}
+    mkdir -p "$out"
+    cp "$RUN"/probe/probe.json "$out"/
+    for f in "$RUN"/probe/controllers_layer*.safetensors; do cp "$f" "$out"/; done
     ;;
 unpack)
     src=${2:?usage: device_pretrain.sh unpack <folder with the returned files>}
@@ -81,7 +105,7 @@ print("unpacked", run, "at step", state["step"])
 PY
     ;;
 *)
-    echo "usage: $0 fetch | run | unpack <folder>" >&2
+    echo "usage: $0 fetch | run | probe | unpack <folder>" >&2
     exit 2
     ;;
 esac
