@@ -74,6 +74,7 @@ class EpisodePool:
 _BYTE_BITS = torch.from_numpy(
     np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
 )
+_byte_bits_on: dict[torch.device, torch.Tensor] = {}
 
 
 def observations_to_device(obs: np.ndarray, obs_dim: int, device) -> torch.Tensor:
@@ -91,7 +92,8 @@ def observations_to_device(obs: np.ndarray, obs_dim: int, device) -> torch.Tenso
             f"packed observations have {x.shape[-1]} bytes per step, but obs_dim={obs_dim} "
             f"needs {(obs_dim + 7) // 8}"
         )
-    bits = torch.nn.functional.embedding(x.long(), _BYTE_BITS.to(x.device))
+    table = _byte_bits_on.setdefault(x.device, _BYTE_BITS.to(x.device))
+    bits = torch.nn.functional.embedding(x.long(), table)
     return bits.flatten(-2)[..., :obs_dim]
 
 
@@ -226,11 +228,14 @@ def fresh_activation_batches(
     fresh episodes every batch prevent that. ``workers``: generate them in that many processes
     (:func:`online_grid_pool`; on a GPU the generation, not the model, is otherwise the bound).
     """
-    pool = online_grid_pool(task, pool_size, batch_size, seed, workers=workers)
+    if workers:  # enough chunks per pool to keep every worker busy
+        pool_size = max(pool_size, workers * ONLINE_CHUNK)
     # packed observations travel packed to a GPU; the expert's targets need them decoded
     decode = base.device.type == "cpu" or expert_probs
 
     def batches() -> Iterator[dict[str, torch.Tensor]]:
+        # the pool (and its worker processes) starts with the first batch
+        pool = online_grid_pool(task, pool_size, batch_size, seed, workers=workers)
         try:
             yield from residual_stream_batches(
                 base, layer, iter(lambda: pool.next_batch(decode=decode), None), expert_probs

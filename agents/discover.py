@@ -114,8 +114,8 @@ class DiscoverConfig:
     precision: str = field(
         default="fp32",
         metadata={
-            "help": "fp32, or bf16: bfloat16 autocast for the metacontroller and the frozen "
-            "upper layers (weights and the residual stream stay fp32)"
+            "help": "fp32, or bf16: bfloat16 autocast for the frozen upper layers (the "
+            "metacontroller, the weights and the residual stream stay fp32)"
         },
     )
     data_workers: int = field(

@@ -278,6 +278,13 @@ def _train(
             bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}", refresh=False)
         last = step == cfg.steps - 1
         if (step + 1) % cfg.checkpoint_every == 0 or last:
+            # never overwrite the last good checkpoint with diverged weights
+            if not bool(torch.isfinite(out_loss.loss)):
+                raise FloatingPointError(
+                    f"the loss is {out_loss.loss.item()} at step {step + 1}: training diverged, "
+                    f"so the checkpoint in {out} was kept at its last finite step. Resume from "
+                    "it with a lower --lr (or --precision fp32), or check the data."
+                )
             save_checkpoint(model, opt, step + 1, out)
         if (step + 1) % cfg.eval_every == 0 or last:
             report = diagnostics.base_model_report(

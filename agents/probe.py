@@ -254,6 +254,7 @@ def probe(cfg: ProbeConfig) -> dict:
             cfg.seed,
             cfg.precision,
         )
+        batches.close()  # stops its data workers before the evaluation
         held_nll = controlled_nll(base, ctrl, layer, held_clean)
         atomic_write_bytes(
             out / f"controllers_layer{layer}.safetensors",

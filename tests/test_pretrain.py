@@ -78,6 +78,28 @@ def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out
 
 
+def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
+    import dataclasses
+
+    from internal_rl_gym.models import BaseModel
+
+    run = tmp_path / "n"
+    pretrain(tiny_config(run, steps=6))
+    good = load_file(run / "model" / "model.safetensors")
+    finite_loss = BaseModel.loss
+
+    def nan_loss(self, *args, **kwargs):
+        out = finite_loss(self, *args, **kwargs)
+        return dataclasses.replace(out, loss=out.loss * float("nan"))
+
+    monkeypatch.setattr(BaseModel, "loss", nan_loss)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        pretrain(tiny_config(run, steps=12))
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 6
+    kept = load_file(run / "model" / "model.safetensors")
+    assert all(torch.equal(good[k], kept[k]) for k in good)
+
+
 def test_pretrain_a_hawk_on_ant_demonstrations(tmp_path):
     from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
 

@@ -25,7 +25,7 @@
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
 # LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
 # BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3); for probe: PROBE_LAYERS
-# (3), PROBE_STEPS (3200), PROBE_BATCH (512).
+# (3), PROBE_STEPS (3200), PROBE_BATCH (512), PROBE_BUDGET_S (240).
 # To continue a CPU run on the GPU, carry a slim copy of its folder (train_state.pt, config.json,
 # metrics.jsonl) as RUN and give its PRESET and ENCODER: a resume rebuilds the model from them.
 set -euo pipefail
@@ -70,14 +70,18 @@ probe)
     # ground-truth controllers on the run's last checkpoint, with the paper's recipe (Table A7:
     # 3200 steps, batch 512, lr 1e-3); chain it after `run` in the same call
     setup_python
-    "$PYTHON" -m agents.cli probe --base-model "$RUN/model" --layers ${PROBE_LAYERS:-3} \
+    # a time budget here too, so that what it wrote still gets copied out if it runs long
+    timeout --foreground --signal=INT "${PROBE_BUDGET_S:-240}" "$PYTHON" -m agents.cli probe \
+        --base-model "$RUN/model" --layers ${PROBE_LAYERS:-3} \
         --controller-steps "${PROBE_STEPS:-3200}" --batch-size "${PROBE_BATCH:-512}" --lr 1e-3 \
         --precision bf16 --data-workers "${WORKERS:-12}" --threads "${THREADS:-4}" \
-        --diagnostic-tasks 0-1-2-3 0-1-4-5 --out "$RUN/probe"
+        --diagnostic-tasks 0-1-2-3 0-1-4-5 --out "$RUN/probe" || echo "probe stopped (exit $?)"
     out=${OUT:-/tmp/device_out}
     mkdir -p "$out"
-    cp "$RUN"/probe/probe.json "$out"/
-    for f in "$RUN"/probe/controllers_layer*.safetensors; do cp "$f" "$out"/; done
+    shopt -s nullglob
+    for f in "$RUN"/probe/probe.json "$RUN"/probe/controllers_layer*.safetensors; do
+        cp "$f" "$out"/
+    done
     ;;
 unpack)
     src=${2:?usage: device_pretrain.sh unpack <folder with the returned files>}
