@@ -150,15 +150,18 @@ class RelativePositionBias(nn.Module):
         self.table = nn.Embedding(num_buckets, n_heads)
         variance_scaling_(self.table.weight, 1, init_scale)
 
-    def forward(self, distance: Tensor) -> Tensor:
-        """``distance`` (any shape, long) → bias ``(*distance.shape, n_heads)``."""
-        return self.table(self.buckets(distance))
+    def forward(self, distance: Tensor, top: int | None = None) -> Tensor:
+        """``distance`` (any shape, long) → bias ``(*distance.shape, n_heads)``. ``top``: an
+        upper bound of ``distance`` known on the host, which spares reading its max back from
+        the device (a sync per call on a GPU)."""
+        return self.table(self.buckets(distance, top))
 
-    def buckets(self, distance: Tensor) -> Tensor:
+    def buckets(self, distance: Tensor, top: int | None = None) -> Tensor:
         """:func:`relative_position_bucket` through a lookup table (stepping calls this once per
         layer per timestep, so the logarithm is computed once per distance, not every time)."""
         lut = getattr(self, "_lut", None)
-        top = int(distance.max()) if distance.numel() else 0
+        if top is None:
+            top = int(distance.max()) if distance.numel() else 0
         if lut is None or lut.device != distance.device or top >= len(lut):
             size = max(2 * top + 1, 256)
             lut = relative_position_bucket(
@@ -194,7 +197,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
         pos = torch.arange(T, device=x.device)
         distance = pos[:, None] - pos[None, :]  # (T_query, T_key)
-        bias = self.rel_bias(distance).permute(2, 0, 1).to(q.dtype)  # (H, T, T)
+        bias = self.rel_bias(distance, top=T - 1).permute(2, 0, 1).to(q.dtype)  # (H, T, T)
         bias = bias.masked_fill(distance < 0, float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
         return self.out(y.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head))
@@ -226,7 +229,8 @@ class CausalSelfAttention(nn.Module):
             v_read = values[:, :, :n_slots].index_select(0, rows)
         slots = torch.arange(n_slots, device=x.device)
         distance = pos[:, None] - slots[None, :]  # (B, n_slots)
-        bias = self.rel_bias(distance).permute(0, 2, 1).to(q.dtype)  # (B, H, n_slots)
+        # pos < n_slots, so n_slots - 1 bounds every distance
+        bias = self.rel_bias(distance, top=n_slots - 1).permute(0, 2, 1).to(q.dtype)
         bias = bias.masked_fill((distance < 0)[:, None, :], float("-inf"))
         y = F.scaled_dot_product_attention(
             q.unsqueeze(2), k_read, v_read, attn_mask=bias.unsqueeze(2)
