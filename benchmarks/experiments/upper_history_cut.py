@@ -28,7 +28,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents import diagnostics  # noqa: E402
 from agents.common import atomic_write_json  # noqa: E402
-from agents.probe import evaluate_controllers, load_subgoal_controllers  # noqa: E402
+from agents.probe import (  # noqa: E402
+    ScaledControllers,
+    evaluate_controllers,
+    load_subgoal_controllers,
+)
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
 
@@ -60,6 +64,7 @@ def main() -> None:
         help="cut the history of blocks cut_from+1..L (default: --layer, the blocks above it); "
         "lower values cut blocks below the controlled layer too",
     )
+    p.add_argument("--gain", type=float, default=1.0, help="scale the controllers' push")
     p.add_argument("--base-model", default="pinpad-transformer")
     p.add_argument("--tasks", nargs="+", default=["0-1-2-3", "0-1-4-5", "post"])
     p.add_argument("--episodes", type=int, default=256)
@@ -69,12 +74,19 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.time()
     cut_from = args.layer if args.cut_from is None else args.cut_from
-    result: dict = {"command": " ".join(sys.argv), "layer": args.layer, "cut_from": cut_from}
+    result: dict = {
+        "command": " ".join(sys.argv),
+        "layer": args.layer,
+        "cut_from": cut_from,
+        "gain": args.gain,
+    }
     for condition in ("intact", "upper_history_cut"):
         base = load_base_model(args.base_model)
         if condition == "upper_history_cut":
             cut_history_above(base, cut_from)
         ctrl = load_subgoal_controllers(args.controllers, base)
+        if args.gain != 1.0:
+            ctrl = ScaledControllers(ctrl, args.gain)
         free = diagnostics.grid_free_play(base, n_episodes=args.episodes, seed=args.seed)
         row = {
             "free_play_task_consistent": free["task_consistent"],
