@@ -175,6 +175,12 @@ def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, lambda tmp: torch.save(obj, tmp))
 
 
+def torch_load_state(path: str | os.PathLike) -> dict:
+    """A state written by :func:`torch_save_atomic`, mapped to the CPU so that one saved on a GPU
+    resumes on any machine (``load_state_dict`` moves it to the model's device)."""
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
 class Logger:
     """TensorBoard scalars plus a JSON-lines copy (``metrics.jsonl``) that scripts can read."""
 

@@ -40,6 +40,7 @@ from agents.common import (
     progress_bar,
     seed_everything,
     set_threads,
+    torch_load_state,
     torch_save_atomic,
 )
 from agents.data_sources import fresh_activation_batches
@@ -503,7 +504,7 @@ def train_one(
     state_path = out / "train_state.pt"
     start = 0
     if state_path.exists():
-        st = torch.load(state_path, weights_only=True, map_location="cpu")  # GPU-saved too
+        st = torch_load_state(state_path)
         meta.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         start = int(st["step"])

@@ -38,6 +38,7 @@ from agents.common import (
     progress_bar,
     seed_everything,
     set_threads,
+    torch_load_state,
     torch_save_atomic,
 )
 from agents.data_sources import EpisodePool, observations_to_device, online_grid_pool
@@ -203,12 +204,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     set_threads(cfg.threads)
 
     state_path = out / "train_state.pt"
-    # map to the CPU: a state saved on a GPU resumes anywhere (load_state_dict moves it)
-    resume = (
-        torch.load(state_path, weights_only=True, map_location="cpu")
-        if state_path.exists()
-        else None
-    )
+    resume = torch_load_state(state_path) if state_path.exists() else None
     start = int(resume["step"]) if resume else 0
     pool, heldout = make_pool(cfg, seed=cfg.seed + 7919 * start)
     try:
