@@ -6,7 +6,13 @@
 # Here, before the call:
 #
 #   bash training_state/device_pretrain.sh fetch     # gymnasium wheels into .whl/ (git-ignored)
-#   mkdir -p /tmp/ts && mv training_state/pinpad-* /tmp/ts/   # move back afterwards
+#   KEEP=pinpad-paper bash training_state/device_pretrain.sh stash   # `unstash` afterwards
+#
+# `stash` moves what the device does not need out of the tree (to /tmp/device_stash): the
+# training states other than KEEP, benchmarks/results and the embedded checkpoints.
+# To continue a committed state, give FROM=training_state/<name>: `run` copies its
+# train_state.pt, config.json and metrics.jsonl into RUN first (RUN is under the git-ignored
+# runs/, which a warm machine keeps for the next call, e.g. a `probe`).
 #
 # The call (device tool `run`): command "bash training_state/device_pretrain.sh run",
 # carry [".whl"] (add "runs/pinpad-paper" to resume a run brought back earlier), timeout_s 600.
@@ -19,8 +25,9 @@
 # `probe` (chain it: "bash training_state/device_pretrain.sh run && bash
 # training_state/device_pretrain.sh probe", with BUDGET_S lowered to leave it ~3 minutes) trains
 # the paper's ground-truth controllers at PROBE_LAYERS (default 3 = L/2) on the run's last
-# checkpoint and returns probe.json and the controllers. It is untested on a GPU; a CPU smoke run
-# of it (tiny settings) is in training_state/README.md.
+# checkpoint and returns probe.json and the controllers (session 13 on an H200: ~65 s per layer
+# at 3200 steps, after ~30 s of probes and free play). It can also be a second call on the warm
+# machine, which still holds RUN.
 #
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
 # LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
@@ -44,6 +51,23 @@ setup_python() {
 }
 
 case "${1:-}" in
+stash)
+    stash=/tmp/device_stash
+    mkdir -p "$stash/training_state" "$stash/benchmarks" "$stash/internal_rl_gym"
+    for d in training_state/pinpad-*; do
+        [ "$(basename "$d")" = "${KEEP:-}" ] || mv "$d" "$stash/training_state/"
+    done
+    mv benchmarks/results "$stash/benchmarks/"
+    mv internal_rl_gym/checkpoints "$stash/internal_rl_gym/"
+    du -sh --exclude=.git --exclude=.venv --exclude=runs .
+    ;;
+unstash)
+    stash=/tmp/device_stash
+    mv "$stash"/training_state/* training_state/ 2>/dev/null || true
+    mv "$stash/benchmarks/results" benchmarks/
+    mv "$stash/internal_rl_gym/checkpoints" internal_rl_gym/
+    git status --short
+    ;;
 fetch)
     grep -qx /.whl/ .git/info/exclude 2>/dev/null || echo /.whl/ >>.git/info/exclude
     "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
@@ -52,6 +76,11 @@ fetch)
     ;;
 run)
     setup_python
+    if [ -n "${FROM:-}" ] && [ ! -e "$RUN/train_state.pt" ]; then
+        mkdir -p "$RUN"
+        cp "$FROM"/train_state.pt "$FROM"/config.json "$FROM"/metrics.jsonl "$RUN"/
+        echo "resuming $FROM in $RUN"
+    fi
     # SIGINT at the budget: pretraining stops between steps; its last checkpoint stays whole
     timeout --foreground --signal=INT "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
         --preset "${PRESET:-grid-paper}" --obs-encoder "${ENCODER:-grid_egocentric}" \
@@ -109,7 +138,7 @@ print("unpacked", run, "at step", state["step"])
 PY
     ;;
 *)
-    echo "usage: $0 fetch | run | probe | unpack <folder>" >&2
+    echo "usage: $0 fetch | stash | run | probe | unpack <folder> | unstash" >&2
     exit 2
     ;;
 esac
