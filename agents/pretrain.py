@@ -237,15 +237,19 @@ def _train(
 
     bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
     tokens, t0 = 0, time.time()
+    # per logging window: host seconds getting batches, and in training steps (no evals/saves)
+    data_s, train_s, window_steps = 0.0, 0.0, 0
     for step in bar:
         lr = learning_rate(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         # on a GPU, bit-packed observations travel packed (32x fewer bytes) and unpack there
+        t_data = time.perf_counter()
         batch = pool.next_batch(decode=device.type == "cpu")
         obs = observations_to_device(batch["obs"], heldout.obs_dim, device)
         # host arrays: loss() checks them before the copy, so a step never waits on the device
         act, mask = batch["actions"], torch.as_tensor(batch["mask"], device=device)
+        data_s += time.perf_counter() - t_data
         model.train()
         with autocast(device, cfg.precision):
             out_loss = model.loss(obs, act, mask=mask, obs_coef=cfg.obs_coef)
@@ -257,6 +261,8 @@ def _train(
             else torch.tensor(0.0)
         )
         opt.step()
+        train_s += time.perf_counter() - t_data
+        window_steps += 1
         tokens += int(batch["mask"].sum())
         if (step + 1) % 50 == 0 or step == cfg.steps - 1:
             rate = tokens / max(1e-9, time.time() - t0)
@@ -267,7 +273,13 @@ def _train(
                 "train/grad_norm": float(gnorm),
                 "train/lr": lr,
                 "perf/tokens_per_s": rate,
+                # the share of the steps' wall time spent getting data (generation in this
+                # process or waiting for the workers, batching, copies): near 1 = data-bound.
+                # On a GPU the host runs ahead of the device, so the rest is launch + compute.
+                "perf/data_fraction": data_s / max(1e-9, train_s),
+                "perf/steps_per_s": window_steps / max(1e-9, train_s),
             }
+            data_s, train_s, window_steps = 0.0, 0.0, 0
             if out_loss.action_accuracy is not None:
                 scalars["train/action_accuracy"] = out_loss.action_accuracy.item()
             logger.log(step + 1, **scalars)  # steps count completed updates

@@ -29,9 +29,15 @@
 # at 3200 steps, after ~30 s of probes and free play). It can also be a second call on the warm
 # machine, which still holds RUN.
 #
+# Two runs can share the GPU (a grid-paper step is probably bound by host overhead; not
+# profiled, but session 13 ran 26-30 steps/s at batch 1024, about as many as grid-cpu at batch
+# 256 in session 12): start each `run` in the background with its own RUN, OUT (e.g. $OUT/a and
+# $OUT/b) and WORKERS=6, then `wait`. pretrain logs perf/data_fraction to tell.
+#
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
 # LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
-# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3); for probe: PROBE_LAYERS
+# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3), N_LAYERS and D_MODEL
+# (override the preset's), FROM (a committed state to continue); for probe: PROBE_LAYERS
 # (3), PROBE_STEPS (3200), PROBE_BATCH (512), PROBE_BUDGET_S (240).
 # To continue a CPU run on the GPU, carry a slim copy of its folder (train_state.pt, config.json,
 # metrics.jsonl) as RUN and give its PRESET and ENCODER: a resume rebuilds the model from them.
@@ -42,9 +48,11 @@ PYTHON=${PYTHON:-python3}
 
 setup_python() {
     if ! "$PYTHON" -c "import gymnasium" 2>/dev/null; then
+        # one folder per process: concurrent runs must not install into the same one
+        site=/tmp/site.$$
         "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --upgrade --target /tmp/site .whl/*.whl
-        export PYTHONPATH=/tmp/site
+            --upgrade --target "$site" .whl/*.whl
+        export PYTHONPATH=$site
     fi
     export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=egl
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
@@ -84,6 +92,7 @@ run)
     # SIGINT at the budget: pretraining stops between steps; its last checkpoint stays whole
     timeout --foreground --signal=INT "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
         --preset "${PRESET:-grid-paper}" --obs-encoder "${ENCODER:-grid_egocentric}" \
+        ${N_LAYERS:+--n-layers "$N_LAYERS"} ${D_MODEL:+--d-model "$D_MODEL"} \
         --batch-size "${BATCH:-1024}" --lr "${LR:-3e-4}" --pool-size "${POOL:-65536}" \
         --data-workers "${WORKERS:-12}" --precision bf16 --steps "${STEPS:-256000}" \
         --checkpoint-every "${CKPT_EVERY:-500}" --eval-every "${EVAL_EVERY:-4000}" --eval-episodes 256 \
