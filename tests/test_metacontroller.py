@@ -186,3 +186,13 @@ def test_abstract_action_check_reports_segments():
     report = abstract_action_check(base, meta, n_episodes=4, n_envs=2)
     assert report["segments"] > 0
     assert 0.0 <= report["pair_fraction"] <= report["any_visit_fraction"] <= 1.0
+
+
+@pytest.mark.parametrize("bad_action", [-1, 4])
+def test_elbo_rejects_actions_outside_the_base_models_action_space(bad_action):
+    base, meta = build_tiny_grid_models(seed=1)
+    e = torch.randn(2, 5, base.d_model)
+    actions = torch.zeros(2, 5, dtype=torch.long)
+    actions[1, 3] = bad_action
+    with pytest.raises(ValueError, match=r"actions must lie in \[0, 4\)"):
+        meta.elbo(base, e, actions, torch.ones(2, 5, dtype=torch.bool), alpha=0.1)
