@@ -15,7 +15,7 @@
 # runs/, which a warm machine keeps for the next call, e.g. a `probe`).
 #
 # The call (device tool `run`): command "bash training_state/device_pretrain.sh run",
-# carry [".whl"] (add "runs/pinpad-paper" to resume a run brought back earlier), timeout_s 600.
+# carry [".whl"], timeout_s 600 (FROM=training_state/<name> resumes a committed state).
 # It trains until BUDGET_S seconds have passed (default 470), checkpointing every 500 steps, and
 # puts the run's files under $OUT; train_state.pt is split into 15 MiB parts, as files over
 # 16 MiB do not come back. Back here, rebuild the run folder (model/ included) with

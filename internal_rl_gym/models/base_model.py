@@ -872,6 +872,18 @@ class BaseModel(
         normal = Normal(head.action_mean, head.action_log_std.exp(), validate_args=v)
         return Independent(normal, 1, validate_args=v)
 
+    def check_action_range(self, actions: Tensor) -> None:
+        """Raise if discrete ``actions`` fall outside ``[0, n_actions)``. Call it where the
+        actions are host tensors: on a GPU the check reads a value back (a device sync)."""
+        if self.action_type != "discrete":
+            return
+        bad = (actions < 0) | (actions >= self.config.n_actions)
+        if bool(bad.any()):
+            raise ValueError(
+                f"discrete actions must lie in [0, {self.config.n_actions}) for this base model, "
+                f"got {sorted(set(actions[bad].tolist()))[:8]}"
+            )
+
     def loss(
         self,
         obs: Tensor,
@@ -901,8 +913,7 @@ class BaseModel(
                     f"discrete actions must be an integer tensor of shape (B, T) = ({B}, {T}) "
                     f"(obs holds T+1 steps), got {actions.dtype} {tuple(actions.shape)}"
                 )
-            if bool(((actions < 0) | (actions >= self.config.n_actions)).any()):
-                raise ValueError(f"discrete actions must lie in [0, {self.config.n_actions})")
+            self.check_action_range(actions)
             actions = actions.to(self.device).long()
         else:
             expected = (B, T, self.config.action_dim)

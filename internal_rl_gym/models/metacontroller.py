@@ -317,15 +317,10 @@ class Metacontroller(
         :meth:`forward`. ``target_probs`` (B, T, n_actions), discrete actions only: replace
         the NLL of ``actions`` by the cross-entropy to this distribution (the expectation of
         that NLL when each action was drawn from it)."""
-        if actions is not None and actions.device.type == "cpu" and base.action_type == "discrete":
+        if actions is not None and actions.device.type == "cpu":
             # checked here, where it costs no device sync; the distribution then skips torch's
             # own argument checks, which read values back from a GPU at every call
-            bad = (actions < 0) | (actions >= base.config.n_actions)
-            if bool(bad.any()):
-                raise ValueError(
-                    f"actions must lie in [0, {base.config.n_actions}) for this base model, got "
-                    f"{sorted(set(actions[bad].tolist()))[:8]}"
-                )
+            base.check_action_range(actions)
         out = self.forward(e, mask, generator=generator, gumbel_gate=gumbel_gate)
         upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
         dist = base.action_distribution(base.heads(upper), validate_args=False)
