@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -239,7 +243,8 @@ def _train(
     tokens, t0 = 0, time.time()
     # per logging window: host seconds getting batches, and in training steps (no evals/saves)
     data_s, train_s, window_steps = 0.0, 0.0, 0
-    for step in bar:
+    stop = _StopRequest()
+    for step in stop.around(bar):
         lr = learning_rate(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -285,7 +290,12 @@ def _train(
             logger.log(step + 1, **scalars)  # steps count completed updates
             bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}", refresh=False)
         last = step == cfg.steps - 1
-        if (step + 1) % cfg.checkpoint_every == 0 or last:
+        if stop.requested:
+            bar.write(
+                f"stop requested ({stop.requested}): saving step {step + 1} and stopping; "
+                "rerun the same command to resume"
+            )
+        if (step + 1) % cfg.checkpoint_every == 0 or last or stop.requested:
             # never overwrite the last good checkpoint with diverged weights
             if not bool(torch.isfinite(out_loss.loss)):
                 raise FloatingPointError(
@@ -294,15 +304,47 @@ def _train(
                     "it with a lower --lr (or --precision fp32), or check the data."
                 )
             save_checkpoint(model, opt, step + 1, out)
-        if (step + 1) % cfg.eval_every == 0 or last:
+        if ((step + 1) % cfg.eval_every == 0 or last) and not stop.requested:
             report = diagnostics.base_model_report(
                 model, heldout, n_env_episodes=cfg.eval_episodes, seed=cfg.seed
             )
             logger.log(step + 1, **{f"diag/{k}": v for k, v in report.items() if _is_num(v)})
             atomic_write_json(out / "diagnostics.json", {"step": step + 1, **report})
             bar.write(f"step {step + 1}: " + diagnostics.format_report(report))
+        if stop.requested:
+            break
     logger.close()
     return out / "model"
+
+
+class _StopRequest:
+    """Stops a training loop cleanly on the first SIGINT (Ctrl-C, ``timeout --signal=INT``)
+    or SIGTERM: the current step finishes and is checkpointed, then the loop ends. A second
+    signal interrupts at once, as usual. Handlers are installed only while iterating, and only
+    in the main thread (Python delivers signals there)."""
+
+    def __init__(self) -> None:
+        self.requested: str = ""
+
+    def around(self, steps: Iterable[int]) -> Iterator[int]:
+        if threading.current_thread() is not threading.main_thread():
+            yield from steps
+            return
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.getsignal(s) for s in signals}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:  # second signal: the usual behaviour
+                signal.default_int_handler(signum, frame)
+            self.requested = signal.Signals(signum).name
+
+        for s in signals:
+            signal.signal(s, handler)
+        try:
+            yield from steps
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
 
 def learning_rate(cfg: PretrainConfig, step: int) -> float:

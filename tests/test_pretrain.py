@@ -234,3 +234,30 @@ def test_packed_batches_unpack_where_the_model_runs_to_the_same_observations():
     assert torch.equal(observations_to_device(plain["obs"], data.obs_dim, "cpu"), expected)
     with pytest.raises(ValueError, match="bytes per step"):
         observations_to_device(packed["obs"], data.obs_dim + 8, "cpu")
+
+
+def test_a_stop_signal_saves_the_current_step_and_returns(tmp_path, monkeypatch):
+    """SIGINT (Ctrl-C, or `timeout --signal=INT` at a time budget) ends the run cleanly: the step
+    under way finishes and is checkpointed, and rerunning resumes from it."""
+    import signal
+
+    from agents import data_sources
+
+    calls = {"n": 0}
+    next_batch = data_sources.EpisodePool.next_batch
+
+    def interrupt_at_step_4(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            signal.raise_signal(signal.SIGINT)
+        return next_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(data_sources.EpisodePool, "next_batch", interrupt_at_step_4)
+    before = signal.getsignal(signal.SIGINT)
+    run = tmp_path / "s"
+    pretrain(tiny_config(run, steps=12, checkpoint_every=100))
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 4
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    monkeypatch.undo()
+    pretrain(tiny_config(run, steps=12, checkpoint_every=100))
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 12

@@ -17,17 +17,18 @@
 # The call (device tool `run`): command "bash training_state/device_pretrain.sh run",
 # carry [".whl"], timeout_s 600 (FROM=training_state/<name> resumes a committed state).
 # It trains until BUDGET_S seconds have passed (default 470), checkpointing every 500 steps, and
-# puts the run's files under $OUT; train_state.pt is split into 15 MiB parts, as files over
-# 16 MiB do not come back. Back here, rebuild the run folder (model/ included) with
+# puts the run's resumable state under $OUT in 4 files (see export_run; a call brings back at
+# most 8 files of at most 16 MiB, 64 MiB in all, so with two runs export the second in a later
+# call: EXPORT=0, then `export`). Back here, rebuild the run folder (model/ included) with
 #
 #   bash training_state/device_pretrain.sh unpack <files_at folder>   # -> runs/pinpad-paper
 #
 # `probe` (chain it: "bash training_state/device_pretrain.sh run && bash
 # training_state/device_pretrain.sh probe", with BUDGET_S lowered to leave it ~3 minutes) trains
 # the paper's ground-truth controllers at PROBE_LAYERS (default 3 = L/2) on the run's last
-# checkpoint and returns probe.json and the controllers (session 13 on an H200: ~65 s per layer
-# at 3200 steps, after ~30 s of probes and free play). It can also be a second call on the warm
-# machine, which still holds RUN.
+# checkpoint and returns probe.tar (probe.json and the controllers; session 13 on an H200:
+# ~65 s per layer at 3200 steps, after ~30 s of probes and free play). It can also be a second
+# call on the warm machine, which still holds RUN.
 #
 # Two runs can share the GPU (a grid-paper step is probably bound by host overhead; not
 # profiled, but session 13 ran 26-30 steps/s at batch 1024, about as many as grid-cpu at batch
@@ -37,7 +38,8 @@
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
 # LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
 # BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3), N_LAYERS and D_MODEL
-# (override the preset's), FROM (a committed state to continue); for probe: PROBE_LAYERS
+# (override the preset's), FROM (a committed state to continue), EXPORT (1; 0: `run` leaves
+# the state on the machine for a later `export`), OUT ($OUT of the call); for probe: PROBE_LAYERS
 # (3), PROBE_STEPS (3200), PROBE_BATCH (512), PROBE_BUDGET_S (240).
 # To continue a CPU run on the GPU, carry a slim copy of its folder (train_state.pt, config.json,
 # metrics.jsonl) as RUN and give its PRESET and ENCODER: a resume rebuilds the model from them.
@@ -56,6 +58,18 @@ setup_python() {
     fi
     export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 MUJOCO_GL=egl
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+}
+
+# RUN's resumable state into OUT in at most 4 files: meta.tar (config.json, metrics.jsonl,
+# model_config.json) and train_state.pt in parts of 15.5 MiB (a file over 16 MiB does not
+# come back; a paper-size state, ~45 MB, takes 3)
+export_run() {
+    out=${OUT:-/tmp/device_out}
+    mkdir -p "$out"
+    cp "$RUN"/model/config.json "$RUN"/model_config.json
+    tar -cf "$out"/meta.tar -C "$RUN" config.json metrics.jsonl model_config.json
+    split -b 15872k -d "$RUN"/train_state.pt "$out"/train_state.pt.part
+    ls -la "$out"
 }
 
 case "${1:-}" in
@@ -97,12 +111,12 @@ run)
         --data-workers "${WORKERS:-12}" --precision bf16 --steps "${STEPS:-256000}" \
         --checkpoint-every "${CKPT_EVERY:-500}" --eval-every "${EVAL_EVERY:-4000}" --eval-episodes 256 \
         --threads "${THREADS:-4}" --out "$RUN" || echo "pretraining stopped (exit $?)"
-    out=${OUT:-/tmp/device_out}
-    mkdir -p "$out"
-    cp "$RUN"/config.json "$RUN"/metrics.jsonl "$out"/
-    cp "$RUN"/model/config.json "$out"/model_config.json
-    split -b 15M -d "$RUN"/train_state.pt "$out"/train_state.pt.part
-    ls -la "$out"
+    [ "${EXPORT:-1}" = 0 ] || export_run
+    ;;
+export)
+    # a run's state, on its own: e.g. in a later call on the warm machine, when one call's
+    # files cannot bring back two runs (at most 8 files, 64 MiB in all)
+    export_run
     ;;
 probe)
     # ground-truth controllers on the run's last checkpoint, with the paper's recipe (Table A7:
@@ -116,19 +130,20 @@ probe)
         --diagnostic-tasks 0-1-2-3 0-1-4-5 --out "$RUN/probe" || echo "probe stopped (exit $?)"
     out=${OUT:-/tmp/device_out}
     mkdir -p "$out"
-    shopt -s nullglob
-    for f in "$RUN"/probe/probe.json "$RUN"/probe/controllers_layer*.safetensors; do
-        cp "$f" "$out"/
-    done
+    # one file (the device returns at most 8): probe.json and the controllers
+    (cd "$RUN"/probe && tar -cf - probe.json controllers_layer*.safetensors) >"$out"/probe.tar || true
+    ls -la "$out"
     ;;
 unpack)
     src=${2:?usage: device_pretrain.sh unpack <folder with the returned files>}
     mkdir -p "$RUN"
     cat "$src"/train_state.pt.part* >"$RUN"/train_state.pt.tmp
     mv "$RUN"/train_state.pt.tmp "$RUN"/train_state.pt
-    cp "$src"/config.json "$src"/metrics.jsonl "$RUN"/
+    meta=$(mktemp -d)
+    if [ -e "$src"/meta.tar ]; then tar -xf "$src"/meta.tar -C "$meta"; else cp "$src"/*.json* "$meta"/; fi
+    cp "$meta"/config.json "$meta"/metrics.jsonl "$RUN"/
     # the model folder (what probes read) is rebuilt from the weights in the training state
-    "$PYTHON" - "$RUN" "$src"/model_config.json <<'PY'
+    "$PYTHON" - "$RUN" "$meta"/model_config.json <<'PY'
 import json
 import sys
 
@@ -145,9 +160,10 @@ atomic_save_pretrained(model, f"{run}/model")
 atomic_write_json(f"{run}/model/trainer_state.json", {"global_step": state["step"]})
 print("unpacked", run, "at step", state["step"])
 PY
+    rm -rf "$meta"
     ;;
 *)
-    echo "usage: $0 fetch | stash | run | probe | unpack <folder> | unstash" >&2
+    echo "usage: $0 fetch | stash | run | export | probe | unpack <folder> | unstash" >&2
     exit 2
     ;;
 esac

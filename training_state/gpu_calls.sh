@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The next lent GPU session's two device calls, prepared and smoke-tested on the CPU
+# (training_state/README.md, "Plan for the next lent GPU"). Two runs share the GPU:
+#   A  runs/pinpad-paper-linear: the paper-size model with the paper's own input, a linear
+#      embedding of the 637-d observation (ENCODER=linear), from scratch;
+#   B  runs/pinpad-paper: continues the committed pinpad-paper state (egocentric encoder).
+# Here, before call 1: `bash training_state/device_pretrain.sh fetch` (if .whl/ is missing) and
+# `KEEP=pinpad-paper bash training_state/device_pretrain.sh stash`.
+#   call 1 (device `run`, carry [".whl"], timeout_s 590): bash training_state/gpu_calls.sh call1
+#     trains both for BUDGET_S (480) seconds, returns A's state (a/: meta.tar + 3 parts) and
+#     logs.tar (5 files);
+#   call 2 at once, on the warm machine (timeout_s 300): bash training_state/gpu_calls.sh call2
+#     ground-truth controllers at PROBE_LAYERS ("2 3") of both, returns a/probe.tar, b/probe.tar,
+#     B's state (b/: meta.tar + 3 parts) and logs.tar (7 files; at most 8 come back).
+# Back here: `unstash`, then `unpack` a/ and b/ (RUN=runs/pinpad-paper-linear for a/).
+# Overrides for a CPU smoke test: everything device_pretrain.sh reads (PRESET, N_LAYERS, D_MODEL,
+# BATCH, WORKERS, POOL, CKPT_EVERY, EVAL_EVERY, THREADS, PYTHON, PROBE_STEPS, PROBE_BATCH), plus
+# BUDGET_S, PROBE_BUDGET_S, PROBE_LAYERS, RUN_A, RUN_B, FROM_B.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+S="bash training_state/device_pretrain.sh"
+OUT=${OUT:-/tmp/device_out}
+RUN_A=${RUN_A:-runs/pinpad-paper-linear}
+RUN_B=${RUN_B:-runs/pinpad-paper}
+export WORKERS=${WORKERS:-6}
+logs=$(mktemp -d)
+mkdir -p "$OUT"
+
+case "${1:-}" in
+call1)
+    export BUDGET_S=${BUDGET_S:-480} EVAL_EVERY=${EVAL_EVERY:-4000}
+    RUN=$RUN_A ENCODER=linear OUT=$OUT/a $S run >"$logs"/a_run.log 2>&1 &
+    RUN=$RUN_B FROM=${FROM_B:-training_state/pinpad-paper} EXPORT=0 $S run \
+        >"$logs"/b_run.log 2>&1 &
+    wait
+    ;;
+call2)
+    export PROBE_BUDGET_S=${PROBE_BUDGET_S:-200} PROBE_LAYERS=${PROBE_LAYERS:-2 3}
+    RUN=$RUN_A OUT=$OUT/a $S probe >"$logs"/a_probe.log 2>&1 &
+    RUN=$RUN_B OUT=$OUT/b $S probe >"$logs"/b_probe.log 2>&1 &
+    wait
+    RUN=$RUN_B OUT=$OUT/b $S export >"$logs"/b_export.log 2>&1
+    ;;
+*)
+    echo "usage: $0 call1 | call2" >&2
+    exit 2
+    ;;
+esac
+tar -cf "$OUT"/logs.tar -C "$logs" .
+tail -n 5 "$logs"/*.log
+find "$OUT" -type f | sort
