@@ -5,7 +5,8 @@
 
 Each run directory holds ``config.json`` (the exact settings) and ``metrics.jsonl``, where every
 ``--eval-every`` steps pretraining logged ``diag/*``: held-out accuracy and optimal-action rate
-split by whether the history determines the next target, probe accuracy per layer, and free play.
+split by whether the history determines the next target, probe accuracy per layer (of the subgoal
+and of the last colour visited), and free play.
 This script only gathers them side by side (it computes nothing new). With ``--plot PNG`` it
 also draws, per run, the subgoal probe's accuracy by layer at a few steps (paper Fig. 3/A1) and
 the probe at mid-depth and free play against training steps.
@@ -44,14 +45,19 @@ def read_run(run: Path) -> dict:
         found = {k[5:]: v for k, v in row.items() if k.startswith("diag/")}
         if found:
             diags[row["step"]] = found
-    probes = lambda d: [d[k] for k in sorted(d) if k.startswith("probe_layer")]  # noqa: E731
+    def by_layer(d: dict, prefix: str) -> list[float]:
+        layers = sorted(int(k[len(prefix) :]) for k in d if k.startswith(prefix))
+        return [round(d[f"{prefix}{i}"], 3) for i in layers]
+
     return {
         "config": config,
         "diagnostics": [
             {
                 "step": s,
                 **{k: round(d[k], 4) for k in KEYS if k in d},
-                "probe_by_layer": [round(p, 3) for p in probes(d)],
+                "probe_by_layer": by_layer(d, "probe_layer"),
+                # the last colour visited (9 classes: none yet, or colour 0-7)
+                "last_visited_by_layer": by_layer(d, "probe_last_visited_layer"),
             }
             for s, d in sorted(diags.items())
         ],
