@@ -45,6 +45,7 @@ def read_run(run: Path) -> dict:
         found = {k[5:]: v for k, v in row.items() if k.startswith("diag/")}
         if found:
             diags[row["step"]] = found
+
     def by_layer(d: dict, prefix: str) -> list[float]:
         layers = sorted(int(k[len(prefix) :]) for k in d if k.startswith(prefix))
         return [round(d[f"{prefix}{i}"], 3) for i in layers]
@@ -65,14 +66,15 @@ def read_run(run: Path) -> dict:
 
 
 def plot(result: dict, path: str, n_curves: int = 5) -> None:
-    """One column per run: probe accuracy by layer at ``n_curves`` steps; mid-depth probe and
-    free play (share of episodes consistent with a pretraining task) against steps."""
+    """One column per run: subgoal probe accuracy by layer at ``n_curves`` steps; the probe of
+    the last colour visited by layer at the same steps; mid-depth probe and free play (share of
+    episodes consistent with a pretraining task) against steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(result), figsize=(4.5 * len(result), 7), squeeze=False)
+    fig, axes = plt.subplots(3, len(result), figsize=(4.5 * len(result), 10.5), squeeze=False)
     for col, (name, r) in enumerate(result.items()):
         diags = [d for d in r["diagnostics"] if d["probe_by_layer"]]
         picks = sorted(
@@ -88,6 +90,16 @@ def plot(result: dict, path: str, n_curves: int = 5) -> None:
         ax.set_ylim(0.2, 0.8)
         ax.legend(fontsize=8)
         ax = axes[1, col]
+        for i in picks:
+            if diags[i].get("last_visited_by_layer"):
+                ax.plot(
+                    diags[i]["last_visited_by_layer"], marker="o", label=f"step {diags[i]['step']}"
+                )
+        ax.set_xlabel("layer (0 = input embedding)")
+        ax.set_ylabel("last-colour-visited probe accuracy")
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=8)
+        ax = axes[2, col]
         steps = [d["step"] for d in diags]
         ax.plot(steps, [d.get("probe_mid") for d in diags], marker=".", label="probe at L/2")
         ax.plot(steps, [d.get("task_consistent") for d in diags], marker=".", label="free play")
