@@ -108,6 +108,14 @@ def _chunk_seed(seed: int, generation: int, chunk: int) -> int:
     )
 
 
+def _ignore_interrupts() -> None:
+    """Worker processes ignore Ctrl-C (which the terminal sends to the whole process group):
+    the training loop handles it, finishing and checkpointing its step, then shuts them down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _ParallelGridRefresh:
     """Pools of fresh expert episodes made by ``workers`` processes, one generation ahead: while
     training reads pool ``g``, the workers already generate ``g + 1``."""
@@ -119,7 +127,9 @@ class _ParallelGridRefresh:
         self.task, self.pool_size, self.seed, self.epsilon = task, pool_size, seed, epsilon
         # spawn, not fork: the parent has torch's thread pools running
         ctx = multiprocessing.get_context("spawn")
-        self.executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_ignore_interrupts
+        )
         self.pending: dict[int, list] = {}
 
     def _submit(self, generation: int) -> None:
