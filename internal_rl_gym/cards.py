@@ -553,7 +553,7 @@ def _action_summary(c: Mapping[str, Any]) -> str:
 
 
 def _guess_env(c: Mapping[str, Any]) -> str | None:
-    if str(c.get("obs_encoder", "")).startswith("grid_"):
+    if c.get("obs_encoder") in ("grid_cells", "grid_egocentric"):
         return "GridPinpad-v0"
     if c.get("arch") == "hawk" and c.get("action_type") == "continuous":
         return "AntPinpad-v0"

@@ -58,8 +58,7 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 ARCHS = ("transformer", "hawk")
 ACTION_TYPES = ("discrete", "continuous")
-OBS_ENCODERS = ("linear", "grid_cells", "grid_egocentric", "grid_egocentric_surround")
-GRID_ENCODERS = OBS_ENCODERS[1:]
+OBS_ENCODERS = ("linear", "grid_cells", "grid_egocentric")
 OBS_LOSSES = ("bce", "mse")
 
 
@@ -354,24 +353,12 @@ class GridEgocentricEncoder(nn.Module):
     the observation (the paper's interface: one token per observation); it spares a small model
     from learning to compare the agent's cell with every colour's cell, which on CPU budgets
     otherwise stalls at movement heuristics.
-
-    ``own_cell=False`` ("grid_egocentric_surround") leaves out the agent's own cell and the pooled
-    branch, so "the agent stands on colour c", and with it a visit, is no input feature: the
-    model has to infer it from consecutive views, as the paper's linear embedding of the one-hot
-    grid must (an experiment on where the subgoal belief forms; see docs/status.md).
     """
 
     def __init__(
-        self,
-        grid_size: int,
-        grid_channels: int,
-        cell_features: int,
-        d_model: int,
-        scale: float,
-        own_cell: bool = True,
+        self, grid_size: int, grid_channels: int, cell_features: int, d_model: int, scale: float
     ) -> None:
         super().__init__()
-        self.own_cell = own_cell
         g = grid_size
         self.cells, self.channels, self.view = g * g, grid_channels, 2 * g - 1
         # index[a, v]: absolute cell seen at view position v when the agent is in cell a
@@ -384,37 +371,28 @@ class GridEgocentricEncoder(nn.Module):
                     r, c = ar + i - (g - 1), ac + j - (g - 1)
                     if 0 <= r < g and 0 <= c < g:
                         index[a, i * self.view + j] = r * g + c
-        if not own_cell:  # the view's centre (the agent's cell) reads the blank cell instead
-            index[:, (g - 1) * self.view + (g - 1)] = self.cells + 1
         self.register_buffer("index", index, persistent=False)
         n_in = self.view * self.view * grid_channels
         self.out = nn.Linear(n_in, d_model)
-        layers = [self.out]
-        if own_cell:
-            self.pooled_linear = nn.Linear(grid_channels, cell_features)
-            self.pooled_out = nn.Linear(cell_features, d_model)
-            layers += [self.pooled_linear, self.pooled_out]
-        for layer in layers:
+        self.pooled_linear = nn.Linear(grid_channels, cell_features)
+        self.pooled_out = nn.Linear(cell_features, d_model)
+        for layer in (self.out, self.pooled_linear, self.pooled_out):
             init_linear_(layer, scale)
-        if own_cell:
-            with torch.no_grad():
-                w = float(self.pooled_linear.weight.abs().mean())
-                self.pooled_linear.bias.fill_(-0.5 * w)
+        with torch.no_grad():
+            self.pooled_linear.bias.fill_(-0.5 * float(self.pooled_linear.weight.abs().mean()))
 
     def forward(self, obs: Tensor) -> Tensor:
         x = obs.unflatten(-1, (self.cells, self.channels))  # (..., cells, C)
         agent = x[..., -1].argmax(-1)  # (...)
         # the agent channel is constant at the view's centre: reuse it as "outside the grid"
         cells = F.pad(x[..., :-1], (0, 1))
-        outside = torch.zeros_like(cells[..., :2, :])  # cell index `cells`: outside the grid
-        outside[..., 0, -1] = 1.0  # cell index `cells + 1`: blank (the hidden own cell)
-        padded = torch.cat([cells, outside], dim=-2)  # (..., cells + 2, C)
+        outside = torch.zeros_like(cells[..., :1, :])
+        outside[..., -1] = 1.0
+        padded = torch.cat([cells, outside], dim=-2)  # (..., cells + 1, C)
         idx = self.index[agent]  # (..., view²)
         view = torch.gather(padded, -2, idx.unsqueeze(-1).expand(*idx.shape, self.channels))
-        token = self.out(view.flatten(-2))
-        if self.own_cell:
-            token = token + self.pooled_out(F.relu(self.pooled_linear(x)).sum(-2))
-        return token
+        g = F.relu(self.pooled_linear(x)).sum(-2)
+        return self.out(view.flatten(-2)) + self.pooled_out(g)
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,8 +416,7 @@ class BaseModel(
       ``"hawk"`` (RG-LRU recurrent blocks of width ``lru_width`` (default ``d_model``), gates
       block-diagonal with ``n_heads`` blocks, causal Conv1D of width ``conv_width``).
     * ``obs_encoder``: ``"linear"``, ``"grid_cells"`` (:class:`GridCellEncoder`) or
-      ``"grid_egocentric"`` (:class:`GridEgocentricEncoder`; ``"grid_egocentric_surround"``
-      without the agent's own cell); the grid encoders require
+      ``"grid_egocentric"`` (:class:`GridEgocentricEncoder`); the grid encoders require
       ``obs_dim == grid_size² · grid_channels`` with the agent in the last channel.
     * ``action_type``: ``"discrete"`` (``n_actions``, categorical) or ``"continuous"``
       (``action_dim``, diagonal Gaussian with state-dependent log-std clamped to [-5, 2]).
@@ -510,14 +487,9 @@ class BaseModel(
             self.encoder: nn.Module = GridCellEncoder(
                 grid_size, grid_channels, cell_features, d_model, init_scale
             )
-        elif obs_encoder in ("grid_egocentric", "grid_egocentric_surround"):
+        elif obs_encoder == "grid_egocentric":
             self.encoder = GridEgocentricEncoder(
-                grid_size,
-                grid_channels,
-                cell_features,
-                d_model,
-                init_scale,
-                own_cell=obs_encoder == "grid_egocentric",
+                grid_size, grid_channels, cell_features, d_model, init_scale
             )
         else:
             self.encoder = nn.Linear(obs_dim, d_model)
@@ -1008,7 +980,7 @@ def _validate_config(c: BaseModelConfig) -> None:
         raise ValueError(f"discrete actions need n_actions >= 1, got {c.n_actions!r}")
     if c.action_type == "continuous" and (not isinstance(c.action_dim, int) or c.action_dim < 1):
         raise ValueError(f"continuous actions need action_dim >= 1, got {c.action_dim!r}")
-    if c.obs_encoder in GRID_ENCODERS:
+    if c.obs_encoder in ("grid_cells", "grid_egocentric"):
         expected = c.grid_size * c.grid_size * c.grid_channels
         if c.obs_dim != expected:
             raise ValueError(
