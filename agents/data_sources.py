@@ -3,6 +3,7 @@ the fly (the paper's 256k x 1024 grid sequences suggest fresh sampling from the 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import numpy as np
@@ -108,14 +109,6 @@ def _chunk_seed(seed: int, generation: int, chunk: int) -> int:
     )
 
 
-def _ignore_interrupts() -> None:
-    """Worker processes ignore Ctrl-C (which the terminal sends to the whole process group):
-    the training loop handles it, finishing and checkpointing its step, then shuts them down."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 class _ParallelGridRefresh:
     """Pools of fresh expert episodes made by ``workers`` processes, one generation ahead: while
     training reads pool ``g``, the workers already generate ``g + 1``."""
@@ -127,8 +120,13 @@ class _ParallelGridRefresh:
         self.task, self.pool_size, self.seed, self.epsilon = task, pool_size, seed, epsilon
         # spawn, not fork: the parent has torch's thread pools running
         ctx = multiprocessing.get_context("spawn")
+        # the workers ignore Ctrl-C (the terminal sends it to the whole process group): the
+        # training loop handles it, finishing and checkpointing its step, then shuts them down
         self.executor = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_ignore_interrupts
+            workers,
+            mp_context=ctx,
+            initializer=signal.signal,
+            initargs=(signal.SIGINT, signal.SIG_IGN),
         )
         self.pending: dict[int, list] = {}
 

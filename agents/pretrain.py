@@ -243,14 +243,22 @@ def _train(
     tokens, t0 = 0, time.time()
     # per logging window: host seconds getting batches, and in training steps (no evals/saves)
     data_s, train_s, window_steps = 0.0, 0.0, 0
-    stop = _StopRequest()
+    stop, saved = _StopRequest(), start
     for step in stop.around(bar):
         lr = learning_rate(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         # on a GPU, bit-packed observations travel packed (32x fewer bytes) and unpack there
         t_data = time.perf_counter()
-        batch = pool.next_batch(decode=device.type == "cpu")
+        try:
+            batch = pool.next_batch(decode=device.type == "cpu")
+        except Exception:
+            if not stop.requested:
+                raise
+            # e.g. data workers killed by the same stop signal: keep the steps done so far
+            save_checkpoint(model, opt, step, out)
+            bar.write(f"stop requested ({stop.requested}): saved step {step}")
+            break
         obs = observations_to_device(batch["obs"], heldout.obs_dim, device)
         # host arrays: loss() checks them before the copy, so a step never waits on the device
         act, mask = batch["actions"], torch.as_tensor(batch["mask"], device=device)
@@ -290,11 +298,6 @@ def _train(
             logger.log(step + 1, **scalars)  # steps count completed updates
             bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}", refresh=False)
         last = step == cfg.steps - 1
-        if stop.requested:
-            bar.write(
-                f"stop requested ({stop.requested}): saving step {step + 1} and stopping; "
-                "rerun the same command to resume"
-            )
         if (step + 1) % cfg.checkpoint_every == 0 or last or stop.requested:
             # never overwrite the last good checkpoint with diverged weights
             if not bool(torch.isfinite(out_loss.loss)):
@@ -304,6 +307,7 @@ def _train(
                     "it with a lower --lr (or --precision fp32), or check the data."
                 )
             save_checkpoint(model, opt, step + 1, out)
+            saved = step + 1
         if ((step + 1) % cfg.eval_every == 0 or last) and not stop.requested:
             report = diagnostics.base_model_report(
                 model, heldout, n_env_episodes=cfg.eval_episodes, seed=cfg.seed
@@ -312,16 +316,24 @@ def _train(
             atomic_write_json(out / "diagnostics.json", {"step": step + 1, **report})
             bar.write(f"step {step + 1}: " + diagnostics.format_report(report))
         if stop.requested:
+            if saved != step + 1:  # the signal came during the evaluation
+                save_checkpoint(model, opt, step + 1, out)
+            bar.write(
+                f"stop requested ({stop.requested}): saved step {step + 1}; rerun the same "
+                "command to resume"
+            )
             break
     logger.close()
     return out / "model"
 
 
 class _StopRequest:
-    """Stops a training loop cleanly on the first SIGINT (Ctrl-C, ``timeout --signal=INT``)
-    or SIGTERM: the current step finishes and is checkpointed, then the loop ends. A second
-    signal interrupts at once, as usual. Handlers are installed only while iterating, and only
-    in the main thread (Python delivers signals there)."""
+    """Stops a training loop cleanly on the first SIGTERM (``kill``, ``timeout``) or SIGINT
+    (Ctrl-C): the step under way finishes and is checkpointed, then the loop ends. A second
+    signal gets its previous handling (Ctrl-C: ``KeyboardInterrupt``). SIGINT is left alone
+    where it is ignored (background jobs of a script), so stop those with SIGTERM. Handlers
+    are installed only while iterating, and only in the main thread (Python delivers signals
+    there)."""
 
     def __init__(self) -> None:
         self.requested: str = ""
@@ -330,15 +342,17 @@ class _StopRequest:
         if threading.current_thread() is not threading.main_thread():
             yield from steps
             return
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {s: signal.getsignal(s) for s in signals}
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}
 
         def handler(signum: int, frame: Any) -> None:
-            if self.requested:  # second signal: the usual behaviour
-                signal.default_int_handler(signum, frame)
+            if self.requested:  # a second signal: as it would have been handled
+                signal.signal(signum, previous[signum])
+                signal.raise_signal(signum)
+                return
             self.requested = signal.Signals(signum).name
 
-        for s in signals:
+        for s in previous:
             signal.signal(s, handler)
         try:
             yield from steps

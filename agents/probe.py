@@ -232,7 +232,31 @@ def probe(cfg: ProbeConfig) -> dict:
     free_play = diagnostics.grid_free_play(base, n_episodes=cfg.eval_episodes, seed=cfg.seed)
     bc_pretraining = free_play["task_consistent"]
     print(f"base model alone: completes a pretraining task in {bc_pretraining:.3f} of episodes")
-    results = []
+    results: list[dict] = []
+
+    def write_report() -> dict:
+        """probe.json with the layers done so far (rewritten after each, so a run stopped
+        early keeps them)."""
+        report = {
+            "base_model": cfg.base_model,
+            "n_layers": base.n_layers,
+            "probe_accuracy_by_layer": probe_acc,
+            "probe_majority_baseline": diagnostics.majority_baseline(held, cfg.probe_episodes),
+            "probe_episodes": cfg.probe_episodes,
+            "controllers": results,
+            "task": cfg.task,
+            "eval_episodes": cfg.eval_episodes,
+            "success_without_control": no_control,
+            "bc_free_play": free_play,
+            "heldout_nll_without_control": nll_without,
+            "metrics": card_metrics(probe_acc, results, bc_pretraining, cfg.task),
+            "config": cfg.__dict__,
+            "seconds": time.time() - t0,
+        }
+        atomic_write_json(out / "probe.json", report)
+        return report
+
+    report = write_report()
     for layer in layers:
         batches = fresh_activation_batches(
             base,
@@ -290,23 +314,7 @@ def probe(cfg: ProbeConfig) -> dict:
             f"(greedy {greedy:.3f}), on the pretraining tasks {in_dist:.3f}"
         )
         print("  by task: " + ", ".join(f"{t} {v:.3f}" for t, v in by_task.items()))
-    report = {
-        "base_model": cfg.base_model,
-        "n_layers": base.n_layers,
-        "probe_accuracy_by_layer": probe_acc,
-        "probe_majority_baseline": diagnostics.majority_baseline(held, cfg.probe_episodes),
-        "probe_episodes": cfg.probe_episodes,
-        "controllers": results,
-        "task": cfg.task,
-        "eval_episodes": cfg.eval_episodes,
-        "success_without_control": no_control,
-        "bc_free_play": free_play,
-        "heldout_nll_without_control": nll_without,
-        "metrics": card_metrics(probe_acc, results, bc_pretraining, cfg.task),
-        "config": cfg.__dict__,
-        "seconds": time.time() - t0,
-    }
-    atomic_write_json(out / "probe.json", report)
+        report = write_report()
     plot(report, out)
     return report
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from agents import diagnostics
 from agents.data_sources import observations_to_device
 from agents.pretrain import PretrainConfig, learning_rate, model_from, pretrain
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
@@ -236,28 +237,67 @@ def test_packed_batches_unpack_where_the_model_runs_to_the_same_observations():
         observations_to_device(packed["obs"], data.obs_dim + 8, "cpu")
 
 
-def test_a_stop_signal_saves_the_current_step_and_returns(tmp_path, monkeypatch):
-    """SIGINT (Ctrl-C, or `timeout --signal=INT` at a time budget) ends the run cleanly: the step
-    under way finishes and is checkpointed, and rerunning resumes from it."""
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_saves_the_current_step_and_returns(tmp_path, monkeypatch, signum):
+    """SIGTERM (`kill`, `timeout`) or SIGINT (Ctrl-C) ends the run cleanly: the step under way
+    finishes and is checkpointed, and rerunning resumes from it."""
     import signal
 
     from agents import data_sources
 
+    sig = getattr(signal, signum)
     calls = {"n": 0}
     next_batch = data_sources.EpisodePool.next_batch
 
-    def interrupt_at_step_4(self, *args, **kwargs):
+    def signal_at_step_4(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(sig)
         return next_batch(self, *args, **kwargs)
 
-    monkeypatch.setattr(data_sources.EpisodePool, "next_batch", interrupt_at_step_4)
-    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(data_sources.EpisodePool, "next_batch", signal_at_step_4)
+    before = signal.getsignal(sig)
     run = tmp_path / "s"
     pretrain(tiny_config(run, steps=12, checkpoint_every=100))
     assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    assert signal.getsignal(sig) is before  # the handler is put back
     monkeypatch.undo()
     pretrain(tiny_config(run, steps=12, checkpoint_every=100))
     assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 12
+
+
+def test_a_stop_signal_during_an_evaluation_still_saves_that_step(tmp_path, monkeypatch):
+    import signal
+
+    report = diagnostics.base_model_report
+
+    def signal_during_eval(*args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)
+        return report(*args, **kwargs)
+
+    monkeypatch.setattr(diagnostics, "base_model_report", signal_during_eval)
+    run = tmp_path / "e"
+    pretrain(tiny_config(run, steps=12, eval_every=3, checkpoint_every=100))
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 3
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path, monkeypatch):
+    """Background jobs of a script ignore SIGINT; training does not take that over."""
+    import signal
+
+    from agents import data_sources
+
+    next_batch = data_sources.EpisodePool.next_batch
+
+    def sigint(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return next_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(data_sources.EpisodePool, "next_batch", sigint)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pretrain(tiny_config(tmp_path / "i", steps=6))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert torch.load(tmp_path / "i" / "train_state.pt", weights_only=True)["step"] == 6

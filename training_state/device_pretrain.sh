@@ -103,8 +103,9 @@ run)
         cp "$FROM"/train_state.pt "$FROM"/config.json "$FROM"/metrics.jsonl "$RUN"/
         echo "resuming $FROM in $RUN"
     fi
-    # SIGINT at the budget: pretraining stops between steps; its last checkpoint stays whole
-    timeout --foreground --signal=INT "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
+    # SIGTERM at the budget: pretraining finishes and checkpoints the step under way, then
+    # stops (TERM, not INT: background jobs of a script, as in gpu_calls.sh, ignore SIGINT)
+    timeout --foreground --signal=TERM "${BUDGET_S:-470}" "$PYTHON" -m agents.cli pretrain \
         --preset "${PRESET:-grid-paper}" --obs-encoder "${ENCODER:-grid_egocentric}" \
         ${N_LAYERS:+--n-layers "$N_LAYERS"} ${D_MODEL:+--d-model "$D_MODEL"} \
         --batch-size "${BATCH:-1024}" --lr "${LR:-3e-4}" --pool-size "${POOL:-65536}" \
@@ -122,8 +123,9 @@ probe)
     # ground-truth controllers on the run's last checkpoint, with the paper's recipe (Table A7:
     # 3200 steps, batch 512, lr 1e-3); chain it after `run` in the same call
     setup_python
-    # a time budget here too, so that what it wrote still gets copied out if it runs long
-    timeout --foreground --signal=INT "${PROBE_BUDGET_S:-240}" "$PYTHON" -m agents.cli probe \
+    # a time budget here too: probe.json is rewritten after each layer, so the layers done
+    # when the budget ends still come back
+    timeout --foreground --signal=TERM "${PROBE_BUDGET_S:-240}" "$PYTHON" -m agents.cli probe \
         --base-model "$RUN/model" --layers ${PROBE_LAYERS:-3} \
         --controller-steps "${PROBE_STEPS:-3200}" --batch-size "${PROBE_BATCH:-512}" --lr 1e-3 \
         --precision bf16 --data-workers "${WORKERS:-12}" --threads "${THREADS:-4}" \
@@ -138,11 +140,10 @@ unpack)
     src=${2:?usage: device_pretrain.sh unpack <folder with the returned files>}
     mkdir -p "$RUN"
     cat "$src"/train_state.pt.part* >"$RUN"/train_state.pt.tmp
-    mv "$RUN"/train_state.pt.tmp "$RUN"/train_state.pt
     meta=$(mktemp -d)
     if [ -e "$src"/meta.tar ]; then tar -xf "$src"/meta.tar -C "$meta"; else cp "$src"/*.json* "$meta"/; fi
-    cp "$meta"/config.json "$meta"/metrics.jsonl "$RUN"/
-    # the model folder (what probes read) is rebuilt from the weights in the training state
+    # the model folder (what probes read) is rebuilt from the weights in the training state;
+    # the run folder's files are replaced only once that worked
     "$PYTHON" - "$RUN" "$meta"/model_config.json <<'PY'
 import json
 import sys
@@ -153,13 +154,15 @@ from agents.common import atomic_save_pretrained, atomic_write_json
 from internal_rl_gym.models import BaseModel, BaseModelConfig
 
 run, config = sys.argv[1], json.load(open(sys.argv[2]))
-state = torch.load(f"{run}/train_state.pt", weights_only=True, map_location="cpu")
+state = torch.load(f"{run}/train_state.pt.tmp", weights_only=True, map_location="cpu")
 model = BaseModel.from_config(BaseModelConfig(**config))
 model.load_state_dict(state["model"])
 atomic_save_pretrained(model, f"{run}/model")
 atomic_write_json(f"{run}/model/trainer_state.json", {"global_step": state["step"]})
 print("unpacked", run, "at step", state["step"])
 PY
+    mv "$RUN"/train_state.pt.tmp "$RUN"/train_state.pt
+    cp "$meta"/config.json "$meta"/metrics.jsonl "$RUN"/
     rm -rf "$meta"
     ;;
 *)
