@@ -104,6 +104,7 @@ def plot(result: dict, path: str, n_curves: int = 5) -> None:
         ax.plot(steps, [d.get("probe_mid") for d in diags], marker=".", label="probe at L/2")
         ax.plot(steps, [d.get("task_consistent") for d in diags], marker=".", label="free play")
         ax.set_xlabel("pretraining step")
+        ax.locator_params(axis="x", nbins=5)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
     fig.tight_layout()
