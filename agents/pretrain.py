@@ -299,15 +299,7 @@ def _train(
             bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", tok_s=f"{rate:.0f}", refresh=False)
         last = step == cfg.steps - 1
         if (step + 1) % cfg.checkpoint_every == 0 or last or stop.requested:
-            # never overwrite the last good checkpoint with diverged weights
-            if not bool(torch.isfinite(out_loss.loss)):
-                raise FloatingPointError(
-                    f"the loss is {out_loss.loss.item()} at step {step + 1}: training diverged, "
-                    f"so the checkpoint in {out} was kept at its last finite step. Resume from "
-                    "it with a lower --lr (or --precision fp32), or check the data."
-                )
-            save_checkpoint(model, opt, step + 1, out)
-            saved = step + 1
+            saved = _checkpoint_if_finite(model, opt, step + 1, out, out_loss.loss)
         if ((step + 1) % cfg.eval_every == 0 or last) and not stop.requested:
             report = diagnostics.base_model_report(
                 model, heldout, n_env_episodes=cfg.eval_episodes, seed=cfg.seed
@@ -317,7 +309,7 @@ def _train(
             bar.write(f"step {step + 1}: " + diagnostics.format_report(report))
         if stop.requested:
             if saved != step + 1:  # the signal came during the evaluation
-                save_checkpoint(model, opt, step + 1, out)
+                _checkpoint_if_finite(model, opt, step + 1, out, out_loss.loss)
             bar.write(
                 f"stop requested ({stop.requested}): saved step {step + 1}; rerun the same "
                 "command to resume"
@@ -325,6 +317,21 @@ def _train(
             break
     logger.close()
     return out / "model"
+
+
+def _checkpoint_if_finite(
+    model: BaseModel, opt: torch.optim.Optimizer, step: int, out: Path, loss: torch.Tensor
+) -> int:
+    """Save the training state at ``step`` (returned), never over the last good checkpoint
+    with diverged weights."""
+    if not bool(torch.isfinite(loss)):
+        raise FloatingPointError(
+            f"the loss is {loss.item()} at step {step}: training diverged, so the checkpoint in "
+            f"{out} was kept at its last finite step. Resume from it with a lower --lr (or "
+            "--precision fp32), or check the data."
+        )
+    save_checkpoint(model, opt, step, out)
+    return step
 
 
 class _StopRequest:

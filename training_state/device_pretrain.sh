@@ -66,8 +66,11 @@ setup_python() {
 export_run() {
     out=${OUT:-/tmp/device_out}
     mkdir -p "$out"
-    cp "$RUN"/model/config.json "$RUN"/model_config.json
-    tar -cf "$out"/meta.tar -C "$RUN" config.json metrics.jsonl model_config.json
+    meta=$(mktemp -d)
+    cp "$RUN"/config.json "$RUN"/metrics.jsonl "$meta"/
+    cp "$RUN"/model/config.json "$meta"/model_config.json
+    tar -cf "$out"/meta.tar -C "$meta" config.json metrics.jsonl model_config.json
+    rm -rf "$meta"
     split -b 15872k -d "$RUN"/train_state.pt "$out"/train_state.pt.part
     ls -la "$out"
 }
