@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
 from internal_rl_gym.hub import available_defaults, load_base_model, load_metacontroller  # noqa: E402
 from internal_rl_gym.internal_control import (  # noqa: E402
+    DEFAULT_ACTION_SCALE,
     InternalControlEnv,
     make_internal_control_vec_env,
 )
@@ -57,8 +58,8 @@ class VecEnvMeter:
     how the abstract steps' lengths fill a lockstep batch (a VecEnv step lasts as long as its
     longest abstract step)."""
 
-    def __init__(self, vec, n_envs: int) -> None:
-        self.vec, self.n_envs = vec, n_envs
+    def __init__(self, vec, n_envs: int, codes: str) -> None:
+        self.vec, self.n_envs, self.codes = vec, n_envs, codes
         self.rng = np.random.default_rng(0)
         self.steps, self.lockstep, self.lengths, self.seconds = 0, 0, [], 0.0
         vec.reset()
@@ -66,7 +67,12 @@ class VecEnvMeter:
     def run(self, seconds: float) -> None:
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            codes = self.rng.uniform(-1, 1, (self.n_envs, self.vec.action_space.shape[0]))
+            shape = (self.n_envs, self.vec.action_space.shape[0])
+            if self.codes == "prior":  # what `internal-rl train`'s initial policy sends
+                scale = DEFAULT_ACTION_SCALE
+                codes = np.clip(self.rng.standard_normal(shape) / scale, -1.0, 1.0)
+            else:
+                codes = self.rng.uniform(-1, 1, shape)
             _, _, _, infos = self.vec.step(codes)
             ps = [i["primitive_steps"] for i in infos]
             self.steps += sum(ps)
@@ -121,6 +127,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="per measurement, in all")
     p.add_argument("--rounds", type=int, default=10, help="time slices per measurement")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--codes",
+        choices=("prior", "uniform"),
+        default="prior",
+        help="random controller codes: 'prior' = z ~ N(0, I), the metacontroller's prior and "
+        "what `internal-rl train`'s initial policy sends; 'uniform' = actions uniform in the "
+        "box [-1, 1] (z uniform in +-3, far wider than any code the metacontroller was trained on)",
+    )
     p.add_argument("--base-model", default="", help="with --metacontroller: other checkpoints")
     p.add_argument("--metacontroller", default="")
     p.add_argument("--out", default="benchmarks/results/internal_control_speed.json")
@@ -133,8 +147,10 @@ def main() -> None:
         separate = DummyVecEnv([lambda: InternalControlEnv(**kw) for _ in range(n)])
         separate.seed(0)
         meters = {
-            "a": VecEnvMeter(separate, n),
-            "b": VecEnvMeter(make_internal_control_vec_env(n, seed=0, monitor=False, **kw), n),
+            "a": VecEnvMeter(separate, n, args.codes),
+            "b": VecEnvMeter(
+                make_internal_control_vec_env(n, seed=0, monitor=False, **kw), n, args.codes
+            ),
             "c": BareModelMeter(base, n),
         }
         # Round-robin time slices, so that a noisy machine (other jobs, CPU steal) slows all
@@ -150,6 +166,7 @@ def main() -> None:
         "seconds_each": args.seconds,
         "rounds": args.rounds,
         "models": source,
+        "codes": args.codes,
         "a_separate_envs_dummyvecenv_steps_per_s": round(a),
         "b_batched_vecenv_steps_per_s": round(b),
         "c_bare_model_step_steps_per_s": round(c),

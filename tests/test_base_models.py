@@ -387,6 +387,30 @@ def test_egocentric_encoder_recentres_the_grid_on_the_agent():
                 assert torch.equal(view[b, i, j], expected)
 
 
+def test_egocentric_encoder_inference_path_matches_the_view():
+    """Without gradients the encoder sums the linear layer's columns picked by the non-zero
+    entries instead of building the view; it must compute the same function."""
+    from internal_rl_gym.models.base_model import GridEgocentricEncoder
+
+    torch.manual_seed(0)
+    g, c = 5, 6
+    enc = GridEgocentricEncoder(g, c, 4, 8, 1.0)
+    obs = (torch.rand(2, 4, g * g, c) > 0.7).float() * torch.rand(2, 4, g * g, c)
+    obs[..., -1] = 0.0
+    for b, a in enumerate([0, 6, 12, 18, 24, 4, 20, 13]):
+        obs.view(-1, g * g, c)[b, a, -1] = 1.0
+    obs = obs.flatten(-2)
+    with_view = enc(obs)
+    with torch.no_grad():
+        sparse = enc(obs)
+        assert sparse.shape == with_view.shape == (2, 4, 8)
+        torch.testing.assert_close(sparse, with_view, atol=1e-5, rtol=1e-5)
+        # the cached outside-the-grid term follows the weights
+        enc.out.weight.mul_(2.0)
+        sparse = enc(obs)
+    torch.testing.assert_close(sparse, enc(obs), atol=1e-5, rtol=1e-5)
+
+
 def test_egocentric_model_steps_like_its_forward():
     torch.manual_seed(0)
     model = BaseModel(
