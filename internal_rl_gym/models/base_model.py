@@ -777,6 +777,8 @@ class BaseModel(
                 )
             if len(set(listed)) != n:
                 raise ValueError(f"rows must be distinct, got {listed}")
+            if listed == list(range(state.batch_size)):
+                rows = None  # every row, in order: the plain path reads the cache without a gather
         else:
             n = state.batch_size
         if e_t.dim() != 2 or e_t.shape != (n, self.d_model):
