@@ -434,7 +434,7 @@ class GridEgocentricEncoder(nn.Module):
         contrib = w.T.index_select(0, column) * x[row, cell, channel].to(w.dtype)[:, None]
         y = (self._outside_term()[agent] + self.out.bias).index_add(0, row, contrib)
         g = F.relu(self.pooled_linear(x)).sum(-2)
-        return (y + self.pooled_out(g)).reshape(*lead, -1)
+        return (y + self.pooled_out(g)).reshape(*lead, y.shape[-1])
 
 
 # --------------------------------------------------------------------------------------------
