@@ -401,7 +401,8 @@ def _complete(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         f["env_id"] = str(f.get("env_id") or _guess_env(config) or _NOT_RECORDED)
         name = short or config.get("name") or "base model"
         f["model_name"] = str(f.get("model_name") or name)
-        f["title"] = str(f.get("title") or f"{name}: base model for {f['env_id']}")
+        env = f" for {f['env_id']}" if f["env_id"] != _NOT_RECORDED else ""
+        f["title"] = str(f.get("title") or f"{name}: base model{env}")
         f["preset"] = str(f.get("preset") or _guess_preset(config) or _NOT_RECORDED)
         arch = config.get("arch", "")
         f["architecture"] = {
@@ -555,6 +556,9 @@ def _action_summary(c: Mapping[str, Any]) -> str:
 def _guess_env(c: Mapping[str, Any]) -> str | None:
     if c.get("obs_encoder") in ("grid_cells", "grid_egocentric"):
         return "GridPinpad-v0"
+    grid_obs = int(c.get("grid_size") or 7) ** 2 * int(c.get("grid_channels") or 13)
+    if c.get("action_type", "discrete") == "discrete" and c.get("obs_dim") == grid_obs:
+        return "GridPinpad-v0"  # a grid model with the linear encoder
     if c.get("arch") == "hawk" and c.get("action_type") == "continuous":
         return "AntPinpad-v0"
     return None

@@ -314,6 +314,16 @@ def test_policy_card_metadata():
         cards.render_card("policy", env="typo")
 
 
+def test_base_model_card_names_the_grid_env_for_any_grid_encoder():
+    grid = {"arch": "transformer", "obs_dim": 637, "n_actions": 4, "grid_size": 7}
+    for encoder in ("linear", "grid_cells", "grid_egocentric"):
+        text = cards.render_card("base_model", config={**grid, "obs_encoder": encoder})
+        assert "# base model: base model for GridPinpad-v0" in text
+    # an unknown environment leaves the title short instead of "for not recorded"
+    text = cards.render_card("base_model", config={"obs_dim": 5, "obs_encoder": "linear"})
+    assert "# base model: base model\n" in text and "for not recorded" not in text
+
+
 def test_card_limitations_come_from_the_results():
     results = {"metrics": {"success": 0.1}, "notes": "Fails the paper's 0.5 target."}
     text = cards.render_card("base_model", repo_id="me/base", results=results)
