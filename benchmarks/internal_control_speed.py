@@ -1,6 +1,7 @@
 """InternalControl speed: primitive steps/s of N separate envs vs the batched VecEnv, one run.
 
-    python benchmarks/internal_control_speed.py [--n-envs 16] [--seconds 30] [--rounds 10]
+    python benchmarks/internal_control_speed.py [--n-envs 16] [--seconds 30] [--rounds 10] \
+        [--codes prior|uniform]
 
 Measures, single-threaded, on GridPinpad's post-training task with the CPU-preset model sizes:
   (a) N separate ``InternalControlEnv`` in SB3's ``DummyVecEnv`` (one forward call per env);
@@ -9,7 +10,8 @@ Measures, single-threaded, on GridPinpad's post-training task with the CPU-prese
   (c) the bare base-model step with KV cache at batch N (the model alone, no env, no
       metacontroller): the ceiling for (b).
 Targets (issue 5): (b) >= 5x (a) at N = 16, and (b) >= a third of (c). Also reports the
-abstract-step lengths under random codes and the share of the lockstep batch's row-steps that
+abstract-step lengths under random codes (``--codes``: from the metacontroller's prior
+N(0, I), the default, or uniform in the action box) and the share of the lockstep batch's row-steps that
 do work (rows whose gate fired idle until the batch's longest abstract step ends). The three
 are measured in interleaved time slices, so machine noise hits them alike.
 Uses ``--base-model``/``--metacontroller`` when given, else the embedded default checkpoints
@@ -23,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -30,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
 from internal_rl_gym.hub import available_defaults, load_base_model, load_metacontroller  # noqa: E402
 from internal_rl_gym.internal_control import (  # noqa: E402
-    DEFAULT_ACTION_SCALE,
     InternalControlEnv,
     make_internal_control_vec_env,
 )
@@ -58,8 +60,8 @@ class VecEnvMeter:
     how the abstract steps' lengths fill a lockstep batch (a VecEnv step lasts as long as its
     longest abstract step)."""
 
-    def __init__(self, vec, n_envs: int, codes: str) -> None:
-        self.vec, self.n_envs, self.codes = vec, n_envs, codes
+    def __init__(self, vec, n_envs: int, codes: str, action_scale: float) -> None:
+        self.vec, self.n_envs, self.codes, self.scale = vec, n_envs, codes, action_scale
         self.rng = np.random.default_rng(0)
         self.steps, self.lockstep, self.lengths, self.seconds = 0, 0, [], 0.0
         vec.reset()
@@ -69,8 +71,7 @@ class VecEnvMeter:
         while time.perf_counter() - t0 < seconds:
             shape = (self.n_envs, self.vec.action_space.shape[0])
             if self.codes == "prior":  # what `internal-rl train`'s initial policy sends
-                scale = DEFAULT_ACTION_SCALE
-                codes = np.clip(self.rng.standard_normal(shape) / scale, -1.0, 1.0)
+                codes = np.clip(self.rng.standard_normal(shape) / self.scale, -1.0, 1.0)
             else:
                 codes = self.rng.uniform(-1, 1, shape)
             _, _, _, infos = self.vec.step(codes)
@@ -98,8 +99,9 @@ class BareModelMeter:
     def __init__(self, base_dir: str, n_envs: int) -> None:
         self.base = load_base_model(base_dir)
         self.n = n_envs
-        self.obs = torch.zeros(n_envs, self.base.obs_dim)
-        self.obs[:, 12::13] = (torch.rand(n_envs, 49) > 0.9).float()
+        # real first observations of the post task (the encoder's cost depends on them)
+        env = gym.make("GridPinpad-v0", task="post")
+        self.obs = torch.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(n_envs)]))
         self.state = self.base.init_state(n_envs)
         self.steps, self.seconds = 0, 0.0
 
@@ -137,8 +139,16 @@ def main() -> None:
     )
     p.add_argument("--base-model", default="", help="with --metacontroller: other checkpoints")
     p.add_argument("--metacontroller", default="")
-    p.add_argument("--out", default="benchmarks/results/internal_control_speed.json")
+    p.add_argument(
+        "--out",
+        default="",
+        help="default: benchmarks/results/internal_control_speed.json, or "
+        "internal_control_speed_uniform_codes.json with --codes uniform",
+    )
     args = p.parse_args()
+    if not args.out:
+        suffix = "" if args.codes == "prior" else "_uniform_codes"
+        args.out = f"benchmarks/results/internal_control_speed{suffix}.json"
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         base, meta, source = models(Path(tmp), args.base_model, args.metacontroller)
@@ -146,11 +156,11 @@ def main() -> None:
         n = args.n_envs
         separate = DummyVecEnv([lambda: InternalControlEnv(**kw) for _ in range(n)])
         separate.seed(0)
+        batched = make_internal_control_vec_env(n, seed=0, monitor=False, **kw)
+        scale = batched.core.options.action_scale  # the same options in both
         meters = {
-            "a": VecEnvMeter(separate, n, args.codes),
-            "b": VecEnvMeter(
-                make_internal_control_vec_env(n, seed=0, monitor=False, **kw), n, args.codes
-            ),
+            "a": VecEnvMeter(separate, n, args.codes, scale),
+            "b": VecEnvMeter(batched, n, args.codes, scale),
             "c": BareModelMeter(base, n),
         }
         # Round-robin time slices, so that a noisy machine (other jobs, CPU steal) slows all

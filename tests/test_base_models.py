@@ -403,8 +403,14 @@ def test_egocentric_encoder_inference_path_matches_the_view():
     with_view = enc(obs)
     with torch.no_grad():
         sparse = enc(obs)
+        assert enc._outside_cache is not None  # the sparse path ran
         assert sparse.shape == with_view.shape == (2, 4, 8)
         torch.testing.assert_close(sparse, with_view, atol=1e-5, rtol=1e-5)
+        # no agent, an empty batch and one unbatched observation agree too
+        no_agent = obs[0].clone().unflatten(-1, (g * g, c))
+        no_agent[..., -1] = 0.0
+        for o in (no_agent.flatten(-2), obs[:0], obs[1, 2]):
+            torch.testing.assert_close(enc(o), enc._forward_view(o), atol=1e-5, rtol=1e-5)
         # the cached outside-the-grid term follows the weights
         enc.out.weight.mul_(2.0)
         sparse = enc(obs)

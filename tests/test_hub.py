@@ -319,6 +319,9 @@ def test_base_model_card_names_the_grid_env_for_any_grid_encoder():
     for encoder in ("linear", "grid_cells", "grid_egocentric"):
         text = cards.render_card("base_model", config={**grid, "obs_encoder": encoder})
         assert "# base model: base model for GridPinpad-v0" in text
+    # a continuous model of the same input size is not a grid model
+    text = cards.render_card("base_model", config={**grid, "action_type": "continuous"})
+    assert "GridPinpad-v0" not in text
     # an unknown environment leaves the title short instead of "for not recorded"
     text = cards.render_card("base_model", config={"obs_dim": 5, "obs_encoder": "linear"})
     assert "# base model: base model\n" in text and "for not recorded" not in text

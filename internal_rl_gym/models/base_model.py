@@ -382,7 +382,7 @@ class GridEgocentricEncoder(nn.Module):
             outside[a, inside] = 0.0
         self.register_buffer("view_of_cell", view_of_cell, persistent=False)
         self.register_buffer("outside", outside, persistent=False)
-        self._outside_cache: tuple[tuple, Tensor] | None = None
+        self._outside_cache: tuple[Tensor, int, Tensor] | None = None
         n_in = self.view * self.view * grid_channels
         self.out = nn.Linear(n_in, d_model)
         self.pooled_linear = nn.Linear(grid_channels, cell_features)
@@ -393,11 +393,19 @@ class GridEgocentricEncoder(nn.Module):
             self.pooled_linear.bias.fill_(-0.5 * float(self.pooled_linear.weight.abs().mean()))
 
     def forward(self, obs: Tensor) -> Tensor:
-        # CPU inference takes the sparse path (on a GPU its nonzero() would sync the host)
-        if obs.device.type == "cpu" and not (
-            torch.is_grad_enabled() or torch.is_autocast_enabled("cpu")
+        # CPU inference takes the sparse path (on a GPU its nonzero() would sync the host);
+        # hooks on the linear layer (captures, pruning) need the dense one
+        out = self.out
+        if (
+            obs.device.type == "cpu"
+            and not (torch.is_grad_enabled() or torch.is_autocast_enabled("cpu"))
+            and type(out) is nn.Linear
+            and not (out._forward_hooks or out._forward_pre_hooks)
         ):
             return self._forward_sparse(obs)
+        return self._forward_view(obs)
+
+    def _forward_view(self, obs: Tensor) -> Tensor:
         x = obs.unflatten(-1, (self.cells, self.channels))  # (..., cells, C)
         agent = x[..., -1].argmax(-1)  # (...)
         # the agent channel is constant at the view's centre: reuse it as "outside the grid"
@@ -411,14 +419,22 @@ class GridEgocentricEncoder(nn.Module):
         return self.out(view.flatten(-2)) + self.pooled_out(g)
 
     def _outside_term(self) -> Tensor:
-        """(cells, d_model): what the view's outside-the-grid positions add for each agent
-        cell; cached until the weights change."""
+        """(cells, d_model) float32: what the view's outside-the-grid positions add for each
+        agent cell; cached until the weights change (a write through ``weight.data`` bypasses
+        the version counter: call ``_outside_cache = None`` after one)."""
         w = self.out.weight
-        key = (w.data_ptr(), w._version, w.device, w.dtype)
-        if self._outside_cache is None or self._outside_cache[0] != key:
-            outside_columns = w[:, self.channels - 1 :: self.channels]  # (d, view²)
-            self._outside_cache = (key, self.outside.to(w.dtype) @ outside_columns.T)
-        return self._outside_cache[1]
+        cache = self._outside_cache
+        # the cache holds the weights it was computed from, so their memory cannot be reused
+        # by a new tensor that would match on address and version
+        if cache is None or cache[0].data_ptr() != w.data_ptr() or cache[1] != w._version:
+            outside_columns = w.detach()[:, self.channels - 1 :: self.channels].float()
+            cache = (w.detach(), w._version, self.outside @ outside_columns.T)
+            self._outside_cache = cache
+        return cache[2]
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        return {**state, "_outside_cache": None}  # pickles and copies recompute it
 
     def _forward_sparse(self, obs: Tensor) -> Tensor:
         """The same function for inference, from the observation's few non-zero entries: a
@@ -429,12 +445,15 @@ class GridEgocentricEncoder(nn.Module):
         x = obs.reshape(-1, self.cells, self.channels)
         agent = x[..., -1].argmax(-1)  # (N,)
         row, cell, channel = torch.nonzero(x[..., :-1], as_tuple=True)
-        column = self.view_of_cell[agent[row], cell] * self.channels + channel
+        if 2 * row.numel() > x[..., :-1].numel():  # mostly non-zero inputs: the view is cheaper
+            return self._forward_view(obs)
         w = self.out.weight
-        contrib = w.T.index_select(0, column) * x[row, cell, channel].to(w.dtype)[:, None]
-        y = (self._outside_term()[agent] + self.out.bias).index_add(0, row, contrib)
+        column = self.view_of_cell[agent[row], cell] * self.channels + channel
+        # sums in float32, as the dense matmul accumulates, whatever the weights' dtype
+        contrib = w.T.index_select(0, column).float() * x[row, cell, channel].float()[:, None]
+        y = (self._outside_term()[agent] + self.out.bias.float()).index_add(0, row, contrib)
         g = F.relu(self.pooled_linear(x)).sum(-2)
-        return (y + self.pooled_out(g)).reshape(*lead, y.shape[-1])
+        return (y.to(w.dtype) + self.pooled_out(g)).reshape(*lead, y.shape[-1])
 
 
 # --------------------------------------------------------------------------------------------
