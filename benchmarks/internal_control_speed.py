@@ -11,9 +11,9 @@ Measures, single-threaded, on GridPinpad's post-training task with the CPU-prese
       metacontroller): the ceiling for (b).
 Targets (issue 5): (b) >= 5x (a) at N = 16, and (b) >= a third of (c). Also reports the
 abstract-step lengths under random codes (``--codes``: from the metacontroller's prior
-N(0, I), the default, or uniform in the action box) and the share of the lockstep batch's row-steps that
-do work (rows whose gate fired idle until the batch's longest abstract step ends). The three
-are measured in interleaved time slices, so machine noise hits them alike.
+N(0, I), the default, or uniform in the action box) and the share of the lockstep batch's
+row-steps that do work (rows whose gate fired idle until the batch's longest abstract step
+ends). The three are measured in interleaved time slices, so machine noise hits them alike.
 Uses ``--base-model``/``--metacontroller`` when given, else the embedded default checkpoints
 when present, else random weights of the same sizes.
 """

@@ -556,8 +556,10 @@ def _action_summary(c: Mapping[str, Any]) -> str:
 def _guess_env(c: Mapping[str, Any]) -> str | None:
     if c.get("obs_encoder") in ("grid_cells", "grid_egocentric"):
         return "GridPinpad-v0"
-    grid_obs = int(c.get("grid_size") or 7) ** 2 * int(c.get("grid_channels") or 13)
-    if c.get("action_type", "discrete") == "discrete" and c.get("obs_dim") == grid_obs:
+    from internal_rl_gym.models.base_model import GRID_CPU_PRESET as grid
+
+    discrete = c.get("action_type", "discrete") == "discrete"
+    if discrete and c.get("obs_dim") == grid.obs_dim and c.get("n_actions") == grid.n_actions:
         return "GridPinpad-v0"  # a grid model with the linear encoder
     if c.get("arch") == "hawk" and c.get("action_type") == "continuous":
         return "AntPinpad-v0"
