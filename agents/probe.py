@@ -19,7 +19,7 @@ success vs layer.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +108,13 @@ def train_subgoal_controllers(
     rank: int,
     seed: int,
     precision: str = "fp32",
+    step_weights: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> tuple[SubgoalControllers, float]:
     """Ground-truth controllers at ``layer`` (base frozen); returns them and the mean NLL of the
     last 10% of steps.
+
+    ``step_weights(batch)`` gives (B, T) loss weights, zero at padding (default: the mask, the
+    paper's mean NLL; benchmarks/experiments/weighted_controllers.py stresses segment starts).
 
     ``batches`` yields the residual stream at ``layer`` with actions, mask and subgoals (see
     :func:`fresh_activation_batches`). Use fresh episodes: on a fixed set of 512 the controllers
@@ -130,7 +134,8 @@ def train_subgoal_controllers(
             logits = base.heads(e_top, predict_obs=False).action_logits
         logp = torch.log_softmax(logits.float(), -1)
         nll_t = -logp.gather(-1, act[..., None])[..., 0]
-        loss = (nll_t * mask).sum() / mask.sum()
+        w = mask.float() if step_weights is None else step_weights(b)
+        loss = (nll_t * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -174,14 +179,22 @@ def load_subgoal_controllers(path: str | Path, base) -> SubgoalControllers:
 
 
 @torch.no_grad()
-def controlled_nll(base, ctrl: SubgoalControllers | None, layer: int, data) -> float:
-    """Teacher-forced action NLL on held-out episodes, with or without the controllers."""
-    b = data.batch(np.arange(data.n_episodes))
+def controlled_log_probs(
+    base, ctrl: SubgoalControllers | None, layer: int, b: dict[str, np.ndarray]
+) -> torch.Tensor:
+    """(B, T, n_actions) teacher-forced action log-probabilities on a padded episode batch, with
+    the controller of each step's true subgoal at ``layer`` (``ctrl=None``: the base model alone)."""
     obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
     g = torch.as_tensor(b["subgoals"], device=base.device)
     intervention = (lambda e: ctrl(e, g)) if ctrl is not None else None
     out = base(obs, intervention=intervention, layer=layer if ctrl is not None else None)
-    logp = torch.log_softmax(out.action_logits.float(), -1)
+    return torch.log_softmax(out.action_logits.float(), -1)
+
+
+def controlled_nll(base, ctrl: SubgoalControllers | None, layer: int, data) -> float:
+    """Teacher-forced action NLL on held-out episodes, with or without the controllers."""
+    b = data.batch(np.arange(data.n_episodes))
+    logp = controlled_log_probs(base, ctrl, layer, b)
     act = torch.as_tensor(b["actions"], device=base.device)
     mask = torch.as_tensor(b["mask"], device=base.device)
     return float(-(logp.gather(-1, act[..., None])[..., 0] * mask).sum() / mask.sum())

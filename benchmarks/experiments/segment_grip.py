@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.common import atomic_write_json  # noqa: E402
 from agents.diagnostics import optimal_action_mask  # noqa: E402
-from agents.probe import load_subgoal_controllers  # noqa: E402
+from agents.probe import controlled_log_probs, load_subgoal_controllers  # noqa: E402
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
@@ -48,17 +48,6 @@ def step_classes(subgoals: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray
     return {"episode_start": first, "segment_start": start, "second_step": second, "rest": rest}
 
 
-@torch.no_grad()
-def action_log_probs(base, ctrl, layer: int, b: dict) -> np.ndarray:
-    obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
-    if ctrl is None:
-        out = base(obs)
-    else:
-        g = torch.as_tensor(np.maximum(b["subgoals"], 0), device=base.device)
-        out = base(obs, intervention=lambda e: ctrl(e, g), layer=layer)
-    return torch.log_softmax(out.action_logits.float(), -1).cpu().numpy()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--base-model", required=True)
@@ -74,8 +63,10 @@ def main() -> None:
     b = held.batch(np.arange(held.n_episodes))
     optimal = optimal_action_mask(b)
     floor = np.log(np.maximum(optimal.sum(-1), 1))
-    logp = {"none": action_log_probs(base, None, 0, b)}
-    logp["controlled"] = action_log_probs(base, ctrl, args.layer, b)
+    logp = {
+        "none": controlled_log_probs(base, None, 0, b).cpu().numpy(),
+        "controlled": controlled_log_probs(base, ctrl, args.layer, b).cpu().numpy(),
+    }
     act = b["actions"]
     result: dict = {
         "base_model": args.base_model,

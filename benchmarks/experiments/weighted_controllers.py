@@ -24,13 +24,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from agents.common import atomic_write_json, progress_bar  # noqa: E402
+from agents.common import atomic_write_json  # noqa: E402
 from agents.data_sources import fresh_activation_batches  # noqa: E402
-from agents.probe import controlled_nll, evaluate_controllers  # noqa: E402
+from agents.probe import (  # noqa: E402
+    controlled_nll,
+    evaluate_controllers,
+    train_subgoal_controllers,
+)
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
-from internal_rl_gym.models import SubgoalControllers  # noqa: E402
-from internal_rl_gym.tasks import N_ABSTRACT_SUBGOALS  # noqa: E402
 
 TASKS = ["0-1-2-3", "0-1-4-5", "pretraining", "post"]
 
@@ -63,20 +65,17 @@ def main() -> None:
     batches = fresh_activation_batches(  # as internal-rl probe draws them
         base, args.layer, "pretraining", 16 * args.batch_size, args.batch_size, args.seed + 11
     )
-    torch.manual_seed(args.seed)
-    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, 16).to(base.device)
-    opt = torch.optim.AdamW(ctrl.parameters(), lr=3e-3, weight_decay=0.03)
-    for _ in progress_bar(range(args.steps), desc=f"weighted controllers at layer {args.layer}"):
-        b = next(batches)
-        e_top = base.run_layers(ctrl(b["e"], b["subgoals"]), args.layer, base.n_layers)
-        logp = torch.log_softmax(base.heads(e_top, predict_obs=False).action_logits.float(), -1)
-        nll = -logp.gather(-1, b["actions"][..., None])[..., 0]
-        w = start_weights(b["subgoals"], b["mask"], args.start_weight)
-        loss = (nll * w).sum() / w.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    ctrl.eval()
+    ctrl, _ = train_subgoal_controllers(  # the probe's recipe, but for the loss weights
+        base,
+        batches,
+        args.layer,
+        args.steps,
+        lr=3e-3,
+        weight_decay=0.03,
+        rank=16,
+        seed=args.seed,
+        step_weights=lambda b: start_weights(b["subgoals"], b["mask"], args.start_weight),
+    )
     held = collect_grid_demonstrations(512, "pretraining", seed=13)  # the probe's held-out set
     result = {
         "base_model": args.base_model,
