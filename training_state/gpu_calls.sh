@@ -11,13 +11,14 @@
 #     logs.tar (5 files);
 #   call 2 at once, on the warm machine (carry [".whl"], timeout_s 300):
 #     bash training_state/gpu_calls.sh call2
-#     B's state first (b/: meta.tar + 3 parts), then ground-truth controllers at PROBE_LAYERS
-#     ("3 2": L/2 first; probe.json is rewritten after each layer) of both within
+#     B's state first (b/: meta.tar + 3 parts), then ground-truth controllers at PROBE_LAYERS_A
+#     ("3 4" for the linear encoder, whose belief forms at layers 4-5; session 17) and
+#     PROBE_LAYERS_B ("3 2"; L/2 first; probe.json is rewritten after each layer) within
 #     PROBE_BUDGET_S (200): a/probe.tar, b/probe.tar, logs.tar (7 files; at most 8 come back).
 # Back here: `unstash`, then `unpack` a/ and b/ (RUN=runs/pinpad-paper-linear for a/).
 # Overrides for a CPU smoke test: everything device_pretrain.sh reads (PRESET, N_LAYERS, D_MODEL,
 # BATCH, WORKERS, POOL, CKPT_EVERY, EVAL_EVERY, THREADS, PYTHON, PROBE_STEPS, PROBE_BATCH), plus
-# BUDGET_S, PROBE_BUDGET_S, PROBE_LAYERS, RUN_A, RUN_B, FROM_B.
+# BUDGET_S, PROBE_BUDGET_S, PROBE_LAYERS_A, PROBE_LAYERS_B, RUN_A, RUN_B, FROM_B.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 S="bash training_state/device_pretrain.sh"
@@ -43,9 +44,9 @@ call2)
     fi
     # B's state before anything that could run long
     RUN=$RUN_B OUT=$OUT/b $S export >"$logs"/b_export.log 2>&1
-    export PROBE_BUDGET_S=${PROBE_BUDGET_S:-200} PROBE_LAYERS=${PROBE_LAYERS:-3 2}
-    RUN=$RUN_A OUT=$OUT/a $S probe >"$logs"/a_probe.log 2>&1 &
-    RUN=$RUN_B OUT=$OUT/b $S probe >"$logs"/b_probe.log 2>&1 &
+    export PROBE_BUDGET_S=${PROBE_BUDGET_S:-200}
+    PROBE_LAYERS=${PROBE_LAYERS_A:-3 4} RUN=$RUN_A OUT=$OUT/a $S probe >"$logs"/a_probe.log 2>&1 &
+    PROBE_LAYERS=${PROBE_LAYERS_B:-3 2} RUN=$RUN_B OUT=$OUT/b $S probe >"$logs"/b_probe.log 2>&1 &
     wait
     ;;
 *)
