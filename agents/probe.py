@@ -366,7 +366,7 @@ def plot(report: dict, out: Path) -> None:
     axes[0].set_ylabel("held-out probe accuracy")
     axes[0].set_title("subgoal decodability (Fig. 3)")
     axes[0].legend()
-    ctrl = report["controllers"]
+    ctrl = sorted(report["controllers"], key=lambda c: c["layer"])  # --layers may be unordered
     axes[1].plot(
         [c["layer"] for c in ctrl], [c["success"] for c in ctrl], marker="o", label="sampled"
     )

@@ -171,3 +171,30 @@ def test_fresh_batches_from_worker_processes_match_and_stop_with_the_generator(t
     while multiprocessing.active_children() and time.time() < deadline:
         time.sleep(0.1)
     assert not multiprocessing.active_children()
+
+
+def test_plot_draws_controller_success_in_layer_order(tmp_path, monkeypatch):
+    # `--layers 3 0 6` trains L/2 first; the curve must still run 0, 3, 6 left to right
+    import matplotlib.axes
+
+    from agents.probe import plot
+
+    drawn: list[list[int]] = []
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, x, *args, **kwargs):
+        drawn.append(list(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    ctrl = [{"layer": l, "success": 0.1 * l, "success_greedy": 0.2} for l in (3, 0, 6)]
+    report = {
+        "probe_accuracy_by_layer": [0.3] * 7,
+        "probe_majority_baseline": 0.25,
+        "controllers": ctrl,
+        "success_without_control": 0.0,
+        "task": "post",
+    }
+    plot(report, tmp_path)
+    assert drawn[1:] == [[0, 3, 6], [0, 3, 6]]
+    assert (tmp_path / "probe.png").is_file()
