@@ -355,8 +355,11 @@ def plot(report: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     acc = report["probe_accuracy_by_layer"]
     axes[0].plot(range(len(acc)), acc, marker="o")
     axes[0].axhline(
