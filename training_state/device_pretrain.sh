@@ -37,7 +37,8 @@
 #
 # Settings (environment): ENCODER (default grid_egocentric), STEPS (256000), BATCH (1024),
 # LR (3e-4), WORKERS (12), POOL (65536), EVAL_EVERY (4000), CKPT_EVERY (500), PRESET (grid-paper),
-# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3), N_LAYERS and D_MODEL
+# BUDGET_S (470), THREADS (4), RUN (runs/pinpad-paper), PYTHON (python3), DECAY (anneal the lr
+# to 0 over the last DECAY of the STEPS), N_LAYERS and D_MODEL
 # (override the preset's), FROM (a committed state to continue), EXPORT (1; 0: `run` leaves
 # the state on the machine for a later `export`), OUT ($OUT of the call); for probe: PROBE_LAYERS
 # (3), PROBE_STEPS (3200), PROBE_BATCH (512), PROBE_BUDGET_S (240).
@@ -113,6 +114,7 @@ run)
         ${N_LAYERS:+--n-layers "$N_LAYERS"} ${D_MODEL:+--d-model "$D_MODEL"} \
         --batch-size "${BATCH:-1024}" --lr "${LR:-3e-4}" --pool-size "${POOL:-65536}" \
         --data-workers "${WORKERS:-12}" --precision bf16 --steps "${STEPS:-256000}" \
+        ${DECAY:+--decay-steps "$DECAY"} \
         --checkpoint-every "${CKPT_EVERY:-500}" --eval-every "${EVAL_EVERY:-4000}" --eval-episodes 256 \
         --threads "${THREADS:-4}" --out "$RUN" || echo "pretraining stopped (exit $?)"
     [ "${EXPORT:-1}" = 0 ] || export_run
