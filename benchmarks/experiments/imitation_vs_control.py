@@ -68,6 +68,13 @@ MODELS = [
         [f"{E}/probe_pinpad-linear-d4-anneal103k_layers23041.json"],
     ),
     (
+        "pinpad-linear-d4-anneal183k",
+        "linear",
+        4,
+        182_789 * 64,
+        [f"{E}/probe_pinpad-linear-d4-anneal183k_layers2304.json"],
+    ),
+    (
         "pinpad-cells 90k",
         "grid_cells",
         6,
