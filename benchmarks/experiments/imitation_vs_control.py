@@ -75,6 +75,13 @@ MODELS = [
         [f"{E}/probe_pinpad-linear-d4-anneal183k_layers2304.json"],
     ),
     (
+        "pinpad-linear-d4-anneal183k, paper's controller recipe",
+        "linear",
+        4,
+        182_789 * 64,
+        [f"{E}/probe_pinpad-linear-d4-anneal183k_layer2_paper_recipe.json"],
+    ),
+    (
         "pinpad-cells 90k",
         "grid_cells",
         6,
