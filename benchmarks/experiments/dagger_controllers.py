@@ -15,7 +15,8 @@ are trained on: DAgger (Ross et al., 2011). Each round rolls the controlled mode
 pretraining tasks (sampled actions, the true subgoal's controller active), labels every visited
 state with the grid expert's action distribution towards the true next colour, adds the episodes
 to an aggregate, and fine-tunes on batches half from the aggregate, half fresh expert episodes.
-The control arm fine-tunes the same controllers for the same steps on fresh expert episodes only.
+The control arm fine-tunes the same controllers for the same steps on fresh expert episodes only
+(one half batch per step, so DAgger sees twice the episodes per step).
 The post task (its +1 transitions and its length) is never trained on. Loss: cross-entropy to
 the expert's action distribution (uniform over its shortest-path moves; the expectation of the
 paper's sampled-action NLL). A diagnostic, not the paper's method.

@@ -9,8 +9,8 @@ completes *some* pretraining task, ``bc_free_play.task_consistent``: its navigat
 pair choices left to it), the controllers' success on the pretraining tasks (the right pairs
 chosen for it, same navigation) and their success on the post task. The ratio of the first two
 is how well the controllers grip three pair choices the model has seen; the post task needs six
-choices, with +1 transitions, over a path twice as long: if neither the new transitions nor
-the length cost anything, its success would be about the square of the pretraining-task success
+choices, with +1 transitions, over a path twice as long: if the new transitions cost nothing
+beyond compounding over twice as many choices, its success would be about the square of the pretraining-task success
 (``pretraining_squared``, printed beside it).
 """
 
