@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs import grid_core
-from internal_rl_gym.tasks import GRID_PRETRAINING_TASKS
+from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS, GRID_PRETRAINING_TASKS
 
 GRID_SIZE, GRID_WALLS, GRID_COLOURS = 7, 4, 8
 
@@ -315,3 +316,57 @@ def format_report(r: dict[str, float]) -> str:
         f"within-pair {r.get('within_pair_rate', float('nan')):.2f} "
         f"between-pair {r.get('between_pair_rate', float('nan')):.2f}"
     )
+
+
+class _AnyTaskJudge(gym.Wrapper):
+    """Free play in an env built with ``terminate_on_wrong_colour=False``: ends the episode when
+    the colours visited (``info["visited"]``) stop being a prefix of one of ``tasks``, or form
+    one; ``info["success"]`` is then "completed *some* task"."""
+
+    def __init__(self, env: gym.Env, tasks) -> None:
+        super().__init__(env)
+        self.prefixes = {tuple(t[:k]) for t in tasks for k in range(len(t) + 1)}
+        self.complete = {tuple(t) for t in tasks}
+        self.visited: tuple[int, ...] = ()
+
+    def reset(self, **kwargs):
+        self.visited = ()
+        obs, info = self.env.reset(**kwargs)
+        return obs, {**info, "success": False}
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        if info["visited"] >= 0:
+            self.visited = self.visited + (int(info["visited"]),)
+        done = self.visited not in self.prefixes or self.visited in self.complete
+        return obs, r, term or done, trunc, {**info, "success": self.visited in self.complete}
+
+
+def env_free_play(
+    model,
+    env_id: str = "AntPinpad-v0",
+    tasks=ANT_PRETRAINING_TASKS,
+    n_episodes: int = 64,
+    seed: int = 0,
+    greedy: bool = False,
+) -> dict[str, float]:
+    """Free play in any pinpad env (the ant's counterpart of :func:`grid_free_play`): the model
+    acts from its own head (one batched forward per step) in fresh layouts of the pretraining
+    tasks; ``task_consistent`` = the colours it visits form one of ``tasks``."""
+    from agents.rollout import rollout
+
+    model.eval()
+    envs = [
+        _AnyTaskJudge(gym.make(env_id, task="pretraining", terminate_on_wrong_colour=False), tasks)
+        for _ in range(n_episodes)
+    ]
+    gen = torch.Generator().manual_seed(seed)
+    out = rollout(model, envs, [seed + i for i in range(n_episodes)], gen, greedy=greedy)
+    visits = [len(env.visited) for env in envs]
+    for env in envs:
+        env.close()
+    return {
+        "task_consistent": float(out.success.mean()),
+        "mean_colours_visited": float(np.mean(visits)),
+        "mean_length": float(out.lengths.mean()),
+    }

@@ -150,7 +150,12 @@ def cache_activations(base, data: Demonstrations, layer: int, chunk: int = 256):
     n = data.n_episodes
     t_max = int(data.lengths.max())
     e = torch.zeros(n, t_max, base.d_model)
-    actions = torch.zeros(n, t_max, dtype=torch.long)
+    continuous = base.action_type == "continuous"
+    actions = (
+        torch.zeros(n, t_max, base.config.action_dim)
+        if continuous
+        else torch.zeros(n, t_max, dtype=torch.long)
+    )
     mask = torch.zeros(n, t_max, dtype=torch.bool)
     subgoals = np.full((n, t_max), -1, dtype=np.int64)
     for s in range(0, n, chunk):
@@ -625,10 +630,11 @@ def discover(cfg: DiscoverConfig) -> dict:
     plot_summary(out, reports)
     best_dir = out / f"alpha_{best['alpha']:g}" / "model"
     plot_beta_traces(best_dir, base, held, out / "beta_trace.png")
-    best_meta = load_metacontroller(best_dir, base_model=base)
-    summary["abstract_action_check"] = abstract_action_check(base, best_meta, seed=cfg.seed)
-    atomic_write_json(out / "summary.json", summary)
-    print("abstract-action check (z ~ N(0, I) at switches):", summary["abstract_action_check"])
+    if held_data.metadata.get("env_id", "GridPinpad-v0") == "GridPinpad-v0":
+        best_meta = load_metacontroller(best_dir, base_model=base)
+        summary["abstract_action_check"] = abstract_action_check(base, best_meta, seed=cfg.seed)
+        atomic_write_json(out / "summary.json", summary)
+        print("abstract-action check (z ~ N(0, I) at switches):", summary["abstract_action_check"])
     print(f"best α by switch F1: {best['alpha']} -> {best_dir}")
     return summary
 
@@ -674,6 +680,7 @@ def plot_beta_traces(
     import matplotlib.pyplot as plt
 
     meta = load_metacontroller(model_dir, base_model=base)
+    n = min(n, len(held.lengths))
     fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), sharex=True)
     for k, ax in enumerate(np.atleast_1d(axes)):
         t = int(held.lengths[k])

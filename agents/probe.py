@@ -39,12 +39,13 @@ from agents.common import (
     seed_everything,
     set_threads,
 )
-from agents.data_sources import fresh_activation_batches
+from agents.data_sources import EpisodePool, fresh_activation_batches, residual_stream_batches
 from agents.rollout import rollout
+from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_base_model
 from internal_rl_gym.models import SubgoalControllers
-from internal_rl_gym.tasks import N_ABSTRACT_SUBGOALS
+from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS, N_ABSTRACT_SUBGOALS
 
 #: Tasks that separate the post task's two difficulties: one pair; one seen (+2 / -1) or unseen
 #: (+1) transition; six pairs made only of seen transitions.
@@ -56,6 +57,8 @@ DIAGNOSTIC_TASKS = (
     "0-1-4-5-0-1-4-5-0-1-4-5",
     "0-1-6-7-4-5-2-3-0-1-6-7",
 )
+#: The ant's (a subgoal is one colour): one held-out +1 transition, one seen +2 transition.
+ANT_DIAGNOSTIC_TASKS = ("0-1", "0-2")
 
 
 @dataclass
@@ -65,6 +68,14 @@ class ProbeConfig:
         metadata={"help": "base model: embedded default name, local directory or Hub repo id"},
     )
     out: str = field(default="runs/probe", metadata={"help": "output directory"})
+    data: str = field(
+        default="",
+        metadata={
+            "help": "clean demonstrations (.npz from `internal-rl collect --expert-mode mean`) "
+            "for models of envs other than the grid (the ant); empty = fresh GridPinpad "
+            "expert episodes"
+        },
+    )
     layers: list[int] = field(
         default_factory=list, metadata={"help": "layers for controllers (default: all 0..L)"}
     )
@@ -79,8 +90,11 @@ class ProbeConfig:
     eval_episodes: int = field(default=256, metadata={"help": "env episodes per layer"})
     task: str = field(default="post", metadata={"help": "evaluation task"})
     diagnostic_tasks: list[str] = field(
-        default_factory=lambda: list(DIAGNOSTIC_TASKS),
-        metadata={"help": "more tasks to evaluate the controllers on (split transitions/length)"},
+        default_factory=list,
+        metadata={
+            "help": "more tasks to evaluate the controllers on (split transitions/length; "
+            "default: a per-env set)"
+        },
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
@@ -131,9 +145,8 @@ def train_subgoal_controllers(
         e, g, act, mask = b["e"], b["subgoals"], b["actions"], b["mask"]
         with autocast(base.device, precision):
             e_top = base.run_layers(ctrl(e, g), layer, base.n_layers)
-            logits = base.heads(e_top, predict_obs=False).action_logits
-        logp = torch.log_softmax(logits.float(), -1)
-        nll_t = -logp.gather(-1, act[..., None])[..., 0]
+            head = base.heads(e_top, predict_obs=False)
+        nll_t = -action_log_prob(base, head, act)
         w = mask.float() if step_weights is None else step_weights(b)
         loss = (nll_t * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
@@ -178,12 +191,19 @@ def load_subgoal_controllers(path: str | Path, base) -> SubgoalControllers:
     return ctrl.to(base.device).eval()
 
 
+def action_log_prob(base, head, actions: torch.Tensor) -> torch.Tensor:
+    """log p(a_t) under the base model's action head (categorical or Gaussian), in float32."""
+    head = type(head)(**{k: v if v is None else v.float() for k, v in vars(head).items()})
+    return base.action_distribution(head, validate_args=False).log_prob(actions)
+
+
 @torch.no_grad()
 def controlled_log_probs(
     base, ctrl: SubgoalControllers | None, layer: int, b: dict[str, np.ndarray]
 ) -> torch.Tensor:
     """(B, T, n_actions) teacher-forced action log-probabilities on a padded episode batch, with
-    the controller of each step's true subgoal at ``layer`` (``ctrl=None``: the base model alone)."""
+    the controller of each step's true subgoal at ``layer`` (``ctrl=None``: the base model alone).
+    Discrete actions only."""
     obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
     g = torch.as_tensor(b["subgoals"], device=base.device)
     intervention = (lambda e: ctrl(e, g)) if ctrl is not None else None
@@ -191,13 +211,23 @@ def controlled_log_probs(
     return torch.log_softmax(out.action_logits.float(), -1)
 
 
-def controlled_nll(base, ctrl: SubgoalControllers | None, layer: int, data) -> float:
+@torch.no_grad()
+def controlled_nll(
+    base, ctrl: SubgoalControllers | None, layer: int, data, chunk: int = 256
+) -> float:
     """Teacher-forced action NLL on held-out episodes, with or without the controllers."""
-    b = data.batch(np.arange(data.n_episodes))
-    logp = controlled_log_probs(base, ctrl, layer, b)
-    act = torch.as_tensor(b["actions"], device=base.device)
-    mask = torch.as_tensor(b["mask"], device=base.device)
-    return float(-(logp.gather(-1, act[..., None])[..., 0] * mask).sum() / mask.sum())
+    total, steps = 0.0, 0.0
+    for s in range(0, data.n_episodes, chunk):
+        b = data.batch(np.arange(s, min(data.n_episodes, s + chunk)))
+        obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
+        g = torch.as_tensor(b["subgoals"], device=base.device).clamp(min=0)
+        intervention = (lambda e, g=g: ctrl(e, g)) if ctrl is not None else None
+        out = base(obs, intervention=intervention, layer=layer if ctrl is not None else None)
+        act = torch.as_tensor(b["actions"], device=base.device)
+        mask = torch.as_tensor(b["mask"], device=base.device)
+        total -= float((action_log_prob(base, out, act) * mask).sum())
+        steps += float(mask.sum())
+    return total / max(1.0, steps)
 
 
 def evaluate_controllers(
@@ -208,10 +238,11 @@ def evaluate_controllers(
     n_episodes: int,
     seed: int,
     greedy: bool = False,
+    env_id: str = "GridPinpad-v0",
 ) -> float:
     """Success rate on ``task`` when the controller of the env's current true subgoal is active
     at every step (``ctrl=None``: the base model alone). One batched forward per step."""
-    envs = [gym.make("GridPinpad-v0", task=task) for _ in range(n_episodes)]
+    envs = [gym.make(env_id, task=task) for _ in range(n_episodes)]
 
     def control(infos):
         if ctrl is None:
@@ -221,7 +252,10 @@ def evaluate_controllers(
 
     gen = torch.Generator().manual_seed(seed)
     seeds = [seed + i for i in range(n_episodes)]
-    return float(rollout(base, envs, seeds, gen, control=control, greedy=greedy).success.mean())
+    success = rollout(base, envs, seeds, gen, control=control, greedy=greedy).success
+    for env in envs:
+        env.close()
+    return float(success.mean())
 
 
 def probe(cfg: ProbeConfig) -> dict:
@@ -233,16 +267,34 @@ def probe(cfg: ProbeConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    held = collect_grid_demonstrations(cfg.probe_episodes, "pretraining", seed=cfg.seed + 7)
+    if cfg.data:
+        dataset = Demonstrations.load(cfg.data)
+        env_id = dataset.metadata.get("env_id", "GridPinpad-v0")
+        train, held = dataset.split(max(1, dataset.n_episodes // 5))
+        held_clean = held
+    else:
+        env_id, train = "GridPinpad-v0", None
+        held = collect_grid_demonstrations(cfg.probe_episodes, "pretraining", seed=cfg.seed + 7)
+        held_clean = collect_grid_demonstrations(512, "pretraining", seed=cfg.seed + 13)
+    grid = env_id == "GridPinpad-v0"
+    diagnostic_tasks = cfg.diagnostic_tasks or list(
+        DIAGNOSTIC_TASKS if grid else ANT_DIAGNOSTIC_TASKS
+    )
     probe_acc = diagnostics.probe_accuracy_by_layer(base, held, n_episodes=cfg.probe_episodes)
     print("probe accuracy by layer:", " ".join(f"{a:.3f}" for a in probe_acc))
-    held_clean = collect_grid_demonstrations(512, "pretraining", seed=cfg.seed + 13)
     nll_without = controlled_nll(base, None, 0, held_clean)
     layers = cfg.layers or list(range(base.n_layers + 1))
-    no_control = evaluate_controllers(base, None, 0, cfg.task, cfg.eval_episodes, cfg.seed)
+    no_control = evaluate_controllers(
+        base, None, 0, cfg.task, cfg.eval_episodes, cfg.seed, env_id=env_id
+    )
     # Behaviour cloning: the base model acting from its own action head, no controller. The
     # task is not in the observation, so the measure is completing *some* pretraining task.
-    free_play = diagnostics.grid_free_play(base, n_episodes=cfg.eval_episodes, seed=cfg.seed)
+    if grid:
+        free_play = diagnostics.grid_free_play(base, n_episodes=cfg.eval_episodes, seed=cfg.seed)
+    else:
+        free_play = diagnostics.env_free_play(
+            base, env_id, ANT_PRETRAINING_TASKS, n_episodes=cfg.eval_episodes, seed=cfg.seed
+        )
     bc_pretraining = free_play["task_consistent"]
     print(f"base model alone: completes a pretraining task in {bc_pretraining:.3f} of episodes")
     results: list[dict] = []
@@ -252,6 +304,7 @@ def probe(cfg: ProbeConfig) -> dict:
         early keeps them)."""
         report = {
             "base_model": cfg.base_model,
+            "env_id": env_id,
             "n_layers": base.n_layers,
             "probe_accuracy_by_layer": probe_acc,
             "probe_majority_baseline": diagnostics.majority_baseline(held, cfg.probe_episodes),
@@ -271,15 +324,19 @@ def probe(cfg: ProbeConfig) -> dict:
 
     report = write_report()
     for layer in layers:
-        batches = fresh_activation_batches(
-            base,
-            layer,
-            "pretraining",
-            16 * cfg.batch_size,
-            cfg.batch_size,
-            cfg.seed + 11,
-            workers=cfg.data_workers,
-        )
+        if train is None:
+            batches = fresh_activation_batches(
+                base,
+                layer,
+                "pretraining",
+                16 * cfg.batch_size,
+                cfg.batch_size,
+                cfg.seed + 11,
+                workers=cfg.data_workers,
+            )
+        else:
+            pool = EpisodePool(train, cfg.batch_size, cfg.seed + 11)
+            batches = residual_stream_batches(base, layer, iter(pool.next_batch, None))
         ctrl, nll = train_subgoal_controllers(
             base,
             batches,
@@ -291,25 +348,23 @@ def probe(cfg: ProbeConfig) -> dict:
             cfg.seed,
             cfg.precision,
         )
-        batches.close()  # stops its data workers before the evaluation
+        batches.close()  # stops any data workers before the evaluation
         held_nll = controlled_nll(base, ctrl, layer, held_clean)
         atomic_write_bytes(
             out / f"controllers_layer{layer}.safetensors",
             lambda tmp, ctrl=ctrl: save_file(ctrl.state_dict(), str(tmp)),
         )
-        sampled = evaluate_controllers(base, ctrl, layer, cfg.task, cfg.eval_episodes, cfg.seed)
-        greedy = evaluate_controllers(
-            base, ctrl, layer, cfg.task, cfg.eval_episodes, cfg.seed, greedy=True
-        )
+
+        def success(task: str, greedy: bool = False, ctrl=ctrl, layer=layer) -> float:
+            return evaluate_controllers(
+                base, ctrl, layer, task, cfg.eval_episodes, cfg.seed, greedy=greedy, env_id=env_id
+            )
+
+        sampled, greedy = success(cfg.task), success(cfg.task, greedy=True)
         # the same controllers on the pretraining tasks: steerability without the held-out
         # task's new (+1) transitions and length
-        in_dist = evaluate_controllers(
-            base, ctrl, layer, "pretraining", cfg.eval_episodes, cfg.seed
-        )
-        by_task = {
-            t: evaluate_controllers(base, ctrl, layer, t, cfg.eval_episodes, cfg.seed)
-            for t in cfg.diagnostic_tasks
-        }
+        in_dist = success("pretraining")
+        by_task = {t: success(t) for t in diagnostic_tasks}
         results.append(
             {
                 "layer": layer,

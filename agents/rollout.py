@@ -29,7 +29,7 @@ class Rollouts:
         n, t = len(self.actions), int(self.lengths.max())
         d = self.obs[0].shape[-1]
         obs = np.zeros((n, t + 1, d), dtype=np.float32)
-        act = np.zeros((n, t), dtype=self.actions[0].dtype)
+        act = np.zeros((n, t, *self.actions[0].shape[1:]), dtype=self.actions[0].dtype)
         logp = np.zeros((n, t), dtype=np.float32)
         mask = np.zeros((n, t), dtype=bool)
         for i in range(n):
@@ -52,7 +52,9 @@ def rollout(
     control: Callable[[list[dict]], tuple[Callable, int] | None] | None = None,
     greedy: bool = False,
 ) -> Rollouts:
-    """Run one episode in each env with the base model's own (discrete) action head.
+    """Run one episode in each env with the base model's own action head: a categorical
+    sample (``greedy``: its mode), or for continuous actions a Gaussian sample (``greedy``: its
+    mean) clipped to the env's action bounds (log-probabilities are of the unclipped sample).
 
     ``control(infos)`` may return ``(intervention, layer)`` for this step, given each env's
     latest info (e.g. ground-truth controllers selected by ``info["subgoal"]``).
@@ -62,7 +64,8 @@ def rollout(
     obs = np.stack([o for o, _ in first]).astype(np.float32)
     infos = [info for _, info in first]
     trajectories = [[o] for o in obs]
-    actions: list[list[int]] = [[] for _ in range(n)]
+    actions: list[list] = [[] for _ in range(n)]
+    space = envs[0].action_space
     logps: list[list[float]] = [[] for _ in range(n)]
     success = np.zeros(n, dtype=bool)
     returns = np.zeros(n, dtype=np.float32)
@@ -74,18 +77,26 @@ def rollout(
         head, _ = base.step(
             torch.as_tensor(obs, device=base.device), state, intervention=intervention, layer=layer
         )
-        logp_all = torch.log_softmax(head.action_logits.float(), -1).cpu()
-        if greedy:
-            a = logp_all.argmax(-1)
+        if base.action_type == "discrete":
+            logp_all = torch.log_softmax(head.action_logits.float(), -1).cpu()
+            if greedy:
+                a = logp_all.argmax(-1)
+            else:
+                a = torch.multinomial(logp_all.exp(), 1, generator=generator)[:, 0]
+            lp = logp_all.gather(-1, a[:, None])[:, 0].numpy()
+            a = a.numpy()
         else:
-            a = torch.multinomial(logp_all.exp(), 1, generator=generator)[:, 0]
-        lp = logp_all.gather(-1, a[:, None])[:, 0].numpy()
-        a = a.numpy()
+            mean = head.action_mean.float().cpu()
+            std = head.action_log_std.float().exp().cpu()
+            raw = mean if greedy else mean + std * torch.randn(mean.shape, generator=generator)
+            lp = torch.distributions.Normal(mean, std).log_prob(raw).sum(-1).numpy()
+            a = np.clip(raw.numpy(), space.low, space.high).astype(space.dtype)
         for i in np.nonzero(active)[0]:
-            o, r, term, trunc, info = envs[i].step(int(a[i]))
+            a_i = int(a[i]) if base.action_type == "discrete" else a[i]
+            o, r, term, trunc, info = envs[i].step(a_i)
             obs[i], infos[i] = o, info
             trajectories[i].append(o)
-            actions[i].append(int(a[i]))
+            actions[i].append(a_i)
             logps[i].append(float(lp[i]))
             returns[i] += r
             if term or trunc:
@@ -93,7 +104,10 @@ def rollout(
                 success[i] = bool(info.get("success", False))
     return Rollouts(
         obs=[np.stack(t) for t in trajectories],
-        actions=[np.array(a, dtype=np.int64) for a in actions],
+        actions=[
+            np.array(a, dtype=np.int64 if base.action_type == "discrete" else np.float32)
+            for a in actions
+        ],
         log_probs=[np.array(lp, dtype=np.float32) for lp in logps],
         success=success,
         returns=returns,

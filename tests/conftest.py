@@ -126,3 +126,28 @@ def as_if_saved_on_a_gpu(path) -> None:
                 assert data.count(cpu) == 1, "unexpected torch.save layout"
                 data = data.replace(cpu, cuda)
             z.writestr(info, data)
+
+
+@pytest.fixture(scope="session")
+def tiny_ant(tmp_path_factory):
+    """A tiny Hawk AntPinpad base model on disk and a small clean (mean-expert) dataset."""
+    from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
+    from internal_rl_gym.models import BaseModel
+
+    root = tmp_path_factory.mktemp("tiny_ant")
+    torch.manual_seed(0)
+    base = BaseModel(
+        arch="hawk",
+        obs_dim=41,
+        action_dim=8,
+        action_type="continuous",
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_mlp=32,
+        name="tiny-ant",
+    )
+    base.save_pretrained(root / "base")
+    data = collect_ant_demonstrations(10, "pretraining", seed=0, stochastic=False)
+    data.save(root / "clean.npz")
+    return {"base_model": str(root / "base"), "data": str(root / "clean.npz")}

@@ -158,6 +158,20 @@ def test_wrong_colour_terminates_and_right_colours_succeed():
         env.step(ZERO)
 
 
+def test_free_play_reports_wrong_colours_without_ending():
+    """terminate_on_wrong_colour=False (free play): a wrong colour is only reported."""
+    env, _, info = make(task=(0, 1), terminate_on_wrong_colour=False)
+    assert info["visited"] == -1
+    teleport(env, *CENTRE[8])  # colour 1 before colour 0
+    _, r, term, _, info = env.step(ZERO)
+    assert (r, term, info["visited"], info["progress"]) == (0.0, False, 1, 0)
+    _, _, _, _, info = env.step(ZERO)  # staying on the cell is not a new visit
+    assert info["visited"] == -1
+    teleport(env, *CENTRE[4])
+    _, _, term, _, info = env.step(ZERO)
+    assert (term, info["visited"], info["progress"]) == (False, 0, 1)
+
+
 def test_leaving_the_grid_terminates():
     env, _, _ = make()
     teleport(env, -4.5, 3.0)

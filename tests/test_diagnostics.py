@@ -28,3 +28,38 @@ def test_last_visited_colour_labels():
     targets = np.array([[0, 0, 1, 1, 4, 5, -1], [6, 7, 7, 2, 3, -1, -1]])
     expected = np.array([[8, 8, 0, 0, 1, 4, 4], [8, 6, 6, 7, 2, 2, 2]])
     assert np.array_equal(last_visited_colours(targets), expected)
+
+
+def test_free_play_judge_ends_on_a_finished_or_impossible_task():
+    """_AnyTaskJudge: success = the colours visited form one of the tasks; any colour that no
+    task continues with ends the episode at once."""
+    import gymnasium as gym
+
+    from agents.diagnostics import _AnyTaskJudge
+
+    class Scripted(gym.Env):
+        observation_space = gym.spaces.Box(0, 1, (1,))
+        action_space = gym.spaces.Discrete(1)
+
+        def __init__(self, visits):
+            self.visits = visits
+
+        def reset(self, **kwargs):
+            self.t = 0
+            return np.zeros(1, np.float32), {}
+
+        def step(self, action):
+            v, self.t = self.visits[self.t], self.t + 1
+            return np.zeros(1, np.float32), 0.0, False, self.t == len(self.visits), {"visited": v}
+
+    def play(visits):
+        env = _AnyTaskJudge(Scripted(visits), tasks=[(0, 2, 1), (1, 3)])
+        env.reset()
+        for k in range(len(visits)):
+            *_, term, trunc, info = env.step(0)
+            if term or trunc:
+                return k + 1, info["success"], env.visited
+
+    assert play([-1, 0, -1, 2, 1, -1]) == (5, True, (0, 2, 1))
+    assert play([1, -1, 0, -1]) == (3, False, (1, 0))  # 1-0 starts no task
+    assert play([-1, 1, -1]) == (3, False, (1,))  # time ran out mid-task

@@ -208,3 +208,22 @@ def test_bf16_autocast_is_reproducible_and_close_to_fp32(tiny_checkpoints, tmp_p
     assert runs["a"]["nll"] == pytest.approx(runs["f"]["nll"], rel=0.05)
     with pytest.raises(ValueError, match="precision must be one of"):
         discover(_config(tiny_checkpoints, tmp_path / "x", precision="fp16"))
+
+
+def test_trains_on_the_ants_continuous_actions(tiny_ant, tmp_path):
+    cfg = DiscoverConfig(
+        base_model=tiny_ant["base_model"],
+        data=tiny_ant["data"],
+        out=str(tmp_path / "d"),
+        steps=4,
+        eval_every=4,
+        batch_size=4,
+        holdout=2,
+        kl_warmup=0,
+        threads=1,
+    )
+    summary = discover(cfg)
+    (r,) = summary["runs"]
+    assert np.isfinite(r["nll"]) and np.isfinite(r["kl"])
+    assert "abstract_action_check" not in summary  # a GridPinpad-only check
+    assert (tmp_path / "d" / "alpha_0.1" / "model" / "model.safetensors").is_file()

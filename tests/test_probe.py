@@ -198,3 +198,29 @@ def test_plot_draws_controller_success_in_layer_order(tmp_path, monkeypatch):
     plot(report, tmp_path)
     assert drawn[1:] == [[0, 3, 6], [0, 3, 6]]
     assert (tmp_path / "probe.png").is_file()
+
+
+def test_probe_on_the_ant_reads_a_dataset_and_handles_torques(tiny_ant, tmp_path):
+    """Continuous actions: Gaussian controller loss, Gaussian rollouts, ant free play."""
+    from agents.probe import ANT_DIAGNOSTIC_TASKS
+
+    cfg = ProbeConfig(
+        base_model=tiny_ant["base_model"],
+        data=tiny_ant["data"],
+        out=str(tmp_path / "probe"),
+        layers=[1],
+        controller_steps=40,
+        batch_size=4,
+        lr=1e-2,
+        eval_episodes=2,
+        probe_episodes=10,
+        threads=1,
+    )
+    report = probe(cfg)
+    assert report["env_id"] == "AntPinpad-v0" and report["task"] == "post"
+    assert set(report["bc_free_play"]) >= {"task_consistent", "mean_colours_visited"}
+    (c,) = report["controllers"]
+    assert set(c["success_by_task"]) == set(ANT_DIAGNOSTIC_TASKS)
+    # the controllers fit the expert's torques better than the base model alone, held out
+    assert c["heldout_nll"] < report["heldout_nll_without_control"]
+    assert (tmp_path / "probe" / "controllers_layer1.safetensors").is_file()

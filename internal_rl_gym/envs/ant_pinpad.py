@@ -181,8 +181,9 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     ``is_success`` (bool; the key SB3 logs), ``target`` (the next colour, -1 once done),
     ``subgoal`` (for the ant the abstract subgoal is the target colour itself; for evaluation and
     probes only), ``progress`` (colours visited so far), ``task``, ``x_position``, ``y_position``,
-    ``cell`` (the cell of the ant's centre, -1 outside the grid) and ``termination`` (``""``,
-    ``"success"``, ``"wall"``, ``"unhealthy"``, ``"wrong_colour"`` or ``"left_grid"``).
+    ``cell`` (the cell of the ant's centre, -1 outside the grid), ``visited`` (the colour entered
+    on this step, -1 if none) and ``termination`` (``""``, ``"success"``, ``"wall"``,
+    ``"unhealthy"``, ``"wrong_colour"`` or ``"left_grid"``).
 
     ## Arguments
     * ``task``: a colour sequence (``(0, 1, 2, 3)`` or ``"0-1-2-3"``), ``"pretraining"`` (one of the
@@ -200,9 +201,12 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     * ``render_mode`` (``"rgb_array"``, ``"depth_array"`` or ``"human"``), ``width``, ``height``:
       the default camera looks straight down on the whole grid. Headless rendering needs
       ``MUJOCO_GL=egl`` (or ``osmesa``).
+    * ``terminate_on_wrong_colour`` (True, the paper's rule): with False a wrong colour is only
+      reported in ``info["visited"]`` and the episode goes on (free play, for analysing models).
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release; ``terminate_on_wrong_colour`` and ``info["visited"]`` added later
+      (defaults unchanged).
     """
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 20}
@@ -224,6 +228,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
+        terminate_on_wrong_colour: bool = True,
     ) -> None:
         EzPickle.__init__(
             self,
@@ -242,6 +247,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             render_mode,
             width,
             height,
+            terminate_on_wrong_colour,
         )
         if size < 2:
             raise ValueError(f"size must be at least 2, got {size}.")
@@ -281,6 +287,8 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         self.healthy_z_range = (float(lo), float(hi))
         self.start_margin, self.relative_frame = start_margin, relative_frame
         self.filter_unsolvable = filter_unsolvable
+        self.terminate_on_wrong_colour = terminate_on_wrong_colour
+        self._visited = -1
         self.task_sampler = self._resolve(task)
         self.task: Task = self.task_sampler.tasks[0]
         self._xml_file = xml_file or GYMNASIUM_ANT_XML
@@ -383,6 +391,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         self.cell = agent
         self.progress, self.steps, self.success = 0, 0, False
         self.termination = ""
+        self._visited = -1
         self._done = False
         self._layout_ready = True
         self._on_reset()
@@ -413,6 +422,8 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         self.cell = cell
         reward, terminated = 0.0, False
         lo, hi = self.healthy_z_range
+        entered = cell >= 0 and cell != prev_cell and not self._is_wall[cell]
+        self._visited = int(self._colour_at[cell]) if entered else -1
         if cell < 0:
             self.termination, terminated = "left_grid", True
         elif self._is_wall[cell]:
@@ -425,7 +436,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
                 if self.progress == len(self.task):
                     self.success, terminated, reward = True, True, 1.0
                     self.termination = "success"
-            else:
+            elif self.terminate_on_wrong_colour:
                 self.termination, terminated = "wrong_colour", True
         truncated = not terminated and self.steps >= self.max_steps
         self._done = terminated or truncated
@@ -545,6 +556,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             "x_position": float(self.data.qpos[0]),
             "y_position": float(self.data.qpos[1]),
             "cell": self.cell,
+            "visited": self._visited,
             "termination": self.termination,
         }
 

@@ -330,13 +330,19 @@ class CausalConv1D(nn.Module):
 class RGLRU(nn.Module):
     """Real-Gated Linear Recurrent Unit (Griffin, De et al. 2024).
 
-    ``r_t = σ(W_a x_t + b_a)``, ``i_t = σ(W_x x_t + b_x)``, ``a_t = σ(Λ)^(c·r_t)`` (c = 8),
+    ``r_t = σ(W_a x_t + b_a)``, ``i_t = σ(W_x x_t + b_x)``, ``a_t = max(σ(Λ)^(c·r_t), e^-4)`` (c = 8),
     ``h_t = a_t ⊙ h_{t-1} + sqrt(1 - a_t²) ⊙ (i_t ⊙ x_t)``, ``h_0 = 0``.
     The gates ``W_a``, ``W_x`` are block-diagonal with ``n_heads`` blocks; ``σ(Λ)`` is
     initialised uniformly in [0.9, 0.999].
     """
 
     c: float = 8.0
+    #: Floor on ``log a_t`` (a_t >= e^-4 ~ 0.018): forgetting is already near total there, and
+    #: the floor keeps the chunked scan in ``forward`` finite (``exp(-Σ log a)`` over a chunk).
+    min_log_a: float = -4.0
+    #: Timesteps per chunk of the scan in ``forward``: the recurrence runs in closed form inside
+    #: a chunk and sequentially across chunks (T / chunk Python steps instead of T).
+    chunk: int = 16
 
     def __init__(
         self,
@@ -353,26 +359,36 @@ class RGLRU(nn.Module):
         self.a_param = nn.Parameter(torch.logit(a0))  # Λ, with σ(Λ) = a0
 
     def _coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-timestep ``(a_t, sqrt(1 - a_t²) ⊙ i_t ⊙ x_t)``; any leading shape."""
+        """Per-timestep ``(log a_t, sqrt(1 - a_t²) ⊙ i_t ⊙ x_t)``; any leading shape."""
         r = torch.sigmoid(self.gate_a(x))
         i = torch.sigmoid(self.gate_x(x))
-        log_a = -self.c * F.softplus(-self.a_param) * r  # log σ(Λ)^(c r)
-        a = torch.exp(log_a)
+        log_a = (-self.c * F.softplus(-self.a_param) * r).clamp(min=self.min_log_a)
         multiplier = torch.sqrt(-torch.expm1(2.0 * log_a))  # sqrt(1 - a²), stable near a = 1
-        return a, multiplier * (i * x)
+        return log_a, multiplier * (i * x)
 
     def forward(self, x: Tensor) -> Tensor:
-        a, b = self._coefficients(x)  # (B, T, W) each, vectorised over time
+        log_a, b = self._coefficients(x)  # (B, T, W) each, vectorised over time
+        dtype, (n_batch, n_time, width) = b.dtype, b.shape
+        log_a, b = log_a.float(), b.float()
+        pad = (-n_time) % self.chunk
+        if pad:
+            log_a, b = F.pad(log_a, (0, 0, 0, pad)), F.pad(b, (0, 0, 0, pad))
+        shape = (n_batch, -1, self.chunk, width)
+        # Inside a chunk, with L_t = Σ_{s<=t} log a_s: h_t = e^{L_t} (h_0 + Σ_{s<=t} e^{-L_s} b_s).
+        cum_log_a = log_a.reshape(shape).cumsum(2)
+        weighted = (torch.exp(-cum_log_a) * b.reshape(shape)).cumsum(2)
+        decay = torch.exp(cum_log_a)
         h = torch.zeros_like(b[:, 0])
         out = []
-        for t in range(x.shape[1]):  # the linear recurrence itself is sequential
-            h = a[:, t] * h + b[:, t]
-            out.append(h)
-        return torch.stack(out, dim=1)
+        for k in range(cum_log_a.shape[1]):  # across chunks the recurrence is sequential
+            chunk = decay[:, k] * (weighted[:, k] + h[:, None])
+            out.append(chunk)
+            h = chunk[:, -1]
+        return torch.cat(out, dim=1)[:, :n_time].to(dtype)
 
     def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = self._coefficients(x)
-        h = a * h + b
+        log_a, b = self._coefficients(x)
+        h = torch.exp(log_a) * h + b
         return h, h
 
 
