@@ -321,16 +321,19 @@ def format_report(r: dict[str, float]) -> str:
 class _AnyTaskJudge(gym.Wrapper):
     """Free play in an env built with ``terminate_on_wrong_colour=False``: ends the episode when
     the colours visited (``info["visited"]``) stop being a prefix of one of ``tasks``, or form
-    one; ``info["success"]`` is then "completed *some* task"."""
+    one; ``info["success"]`` is then "completed *some* task". ``ending`` says why it ended:
+    ``"task_done"``, ``"no_task"`` (a colour no task continues with), ``"time"``, or the env's
+    own ``info["termination"]`` (the ant: ``"unhealthy"``, ``"wall"``, ``"left_grid"``)."""
 
     def __init__(self, env: gym.Env, tasks) -> None:
         super().__init__(env)
         self.prefixes = {tuple(t[:k]) for t in tasks for k in range(len(t) + 1)}
         self.complete = {tuple(t) for t in tasks}
         self.visited: tuple[int, ...] = ()
+        self.ending = ""
 
     def reset(self, **kwargs):
-        self.visited = ()
+        self.visited, self.ending = (), ""
         obs, info = self.env.reset(**kwargs)
         return obs, {**info, "success": False}
 
@@ -339,6 +342,14 @@ class _AnyTaskJudge(gym.Wrapper):
         if info["visited"] >= 0:
             self.visited = self.visited + (int(info["visited"]),)
         done = self.visited not in self.prefixes or self.visited in self.complete
+        if self.visited in self.complete:
+            self.ending = "task_done"
+        elif done:
+            self.ending = "no_task"
+        elif term:
+            self.ending = info.get("termination") or "env"
+        elif trunc:
+            self.ending = "time"
         return obs, r, term or done, trunc, {**info, "success": self.visited in self.complete}
 
 
@@ -363,10 +374,12 @@ def env_free_play(
     gen = torch.Generator().manual_seed(seed)
     out = rollout(model, envs, [seed + i for i in range(n_episodes)], gen, greedy=greedy)
     visits = [len(env.visited) for env in envs]
+    endings = [env.ending for env in envs]
     for env in envs:
         env.close()
     return {
         "task_consistent": float(out.success.mean()),
         "mean_colours_visited": float(np.mean(visits)),
         "mean_length": float(out.lengths.mean()),
+        **{f"ended_{e}": endings.count(e) / len(endings) for e in sorted(set(endings))},
     }

@@ -6,7 +6,9 @@ For the CPU presets (grid transformer: d_model 128, 6 layers; ant Hawk: d_model 
   * training throughput: tokens/s of forward + backward + AdamW on batches of 64 sequences, in
     fp32 and under bfloat16 autocast (``internal-rl pretrain --precision bf16``);
   * single-step latency for one new timestep at context position t, with the cache (KV cache /
-    recurrent state) vs recomputing the whole prefix, at batch 1 and 16.
+    recurrent state) vs recomputing the whole prefix, at batch 1 and 16;
+  * Hawk only: training throughput at an ant episode's length (256 steps) with the chunked
+    RG-LRU scan (``RGLRU.chunk`` = 16, the default) vs the per-timestep recurrence (chunk 1).
 Random weights: speed does not depend on training.
 """
 
@@ -24,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json, autocast  # noqa: E402
 from internal_rl_gym.models import ANT_CPU_PRESET, GRID_CPU_PRESET, BaseModel  # noqa: E402
+from internal_rl_gym.models.layers import RGLRU  # noqa: E402
 
 
 def timeit(fn, min_seconds: float = 1.0) -> float:
@@ -83,6 +86,26 @@ def step_latency(model: BaseModel, batch: int, position: int, seconds: float) ->
     return {"cached_ms": cached_s * 1e3, "recompute_ms": timeit(recompute, seconds) * 1e3}
 
 
+def scan_speedup(model: BaseModel, seconds: float, t: int = 256) -> dict[str, float]:
+    """bf16 training tokens/s with the chunked RG-LRU scan vs one Python step per timestep,
+    alternating the two so that machine noise hits both alike."""
+    default, rates = RGLRU.chunk, {"chunked": [], "per_timestep": []}
+    try:
+        for _ in range(2):
+            for name, chunk in (("chunked", default), ("per_timestep", 1)):
+                RGLRU.chunk = chunk
+                rates[name].append(training_tokens_per_s(model, 64, t, seconds / 2, 1)["bf16"])
+    finally:
+        RGLRU.chunk = default
+    chunked, per_step = (sum(v) / len(v) for v in rates.values())
+    return {
+        "chunk": default,
+        "tokens_per_s_chunked": round(chunked),
+        "tokens_per_s_per_timestep": round(per_step),
+        "speedup": round(chunked / per_step, 2),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--threads", type=int, default=1)
@@ -119,6 +142,8 @@ def main() -> None:
                 entry[f"step_b{batch}_t{pos}"] = {k: round(v, 3) for k, v in lat.items()} | {
                     "speedup": round(lat["recompute_ms"] / lat["cached_ms"], 2)
                 }
+        if model.arch == "hawk":
+            entry["scan_t256_bf16"] = scan_speedup(model.train(), args.seconds)
         result[name] = entry
         print(name, json.dumps(entry, indent=1))
     atomic_write_json(args.out, result)

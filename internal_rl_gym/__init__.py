@@ -48,6 +48,16 @@ def register_envs() -> None:
             "task": "post",
         },
     )
+    register(
+        "InternalControl-Ant-v0",
+        internal,
+        kwargs={
+            "env_id": "AntPinpad-v0",
+            "base_model": "ant-hawk",
+            "metacontroller": "ant-metacontroller",
+            "task": "post",
+        },
+    )
 
 
 register_envs()

@@ -79,6 +79,13 @@ DEFAULT_CHECKPOINTS: dict[str, DefaultCheckpoint] = {
             "internal-rl-gym/pinpad-metacontroller",
             base_model="pinpad-transformer",
         ),
+        DefaultCheckpoint("ant-hawk", "base_model", "internal-rl-gym/ant-hawk"),
+        DefaultCheckpoint(
+            "ant-metacontroller",
+            "metacontroller",
+            "internal-rl-gym/ant-metacontroller",
+            base_model="ant-hawk",
+        ),
     )
 }
 

@@ -130,9 +130,11 @@ def as_if_saved_on_a_gpu(path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_ant(tmp_path_factory):
-    """A tiny Hawk AntPinpad base model on disk and a small clean (mean-expert) dataset."""
+    """A tiny Hawk AntPinpad base model and metacontroller on disk (InternalControl kwargs) and
+    a small clean (mean-expert) dataset under ``"data"``."""
     from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
-    from internal_rl_gym.models import BaseModel
+    from internal_rl_gym.hub import model_fingerprint
+    from internal_rl_gym.models import BaseModel, Metacontroller
 
     root = tmp_path_factory.mktemp("tiny_ant")
     torch.manual_seed(0)
@@ -148,6 +150,21 @@ def tiny_ant(tmp_path_factory):
         name="tiny-ant",
     )
     base.save_pretrained(root / "base")
+    meta = Metacontroller(
+        d_model=16,
+        layer=1,
+        n_z=4,
+        n_h=8,
+        n_s=8,
+        rank=0,
+        base_model_name="tiny-ant",
+        base_model_fingerprint=model_fingerprint(base),
+    )
+    meta.save_pretrained(root / "meta")
     data = collect_ant_demonstrations(10, "pretraining", seed=0, stochastic=False)
     data.save(root / "clean.npz")
-    return {"base_model": str(root / "base"), "data": str(root / "clean.npz")}
+    return {
+        "base_model": str(root / "base"),
+        "metacontroller": str(root / "meta"),
+        "data": str(root / "clean.npz"),
+    }

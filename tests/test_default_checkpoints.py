@@ -69,3 +69,32 @@ def test_internal_control_pinpad_runs_out_of_the_box_with_stock_ppo():
         sb3_check_env(env, warn=True)
     PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(64)
     env.close()
+
+
+def _ant_defaults_shipped() -> bool:
+    return {"ant-hawk", "ant-metacontroller"} <= set(available_defaults())
+
+
+@pytest.mark.skipif(not _ant_defaults_shipped(), reason="ant defaults not committed")
+def test_internal_control_ant_runs_out_of_the_box_with_stock_ppo():
+    """The continuous twin of the grid test: torques from the Hawk base model's Gaussian head."""
+    import warnings
+
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("InternalControl-Ant-v0", max_primitive_steps=20)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(infinite|inf|precision).*")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env, warn=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (env.unwrapped.base_model.d_model,)
+    *_, info = env.step(env.action_space.sample())
+    torques = np.stack(info["primitive_actions"])
+    assert torques.shape[1] == 8 and np.all(np.abs(torques) <= 1.0)
+    PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(64)
+    env.close()

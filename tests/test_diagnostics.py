@@ -58,8 +58,8 @@ def test_free_play_judge_ends_on_a_finished_or_impossible_task():
         for k in range(len(visits)):
             *_, term, trunc, info = env.step(0)
             if term or trunc:
-                return k + 1, info["success"], env.visited
+                return k + 1, info["success"], env.visited, env.ending
 
-    assert play([-1, 0, -1, 2, 1, -1]) == (5, True, (0, 2, 1))
-    assert play([1, -1, 0, -1]) == (3, False, (1, 0))  # 1-0 starts no task
-    assert play([-1, 1, -1]) == (3, False, (1,))  # time ran out mid-task
+    assert play([-1, 0, -1, 2, 1, -1]) == (5, True, (0, 2, 1), "task_done")
+    assert play([1, -1, 0, -1]) == (3, False, (1, 0), "no_task")  # 1-0 starts no task
+    assert play([-1, 1, -1]) == (3, False, (1,), "time")  # time ran out mid-task

@@ -306,24 +306,14 @@ def test_internal_control_loads_checkpoints_from_the_hub(fake_hub, tiny_checkpoi
     np.testing.assert_array_equal(offline.reset(seed=0)[0], local.reset(seed=0)[0])
 
 
-def test_env_agnostic_continuous_control_on_the_ant():
+def test_env_agnostic_continuous_control_on_the_ant(tiny_ant):
     """The same machinery drives a Hawk base model with torques on AntPinpad (what
-    InternalControl-Ant-v0 will register once ant checkpoints exist)."""
-    from internal_rl_gym.models import BaseModel, Metacontroller
+    InternalControl-Ant-v0 registers with the embedded ant checkpoints)."""
+    from internal_rl_gym.hub import load_base_model, load_metacontroller
 
-    torch.manual_seed(0)
     task_env = gym.make("AntPinpad-v0")
-    base = BaseModel(
-        arch="hawk",
-        obs_dim=task_env.observation_space.shape[0],
-        action_dim=8,
-        action_type="continuous",
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_mlp=32,
-    ).eval()
-    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=0).eval()
+    base = load_base_model(tiny_ant["base_model"])
+    meta = load_metacontroller(tiny_ant["metacontroller"], base_model=base)
     env = InternalControlWrapper(task_env, base, meta, max_primitive_steps=5)
     gym_check_env(env, skip_render_check=True)
     env.reset(seed=0)

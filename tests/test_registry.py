@@ -25,14 +25,15 @@ ALLOWED_WARNINGS = ("infinite", "inf", "Box bound precision lowered")
 
 
 @pytest.fixture
-def make(tiny_checkpoints):
-    """``gym.make`` for any of our ids; InternalControl ids get tiny local checkpoints (the
-    embedded defaults are tested on their own in test_default_checkpoints.py)."""
+def make(tiny_checkpoints, tiny_ant):
+    """``gym.make`` for any of our ids; InternalControl ids get tiny local checkpoints for their
+    task env (the embedded defaults are tested on their own in test_default_checkpoints.py)."""
 
     def _make(env_id, **kw):
         spec = gym.spec(env_id)
         if spec.entry_point.endswith(":InternalControlEnv"):
-            kw = {**tiny_checkpoints, **kw}
+            tiny = tiny_ant if spec.kwargs.get("env_id") == "AntPinpad-v0" else tiny_checkpoints
+            kw = {"base_model": tiny["base_model"], "metacontroller": tiny["metacontroller"], **kw}
         return gym.make(env_id, **kw)
 
     return _make
