@@ -484,6 +484,7 @@ def train_one(
     held: CachedActivations,
     out: Path,
     device: torch.device,
+    env_id: str = "GridPinpad-v0",
 ) -> dict[str, float]:
     seed_everything(cfg.seed)
     layer = cfg.layer if cfg.layer >= 0 else base.n_layers // 2
@@ -576,6 +577,7 @@ def train_one(
         report = evaluate_metacontroller(meta, base, held, alpha, cfg.tolerance)
         atomic_save_pretrained(meta, out / "model")
     report["warning"] = collapse_warning(report, cfg.action_targets) or ""
+    report["env_id"] = env_id  # the card's environment (`internal-rl push --eval-json`)
     atomic_write_json(out / "report.json", report)
     return report
 
@@ -609,6 +611,7 @@ def discover(cfg: DiscoverConfig) -> dict:
     t0 = time.time()
     train_source, held_data = load_demonstrations(cfg)
     held = cache_activations(base, held_data, layer)
+    env_id = held_data.metadata.get("env_id", "GridPinpad-v0")
     what = f"fresh '{train_source}' episodes" if isinstance(train_source, str) else "a dataset"
     print(f"training on {what}; {len(held.lengths)} held-out episodes ({time.time() - t0:.1f}s)")
     reports = []
@@ -616,7 +619,16 @@ def discover(cfg: DiscoverConfig) -> dict:
         run = out / f"alpha_{alpha:g}"
         reports.append(
             train_one(
-                cfg, alpha, base, cfg.base_model, fingerprint, train_source, held, run, device
+                cfg,
+                alpha,
+                base,
+                cfg.base_model,
+                fingerprint,
+                train_source,
+                held,
+                run,
+                device,
+                env_id,
             )
         )
     best = max(reports, key=lambda r: r["switch_f1"])
@@ -630,7 +642,7 @@ def discover(cfg: DiscoverConfig) -> dict:
     plot_summary(out, reports)
     best_dir = out / f"alpha_{best['alpha']:g}" / "model"
     plot_beta_traces(best_dir, base, held, out / "beta_trace.png")
-    if held_data.metadata.get("env_id", "GridPinpad-v0") == "GridPinpad-v0":
+    if env_id == "GridPinpad-v0":
         best_meta = load_metacontroller(best_dir, base_model=base)
         summary["abstract_action_check"] = abstract_action_check(base, best_meta, seed=cfg.seed)
         atomic_write_json(out / "summary.json", summary)
