@@ -74,6 +74,11 @@ def train_raw(cfg: BaselineConfig) -> dict:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     base = load_base_model(cfg.base_model).to(device)
+    if base.action_type != "discrete":
+        raise ValueError(
+            f"{cfg.base_model} has continuous actions; the raw-action baseline supports "
+            "discrete-action base models (the grid) only so far."
+        )
     base.requires_grad_(True).train()
     opt = torch.optim.AdamW(base.parameters(), lr=cfg.lr, weight_decay=0.0)
     out = Path(cfg.out)

@@ -8,7 +8,8 @@ For the CPU presets (grid transformer: d_model 128, 6 layers; ant Hawk: d_model 
   * single-step latency for one new timestep at context position t, with the cache (KV cache /
     recurrent state) vs recomputing the whole prefix, at batch 1 and 16;
   * Hawk only: training throughput at an ant episode's length (256 steps) with the chunked
-    RG-LRU scan (``RGLRU.chunk`` = 16, the default) vs the per-timestep recurrence (chunk 1).
+    RG-LRU scan (``RGLRU.chunk`` = 16, the default) vs the same scan with chunk 1, a Python
+    step per timestep (close to, not exactly, the loop the chunked scan replaced).
 Random weights: speed does not depend on training.
 """
 

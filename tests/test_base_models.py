@@ -518,3 +518,12 @@ def test_rg_lru_chunked_scan_matches_the_recurrence():
     torch.testing.assert_close(got, torch.stack(want, 1), atol=1e-5, rtol=1e-5)
     got.square().sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(lru.a_param.grad).all()
+
+
+def test_rg_lru_rejects_a_chunk_that_would_overflow():
+    from internal_rl_gym.models.layers import RGLRU
+
+    lru = RGLRU(width=4, n_heads=2, init_scale=1.0)
+    lru.chunk = 32  # 32 * 4 > 80: exp(-Σ log a) could overflow float32
+    with pytest.raises(ValueError, match="chunk"):
+        lru(torch.randn(1, 5, 4))

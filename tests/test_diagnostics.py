@@ -50,6 +50,8 @@ def test_free_play_judge_ends_on_a_finished_or_impossible_task():
 
         def step(self, action):
             v, self.t = self.visits[self.t], self.t + 1
+            if v == "fall":
+                return np.zeros(1, np.float32), 0.0, True, False, {"visited": -1, "termination": v}
             return np.zeros(1, np.float32), 0.0, False, self.t == len(self.visits), {"visited": v}
 
     def play(visits):
@@ -63,3 +65,4 @@ def test_free_play_judge_ends_on_a_finished_or_impossible_task():
     assert play([-1, 0, -1, 2, 1, -1]) == (5, True, (0, 2, 1), "task_done")
     assert play([1, -1, 0, -1]) == (3, False, (1, 0), "no_task")  # 1-0 starts no task
     assert play([-1, 1, -1]) == (3, False, (1,), "time")  # time ran out mid-task
+    assert play([0, "fall", 2]) == (2, False, (0,), "fall")  # the env's own ending

@@ -223,4 +223,14 @@ def test_probe_on_the_ant_reads_a_dataset_and_handles_torques(tiny_ant, tmp_path
     assert set(c["success_by_task"]) == set(ANT_DIAGNOSTIC_TASKS)
     # the controllers fit the expert's torques better than the base model alone, held out
     assert c["heldout_nll"] < report["heldout_nll_without_control"]
+    # the held-out NLL is the same computed in chunks of one episode
+    from agents.probe import controlled_nll, load_subgoal_controllers
+    from internal_rl_gym.data import Demonstrations
+    from internal_rl_gym.hub import load_base_model
+
+    base = load_base_model(tiny_ant["base_model"])
+    data = Demonstrations.load(tiny_ant["data"])
+    ctrl = load_subgoal_controllers(tmp_path / "probe" / "controllers_layer1.safetensors", base)
+    whole, one_by_one = (controlled_nll(base, ctrl, 1, data, chunk=k) for k in (256, 1))
+    assert abs(whole - one_by_one) < 1e-4 * abs(whole)
     assert (tmp_path / "probe" / "controllers_layer1.safetensors").is_file()

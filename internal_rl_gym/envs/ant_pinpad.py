@@ -422,8 +422,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         self.cell = cell
         reward, terminated = 0.0, False
         lo, hi = self.healthy_z_range
-        entered = cell >= 0 and cell != prev_cell and not self._is_wall[cell]
-        self._visited = int(self._colour_at[cell]) if entered else -1
+        self._visited = -1
         if cell < 0:
             self.termination, terminated = "left_grid", True
         elif self._is_wall[cell]:
@@ -431,6 +430,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         elif not (lo <= z <= hi) or not np.isfinite(self.data.qvel).all():
             self.termination, terminated = "unhealthy", True
         elif cell != prev_cell and self._colour_at[cell] >= 0:
+            self._visited = int(self._colour_at[cell])
             if self._colour_at[cell] == self.task[self.progress]:
                 self.progress += 1
                 if self.progress == len(self.task):

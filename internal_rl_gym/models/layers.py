@@ -367,6 +367,11 @@ class RGLRU(nn.Module):
         return log_a, multiplier * (i * x)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.chunk * -self.min_log_a > 80:  # exp(80) is near float32's limit
+            raise ValueError(
+                f"RGLRU.chunk={self.chunk} with min_log_a={self.min_log_a} overflows the scan "
+                "in float32; keep chunk * -min_log_a <= 80 (e.g. chunk <= 20)."
+            )
         log_a, b = self._coefficients(x)  # (B, T, W) each, vectorised over time
         dtype, (n_batch, n_time, width) = b.dtype, b.shape
         log_a, b = log_a.float(), b.float()
