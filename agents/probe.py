@@ -198,17 +198,22 @@ def action_log_prob(base, head, actions: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _controlled_forward(base, ctrl: SubgoalControllers | None, layer: int, b: dict):
+    """The base model teacher-forced on a padded episode batch, with the controller of each
+    step's true subgoal at ``layer`` (``ctrl=None``: the base model alone)."""
+    obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
+    g = torch.as_tensor(b["subgoals"], device=base.device).clamp(min=0)  # -1 = padding
+    intervention = (lambda e: ctrl(e, g)) if ctrl is not None else None
+    return base(obs, intervention=intervention, layer=layer if ctrl is not None else None)
+
+
 def controlled_log_probs(
     base, ctrl: SubgoalControllers | None, layer: int, b: dict[str, np.ndarray]
 ) -> torch.Tensor:
     """(B, T, n_actions) teacher-forced action log-probabilities on a padded episode batch, with
     the controller of each step's true subgoal at ``layer`` (``ctrl=None``: the base model alone).
     Discrete actions only."""
-    obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
-    g = torch.as_tensor(b["subgoals"], device=base.device)
-    intervention = (lambda e: ctrl(e, g)) if ctrl is not None else None
-    out = base(obs, intervention=intervention, layer=layer if ctrl is not None else None)
-    return torch.log_softmax(out.action_logits.float(), -1)
+    return torch.log_softmax(_controlled_forward(base, ctrl, layer, b).action_logits.float(), -1)
 
 
 @torch.no_grad()
@@ -219,10 +224,7 @@ def controlled_nll(
     total, steps = 0.0, 0.0
     for s in range(0, data.n_episodes, chunk):
         b = data.batch(np.arange(s, min(data.n_episodes, s + chunk)))
-        obs = torch.as_tensor(b["obs"][:, :-1], device=base.device)
-        g = torch.as_tensor(b["subgoals"], device=base.device).clamp(min=0)
-        intervention = (lambda e, g=g: ctrl(e, g)) if ctrl is not None else None
-        out = base(obs, intervention=intervention, layer=layer if ctrl is not None else None)
+        out = _controlled_forward(base, ctrl, layer, b)
         act = torch.as_tensor(b["actions"], device=base.device)
         mask = torch.as_tensor(b["mask"], device=base.device)
         total -= float((action_log_prob(base, out, act) * mask).sum())

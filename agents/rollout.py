@@ -65,7 +65,7 @@ def rollout(
     infos = [info for _, info in first]
     trajectories = [[o] for o in obs]
     actions: list[list] = [[] for _ in range(n)]
-    space = envs[0].action_space
+    space, discrete = envs[0].action_space, base.action_type == "discrete"
     logps: list[list[float]] = [[] for _ in range(n)]
     success = np.zeros(n, dtype=bool)
     returns = np.zeros(n, dtype=np.float32)
@@ -77,7 +77,7 @@ def rollout(
         head, _ = base.step(
             torch.as_tensor(obs, device=base.device), state, intervention=intervention, layer=layer
         )
-        if base.action_type == "discrete":
+        if discrete:
             logp_all = torch.log_softmax(head.action_logits.float(), -1).cpu()
             if greedy:
                 a = logp_all.argmax(-1)
@@ -92,7 +92,7 @@ def rollout(
             lp = torch.distributions.Normal(mean, std).log_prob(raw).sum(-1).numpy()
             a = np.clip(raw.numpy(), space.low, space.high).astype(space.dtype)
         for i in np.nonzero(active)[0]:
-            a_i = int(a[i]) if base.action_type == "discrete" else a[i]
+            a_i = int(a[i]) if discrete else a[i]
             o, r, term, trunc, info = envs[i].step(a_i)
             obs[i], infos[i] = o, info
             trajectories[i].append(o)
@@ -104,10 +104,7 @@ def rollout(
                 success[i] = bool(info.get("success", False))
     return Rollouts(
         obs=[np.stack(t) for t in trajectories],
-        actions=[
-            np.array(a, dtype=np.int64 if base.action_type == "discrete" else np.float32)
-            for a in actions
-        ],
+        actions=[np.array(a, dtype=np.int64 if discrete else np.float32) for a in actions],
         log_probs=[np.array(lp, dtype=np.float32) for lp in logps],
         success=success,
         returns=returns,

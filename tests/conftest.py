@@ -19,9 +19,26 @@ def _torch_threads():
     torch.set_num_threads(1)
 
 
+def tiny_metacontroller(base, rank: int):
+    """A tiny metacontroller at layer 1 of a d_model-16 ``base``, recording its fingerprint."""
+    from internal_rl_gym.hub import model_fingerprint
+    from internal_rl_gym.models import Metacontroller
+
+    return Metacontroller(
+        d_model=16,
+        layer=1,
+        n_z=4,
+        n_h=8,
+        n_s=8,
+        rank=rank,
+        base_model_name=base.config.name,
+        base_model_fingerprint=model_fingerprint(base),
+    )
+
+
 def build_tiny_grid_models(switch_bias: float = 0.0, seed: int = 0):
     """A tiny GridPinpad base model and metacontroller (random weights, large enough to matter)."""
-    from internal_rl_gym.models import BaseModel, Metacontroller
+    from internal_rl_gym.models import BaseModel
 
     torch.manual_seed(seed)
     base = BaseModel(
@@ -40,18 +57,7 @@ def build_tiny_grid_models(switch_bias: float = 0.0, seed: int = 0):
         init_scale=1.0,
         name="tiny-grid",
     )
-    from internal_rl_gym.hub import model_fingerprint
-
-    meta = Metacontroller(
-        d_model=16,
-        layer=1,
-        n_z=4,
-        n_h=8,
-        n_s=8,
-        rank=4,
-        base_model_name="tiny-grid",
-        base_model_fingerprint=model_fingerprint(base),
-    )
+    meta = tiny_metacontroller(base, rank=4)
     with torch.no_grad():
         meta.hyper[-1].weight.mul_(30.0)  # strong controllers: z visibly changes behaviour
         meta.switch_net[-1].bias.fill_(switch_bias)
@@ -133,8 +139,7 @@ def tiny_ant(tmp_path_factory):
     """A tiny Hawk AntPinpad base model and metacontroller on disk (InternalControl kwargs) and
     a small clean (mean-expert) dataset under ``"data"``."""
     from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
-    from internal_rl_gym.hub import model_fingerprint
-    from internal_rl_gym.models import BaseModel, Metacontroller
+    from internal_rl_gym.models import BaseModel
 
     root = tmp_path_factory.mktemp("tiny_ant")
     torch.manual_seed(0)
@@ -150,17 +155,9 @@ def tiny_ant(tmp_path_factory):
         name="tiny-ant",
     )
     base.save_pretrained(root / "base")
-    meta = Metacontroller(
-        d_model=16,
-        layer=1,
-        n_z=4,
-        n_h=8,
-        n_s=8,
-        rank=0,
-        base_model_name="tiny-ant",
-        base_model_fingerprint=model_fingerprint(base),
-    )
-    meta.save_pretrained(root / "meta")
+    tiny_metacontroller(base, rank=0).save_pretrained(
+        root / "meta"
+    )  # full rank, as the paper's ant
     data = collect_ant_demonstrations(10, "pretraining", seed=0, stochastic=False)
     data.save(root / "clean.npz")
     return {
