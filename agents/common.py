@@ -120,6 +120,19 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 # --- files ---------------------------------------------------------------------------------
+def resolve_layer(layer: int, base: Any) -> int:
+    """A ``--layer`` argument: ``-1`` = the base model's recorded ``control_layer`` (L/2 when
+    none is recorded); anything else must be a layer the model has."""
+    if layer == -1:
+        return int(base.control_layer)
+    if not 0 <= layer <= int(base.n_layers):
+        raise ValueError(
+            f"--layer {layer} does not exist in a {base.n_layers}-layer base model: use 0 (the "
+            f"embedding) .. {base.n_layers}, or -1 for its control_layer ({base.control_layer})."
+        )
+    return int(layer)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``; never leaves a partial file behind."""
     path = Path(path)

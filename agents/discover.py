@@ -3,10 +3,10 @@
     internal-rl discover --base-model pinpad-transformer --alpha 0.05 0.1 0.3 --out runs/discover
 
 Objective (paper Eq. 3, λ = 0): action NLL of the frozen base model run on ê = e + U(z) e at
-layer L/2, plus α · KL(N(μ_t, σ²_t) ‖ N(0, I)) at every step. Clean expert data (ε = 0, paper
+the base model's control layer (its recorded ``control_layer``; L/2 in the paper), plus α · KL(N(μ_t, σ²_t) ‖ N(0, I)) at every step. Clean expert data (ε = 0, paper
 §C.4.4). With ``--data online:<task>`` (the default) every batch is fresh expert episodes, since
 a fixed set of a few thousand grid episodes is memorised (the residual stream encodes the whole
-layout); the frozen layers below L/2 run without gradients. With a dataset file their
+layout); the frozen layers below it run without gradients. With a dataset file their
 activations are computed once and cached.
 
 Each α gets ``<out>/alpha_<α>/`` with the metacontroller (config.json + model.safetensors), its
@@ -38,6 +38,7 @@ from agents.common import (
     check_precision,
     pick_device,
     progress_bar,
+    resolve_layer,
     seed_everything,
     set_threads,
     torch_load_state,
@@ -106,7 +107,13 @@ class DiscoverConfig:
     holdout: int = field(default=512, metadata={"help": "held-out episodes for diagnostics"})
     n_z: int = field(default=8, metadata={"help": "controller code size"})
     rank: int = field(default=16, metadata={"help": "controller rank (0 = full d x d)"})
-    layer: int = field(default=-1, metadata={"help": "controlled layer (-1 = L/2)"})
+    layer: int = field(
+        default=-1,
+        metadata={
+            "help": "controlled layer (-1 = the base model's recorded control_layer, "
+            "L/2 when none is recorded)"
+        },
+    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -487,7 +494,7 @@ def train_one(
     env_id: str = "GridPinpad-v0",
 ) -> dict[str, float]:
     seed_everything(cfg.seed)
-    layer = cfg.layer if cfg.layer >= 0 else base.n_layers // 2
+    layer = resolve_layer(cfg.layer, base)
     meta = Metacontroller(
         d_model=base.d_model,
         layer=layer,
@@ -607,7 +614,7 @@ def discover(cfg: DiscoverConfig) -> dict:
     out = Path(cfg.out)
     base = load_base_model(cfg.base_model).to(device)
     fingerprint = model_fingerprint(base)
-    layer = cfg.layer if cfg.layer >= 0 else base.n_layers // 2
+    layer = resolve_layer(cfg.layer, base)
     t0 = time.time()
     train_source, held_data = load_demonstrations(cfg)
     held = cache_activations(base, held_data, layer)

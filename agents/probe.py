@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from agents import diagnostics
 from agents.common import (
+    atomic_save_pretrained,
     atomic_write_bytes,
     atomic_write_json,
     autocast,
@@ -43,7 +44,8 @@ from agents.data_sources import EpisodePool, fresh_activation_batches, residual_
 from agents.rollout import rollout
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
-from internal_rl_gym.hub import load_base_model
+from internal_rl_gym.hub import load_base_model, model_fingerprint
+from internal_rl_gym.hub import load_subgoal_controllers as hub_load_subgoal_controllers
 from internal_rl_gym.models import SubgoalControllers
 from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS, N_ABSTRACT_SUBGOALS
 
@@ -136,7 +138,14 @@ def train_subgoal_controllers(
     control (benchmarks/controller_diagnostics.py).
     """
     torch.manual_seed(seed)
-    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, rank).to(base.device)
+    ctrl = SubgoalControllers(
+        base.d_model,
+        N_ABSTRACT_SUBGOALS,
+        rank,
+        layer=layer,
+        base_model_name=base.config.name,
+        base_model_fingerprint=model_fingerprint(base),
+    ).to(base.device)
     opt = torch.optim.AdamW(ctrl.parameters(), lr=lr, weight_decay=weight_decay)
     tail: list[float] = []
 
@@ -169,10 +178,13 @@ class ScaledControllers(torch.nn.Module):
         return e + self.gain * (self.ctrl(e, subgoal) - e)
 
 
-def load_subgoal_controllers(path: str | Path, base) -> SubgoalControllers:
-    """Controllers saved by :func:`probe` (``controllers_layer<l>.safetensors``) for ``base``;
-    their rank is read from the file."""
+def load_subgoal_controllers(path: str | Path, base, layer: int = -1) -> SubgoalControllers:
+    """Controllers saved by :func:`probe` for ``base``: a checkpoint directory
+    (``controllers_layer<l>/``, loaded and checked by ``internal_rl_gym.hub``) or a bare
+    ``controllers_layer<l>.safetensors`` state dict (rank read from the file, ``layer`` given)."""
     path = Path(path)
+    if path.is_dir():
+        return hub_load_subgoal_controllers(path, base_model=base).to(base.device)
     if not path.is_file():
         raise FileNotFoundError(
             f"No controllers at {path}: `internal-rl probe` writes them as "
@@ -180,7 +192,14 @@ def load_subgoal_controllers(path: str | Path, base) -> SubgoalControllers:
         )
     state = load_file(str(path))
     rank = int(state["a"].shape[-1]) if "a" in state else 0
-    ctrl = SubgoalControllers(base.d_model, N_ABSTRACT_SUBGOALS, rank)
+    ctrl = SubgoalControllers(
+        base.d_model,
+        N_ABSTRACT_SUBGOALS,
+        rank,
+        layer=layer,
+        base_model_name=base.config.name,
+        base_model_fingerprint=model_fingerprint(base),
+    )
     try:
         ctrl.load_state_dict(state)
     except RuntimeError as err:
@@ -356,6 +375,8 @@ def probe(cfg: ProbeConfig) -> dict:
             out / f"controllers_layer{layer}.safetensors",
             lambda tmp, ctrl=ctrl: save_file(ctrl.state_dict(), str(tmp)),
         )
+        # the same controllers as a loadable checkpoint (the oracle env's `controllers=`)
+        atomic_save_pretrained(ctrl, out / f"controllers_layer{layer}")
 
         def success(task: str, greedy: bool = False, ctrl=ctrl, layer=layer) -> float:
             return evaluate_controllers(

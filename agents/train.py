@@ -27,14 +27,18 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.baseline import clipped_surrogate, trajectory_advantages
 from agents.common import (
+    Logger,
     atomic_write_bytes,
     atomic_write_json,
     progress_bar,
     seed_everything,
     set_threads,
+    torch_save_atomic,
 )
 from internal_rl_gym.internal_control import make_internal_control_vec_env
 
@@ -47,7 +51,17 @@ class TrainConfig:
     base_model: str = field(default="", metadata={"help": "override the id's base model"})
     metacontroller: str = field(default="", metadata={"help": "override the id's metacontroller"})
     task: str = field(default="", metadata={"help": "override the id's task (e.g. 0-1-2-3)"})
-    algo: str = field(default="ppo", metadata={"help": "ppo (MlpPolicy) or recurrent-ppo"})
+    algo: str = field(
+        default="ppo",
+        metadata={
+            "help": "ppo (stock SB3 MlpPolicy), recurrent-ppo (sb3-contrib), or eq10: the "
+            "paper's critic-free algorithm (Eq. 10: clipped surrogate, one normalised return "
+            "per episode as the advantage of all its abstract steps)"
+        },
+    )
+    batch_episodes: int = field(
+        default=64, metadata={"help": "eq10: finished episodes per update (the batch B)"}
+    )
     episodes: int = field(default=20_000, metadata={"help": "training budget in episodes"})
     n_envs: int = field(default=16, metadata={"help": "episodes run in parallel (batched)"})
     n_steps: int = field(default=32, metadata={"help": "abstract steps per env per rollout"})
@@ -150,6 +164,8 @@ def train(cfg: TrainConfig) -> dict:
     seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.algo == "eq10":
+        return train_eq10(cfg, out)
     vec = make_vec(cfg, cfg.n_envs, cfg.seed)
     log_std_init = cfg.log_std_init
     if log_std_init is None:
@@ -179,7 +195,7 @@ def train(cfg: TrainConfig) -> dict:
 
         model = RecurrentPPO("MlpLstmPolicy", vec, **common)
     else:
-        raise SystemExit(f"train: unknown --algo {cfg.algo!r}; use ppo or recurrent-ppo.")
+        raise SystemExit(f"train: unknown --algo {cfg.algo!r}; use ppo, recurrent-ppo or eq10.")
 
     bar = progress_bar(total=cfg.episodes, desc="internal RL", unit="ep", disable=not cfg.progress)
     curve_cb = EpisodeCurve(bar)
@@ -219,6 +235,130 @@ def train(cfg: TrainConfig) -> dict:
         "successes": curve_cb.successes,
         "evaluations": evals,
         "final_eval_success": evals[-1]["eval_success"] if evals else None,
+        "seconds": time.time() - t0,
+        "policy": str(policy_path),
+    }
+    atomic_write_json(out / "curve.json", result)
+    return result
+
+
+# --- the paper's critic-free algorithm (Eq. 10) ----------------------------------------------
+class Eq10Policy(torch.nn.Module):
+    """π(action | e_t): an MLP on the residual stream. For a code ``z`` (Box actions) a Gaussian
+    with a state-independent log-std, which starts at ``log_std_init`` (in action units; the
+    default makes the first codes z ~ N(0, I), the metacontroller's prior); for the oracle's
+    subgoal index (Discrete) a categorical."""
+
+    def __init__(
+        self, obs_dim: int, action_space: gym.Space, log_std_init: float, hidden: int = 256
+    ):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(obs_dim, hidden), torch.nn.Tanh(),
+            torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
+        )  # fmt: skip
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        n_out = int(action_space.n) if self.discrete else int(action_space.shape[0])
+        self.head = torch.nn.Linear(hidden, n_out)
+        with torch.no_grad():  # start near the uniform / prior policy
+            self.head.weight.mul_(0.01)
+            self.head.bias.zero_()
+        self.log_std = torch.nn.Parameter(torch.full((n_out,), float(log_std_init)))
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        out = self.head(self.body(obs))
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        std = self.log_std.exp().expand_as(out)
+        return torch.distributions.Independent(torch.distributions.Normal(out, std), 1)
+
+
+def eq10_loss(
+    policy: Eq10Policy,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    logp_old: torch.Tensor,
+    adv: torch.Tensor,
+    clip: float,
+) -> torch.Tensor:
+    """-mean over abstract steps of min(ρ A, clip(ρ, 1-ε, 1+ε) A), ρ = π/π_old; ``adv`` (N,) is
+    each step's episode advantage A_τ (paper Eq. 10, with steps pooled over the batch)."""
+    logp = policy.distribution(obs).log_prob(actions)[:, None]  # one step per row: (N, 1)
+    return clipped_surrogate(logp, logp_old[:, None], adv, torch.ones_like(logp), clip)
+
+
+def train_eq10(cfg: TrainConfig, out: Path) -> dict:
+    """Internal RL with the paper's critic-free Eq. 10 on the batched InternalControl VecEnv.
+
+    Rows run episodes continuously; each finished episode's abstract steps (observation, action,
+    log-prob under the policy that acted) join the batch, and every ``batch_episodes`` finished
+    episodes one update of ``n_epochs`` full-batch steps is made. Gaussian codes are passed to
+    the env unclipped (the env uses any finite code as given)."""
+    vec = make_internal_control_vec_env(
+        cfg.n_envs, seed=cfg.seed, monitor=False, **internal_control_kwargs(cfg)
+    )
+    log_std_init = cfg.log_std_init
+    if log_std_init is None:
+        log_std_init = -math.log(vec.core.options.action_scale)
+    torch.manual_seed(cfg.seed)
+    policy = Eq10Policy(vec.observation_space.shape[0], vec.action_space, log_std_init)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    logger = Logger(out, cfg)
+    bar = progress_bar(total=cfg.episodes, desc="internal RL (Eq. 10)", unit="ep",
+                       disable=not cfg.progress)  # fmt: skip
+    running: list[list[tuple]] = [[] for _ in range(vec.num_envs)]
+    returns = np.zeros(vec.num_envs)
+    successes: list[int] = []
+    t0 = time.time()
+    obs = vec.reset()
+    while len(successes) < cfg.episodes:
+        finished: list[tuple[list[tuple], float]] = []
+        while len(finished) < cfg.batch_episodes:
+            with torch.no_grad():
+                dist = policy.distribution(torch.as_tensor(obs))
+                action = dist.sample()
+                logp = dist.log_prob(action)
+            act = action.numpy()
+            next_obs, rewards, dones, infos = vec.step(act)
+            for i in range(vec.num_envs):
+                running[i].append((obs[i], act[i], float(logp[i])))
+                returns[i] += rewards[i]
+                if dones[i]:
+                    finished.append((running[i], float(returns[i])))
+                    successes.append(int(bool(infos[i].get("is_success", False))))
+                    running[i], returns[i] = [], 0.0
+            obs = next_obs
+        ep_returns = np.array([r for _, r in finished])
+        adv = trajectory_advantages(ep_returns)
+        steps = [(o, a, lp, adv[k]) for k, (ep, _) in enumerate(finished) for o, a, lp in ep]
+        if np.any(adv):  # all episodes equal: zero advantage, nothing to learn
+            b_obs = torch.as_tensor(np.stack([s[0] for s in steps]))
+            b_act = torch.as_tensor(np.stack([s[1] for s in steps]))
+            b_logp = torch.as_tensor([s[2] for s in steps], dtype=torch.float32)
+            b_adv = torch.as_tensor([s[3] for s in steps], dtype=torch.float32)
+            for _ in range(cfg.n_epochs):
+                loss = eq10_loss(policy, b_obs, b_act, b_logp, b_adv, cfg.clip_range)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        recent = float(np.mean(successes[-500:]))
+        batch_success = float(np.mean(successes[-len(finished) :]))
+        logger.log(
+            len(successes), **{"rollout/success_rate": batch_success, "rollout/success_500": recent}
+        )
+        bar.update(len(finished))
+        bar.set_postfix(success=f"{recent:.3f}", refresh=False)
+    bar.close()
+    logger.close()
+    policy_path = out / f"eq10-{cfg.env_id}.pt"
+    torch_save_atomic(policy.state_dict(), policy_path)
+    result = {
+        "env_id": cfg.env_id,
+        "algo": "eq10",
+        "config": {**cfg.__dict__, "log_std_init": log_std_init},
+        "successes": successes[: cfg.episodes],
+        "evaluations": [],
+        "final_eval_success": None,
         "seconds": time.time() - t0,
         "policy": str(policy_path),
     }

@@ -48,6 +48,19 @@ def register_envs() -> None:
             "task": "post",
         },
     )
+    # The oracle of internal RL: the same env, but an action picks one of the ground-truth
+    # subgoal controllers (Discrete(4)) and an abstract step ends when the true subgoal changes.
+    # It verifies the RL side apart from discovery; internal RL should approach it.
+    register(
+        "InternalControl-Pinpad-Oracle-v0",
+        internal,
+        kwargs={
+            "env_id": "GridPinpad-v0",
+            "base_model": "pinpad-transformer",
+            "metacontroller": "pinpad-subgoal-controllers",
+            "task": "post",
+        },
+    )
     register(
         "InternalControl-Ant-v0",
         internal,
@@ -69,6 +82,7 @@ from internal_rl_gym.envs import GridPinpadEnv  # noqa: E402
 _LAZY = {
     "load_base_model": "internal_rl_gym.hub",
     "load_metacontroller": "internal_rl_gym.hub",
+    "load_subgoal_controllers": "internal_rl_gym.hub",
     "load_policy_from_hub": "internal_rl_gym.hub",
     "InternalControlEnv": "internal_rl_gym.internal_control",
     "InternalControlWrapper": "internal_rl_gym.internal_control",

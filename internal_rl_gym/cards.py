@@ -78,7 +78,8 @@ ${metadata}
 A frozen **base model** for internal reinforcement learning: an autoregressive ${architecture}
 that predicts an expert's next action and next observation from the observations so far
 (paper Eq. 5). Its residual stream holds linearly decodable subgoal representations, which a
-metacontroller reads and steers at mid-depth. ${about}
+metacontroller reads and steers at its control layer (mid-depth in the paper; this
+model's is in the table below). ${about}
 
 ${details}
 
@@ -346,6 +347,15 @@ def card_data(kind: str, **fields: Any):
 # rendering
 
 
+def _control_layer_summary(c: dict[str, Any]) -> str:
+    """The layer controllers steer by default (``control_layer``; None = L/2)."""
+    recorded, n_layers = c.get("control_layer"), c.get("n_layers")
+    if recorded is None:
+        half = n_layers // 2 if isinstance(n_layers, int) else "L/2"
+        return f"{half} (L/2, the paper's default; not chosen by measurement)"
+    return f"{recorded} (chosen by measurement: where ground-truth controllers steer best)"
+
+
 def render_card(kind: str, **fields: Any) -> str:
     """A complete ``README.md`` (YAML front matter + markdown) for one checkpoint or policy.
 
@@ -417,6 +427,7 @@ def _complete(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
                 ("parameters", _count(f.get("n_parameters"))),
                 ("observation", _obs_summary(config)),
                 ("actions", _action_summary(config)),
+                ("control layer", _control_layer_summary(config)),
             ]
         )
     elif kind == "metacontroller":

@@ -59,7 +59,7 @@ class DefaultCheckpoint:
     """An embedded default: its folder in the package and the Hub repo it is published as."""
 
     name: str
-    kind: str  # "base_model" | "metacontroller"
+    kind: str  # "base_model" | "metacontroller" | "subgoal_controllers"
     repo_id: str
     base_model: str = ""  # for a metacontroller: the default base model it was trained on
 
@@ -79,6 +79,12 @@ DEFAULT_CHECKPOINTS: dict[str, DefaultCheckpoint] = {
             "internal-rl-gym/pinpad-metacontroller",
             base_model="pinpad-transformer",
         ),
+        DefaultCheckpoint(
+            "pinpad-subgoal-controllers",
+            "subgoal_controllers",
+            "internal-rl-gym/pinpad-subgoal-controllers",
+            base_model="pinpad-transformer",
+        ),
         DefaultCheckpoint("ant-hawk", "base_model", "internal-rl-gym/ant-hawk"),
         DefaultCheckpoint(
             "ant-metacontroller",
@@ -89,8 +95,16 @@ DEFAULT_CHECKPOINTS: dict[str, DefaultCheckpoint] = {
     )
 }
 
-_KIND_WORDS = {"base_model": "base model", "metacontroller": "metacontroller"}
-_LOADERS = {"base_model": "load_base_model", "metacontroller": "load_metacontroller"}
+_KIND_WORDS = {
+    "base_model": "base model",
+    "metacontroller": "metacontroller",
+    "subgoal_controllers": "set of ground-truth subgoal controllers",
+}
+_LOADERS = {
+    "base_model": "load_base_model",
+    "metacontroller": "load_metacontroller",
+    "subgoal_controllers": "load_subgoal_controllers",
+}
 
 
 class CheckpointError(ValueError):
@@ -111,7 +125,10 @@ def available_defaults(kind: str | None = None) -> list[str]:
 
 
 def checkpoint_kind(config: dict[str, Any]) -> str | None:
-    """``"base_model"``, ``"metacontroller"`` or ``None``, from a ``config.json``'s keys."""
+    """``"base_model"``, ``"metacontroller"``, ``"subgoal_controllers"`` or ``None``, from a
+    ``config.json``'s keys."""
+    if "n_subgoals" in config and "d_model" in config:
+        return "subgoal_controllers"
     if "layer" in config and "n_z" in config:
         return "metacontroller"
     if "arch" in config and "obs_dim" in config:
@@ -451,6 +468,34 @@ def load_metacontroller(
     return meta
 
 
+def load_subgoal_controllers(
+    name_or_path: str | os.PathLike = "pinpad-subgoal-controllers",
+    base_model: torch.nn.Module | None = None,
+    **hub_kwargs: Any,
+):
+    """Load frozen ground-truth subgoal controllers (the oracle of internal RL; CPU, eval mode).
+
+    :param name_or_path: an embedded default (``"pinpad-subgoal-controllers"``), a local
+        checkpoint directory (``internal-rl probe`` writes ``controllers_layer<l>/``), or a Hub
+        repo id.
+    :param base_model: the loaded base model they steer; checked as for a metacontroller
+        (:func:`check_compatible`).
+    :raises CheckpointError: the checkpoint cannot be loaded, or belongs to another base model.
+    """
+    from internal_rl_gym.models import SubgoalControllers
+
+    folder = resolve_checkpoint(name_or_path, kind="subgoal_controllers", **hub_kwargs)
+    ctrl = load_checkpoint(SubgoalControllers, folder, _source(os.fspath(name_or_path), folder))
+    if int(ctrl.layer) < 0:
+        raise CheckpointError(
+            f"{folder / CONFIG_NAME} records no layer for these controllers (layer=-1); add the "
+            "layer they were trained at (`internal-rl probe` records it)."
+        )
+    if base_model is not None:
+        check_compatible(ctrl, base_model)
+    return ctrl
+
+
 def check_compatible(metacontroller: torch.nn.Module, base_model: torch.nn.Module) -> None:
     """Raise :class:`CheckpointError` unless ``metacontroller`` was trained on ``base_model``.
 
@@ -548,7 +593,7 @@ def _default_card(model: torch.nn.Module, folder: Path) -> str | None:
 
     config = read_config(folder)
     kind = checkpoint_kind(config)
-    if kind is None:
+    if kind not in ("base_model", "metacontroller"):
         return None  # keep the card save_pretrained wrote
     n_params = sum(p.numel() for p in model.parameters())
     try:

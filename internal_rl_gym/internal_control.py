@@ -101,10 +101,13 @@ class InternalControlCore:
         self.options.validate()
         self.envs = list(envs)
         self.base, self.meta = base_model, metacontroller
+        # Oracle mode: ground-truth subgoal controllers act instead of a metacontroller; the
+        # action is a subgoal index and an abstract step ends when the true subgoal changes.
+        self.oracle = hasattr(metacontroller, "n_subgoals")
         self._check_compatible()
         self.layer = int(metacontroller.layer)
         self.n = len(self.envs)
-        self.n_z = int(metacontroller.n_z)
+        self.n_z = 1 if self.oracle else int(metacontroller.n_z)
         self.device = base_model.device
         obs_dim = self.envs[0].observation_space.shape
         if obs_dim is None or len(obs_dim) != 1 or obs_dim[0] != base_model.obs_dim:
@@ -114,7 +117,13 @@ class InternalControlCore:
             )
         self.discrete = isinstance(self.envs[0].action_space, spaces.Discrete)
         self.state = base_model.init_state(self.n)
-        self.h, self.z = metacontroller.initial_state(self.n, self.device)
+        if self.oracle:  # no switching unit: h is unused, z holds the subgoal index
+            self.h = torch.zeros(self.n, 1, device=self.device)
+            self.z = torch.zeros(self.n, 1, device=self.device)
+        else:
+            self.h, self.z = metacontroller.initial_state(self.n, self.device)
+        #: each row's true subgoal after its last primitive step (oracle switching)
+        self.subgoal = np.full(self.n, -1, dtype=np.int64)
         self.e = torch.zeros(self.n, base_model.d_model, device=self.device)
         self.rngs = [np.random.default_rng(i) for i in range(self.n)]
         self.abstract_steps = np.zeros(self.n, dtype=np.int64)
@@ -131,6 +140,11 @@ class InternalControlCore:
                 f"The metacontroller's layer {self.meta.layer} does not exist in a "
                 f"{self.base.n_layers}-layer base model."
             )
+
+    @property
+    def n_actions(self) -> int:
+        """Oracle mode: the number of subgoals (a ``Discrete`` action); else 0."""
+        return int(self.meta.n_subgoals) if self.oracle else 0
 
     # --- observations ----------------------------------------------------------------------
     @property
@@ -168,6 +182,14 @@ class InternalControlCore:
             o, info = self.envs[i].reset(seed=seed, options=opt)
             obs[j] = o
             infos.append(info)
+            if self.oracle:
+                if "subgoal" not in info:
+                    raise ValueError(
+                        f"The oracle switches when the task env's info['subgoal'] changes, but "
+                        f"{self.envs[i].spec.id if self.envs[i].spec else self.envs[i]} reports "
+                        "no 'subgoal'; use GridPinpad-v0 or AntPinpad-v0."
+                    )
+                self.subgoal[i] = int(info["subgoal"])
             # The row's sampling generator follows the task env's own seeded generator, so
             # a seeded reset fixes the whole episode.
             self.rngs[i] = np.random.default_rng(self.envs[i].np_random.integers(2**63))
@@ -182,7 +204,21 @@ class InternalControlCore:
         return [self._observe(i) for i in rows], infos
 
     def check_action(self, action: Any) -> np.ndarray:
-        """A (n_z,) float array from one row's action, or a clear error."""
+        """A (n_z,) float array from one row's action (oracle: a (1,) subgoal index), or a
+        clear error."""
+        if self.oracle:
+            a = np.asarray(action)
+            if a.size != 1 or not np.issubdtype(a.dtype, np.number):
+                raise ValueError(
+                    f"The oracle expects one subgoal index in 0..{self.n_actions - 1}, got "
+                    f"{action!r}. Use env.action_space.sample() for an example."
+                )
+            v = float(a.reshape(-1)[0])
+            if not (v.is_integer() and 0 <= v < self.n_actions):
+                raise ValueError(
+                    f"Subgoal index {action!r} is not an integer in 0..{self.n_actions - 1}."
+                )
+            return np.array([v])
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (self.n_z,):
             raise ValueError(
@@ -229,10 +265,10 @@ class InternalControlCore:
         opts = self.options
         rows = sorted(actions)
         z_new = self.z.clone()
+        scale = 1.0 if self.oracle else opts.action_scale
         for i in rows:
-            z_new[i] = torch.as_tensor(
-                opts.action_scale * actions[i], dtype=z_new.dtype, device=self.device
-            )
+            z_new[i] = torch.as_tensor(scale * actions[i], dtype=z_new.dtype, device=self.device)
+        start_subgoal = self.subgoal.copy()
         self.z = z_new
         reward = dict.fromkeys(rows, 0.0)
         betas: dict[int, list[float]] = {i: [] for i in rows}
@@ -247,7 +283,7 @@ class InternalControlCore:
         r = torch.as_tensor(idx, device=self.device)
         e, h, z = self.e[r], self.h[r], self.z[r]
         # z is held for the whole abstract step: decode it once
-        u = self.meta.decode(z, self.options.controller_gain)
+        u = self.meta.decode(z[:, 0] if self.oracle else z, self.options.controller_gain)
         while idx.size:
             e_hat = self.meta.apply_controller(e, u)
             top = self.base.step_layers(e_hat, self.state, self.layer, self.base.n_layers, rows=r)
@@ -262,14 +298,19 @@ class InternalControlCore:
                 prims[i].append(primitive[i])
                 if info.get("visited", -1) >= 0:
                     visited[i].append(int(info["visited"]))
+                if "subgoal" in info:
+                    self.subgoal[i] = int(info["subgoal"])
                 last_info[i] = info
                 if term or trunc:
                     ended[j] = True
                     results[i] = AbstractStepResult(None, 0.0, bool(term), bool(trunc))
             # h_t = GRU(e_t, h_{t-1}) for the step just taken, then e_{t+1} from the new obs.
-            h = self.meta.update_history(e, h)
-            e = self._lower(obs, r)
-            beta = self.meta.switch(e, h, z).float().cpu().numpy()
+            e_prev, e = e, self._lower(obs, r)
+            if self.oracle:  # the true subgoal changed: the abstract action is done
+                beta = (self.subgoal[idx] != start_subgoal[idx]).astype(np.float64)
+            else:
+                h = self.meta.update_history(e_prev, h)
+                beta = self.meta.switch(e, h, z).float().cpu().numpy()
             keep = ~ended
             for j in np.flatnonzero(keep):
                 i = int(idx[j])
@@ -306,6 +347,8 @@ class InternalControlCore:
 # --- front ends --------------------------------------------------------------------------------
 def _spaces(core: InternalControlCore) -> tuple[spaces.Box, spaces.Box]:
     obs_space = spaces.Box(-np.inf, np.inf, (core.obs_dim,), dtype=np.float32)
+    if core.oracle:
+        return obs_space, spaces.Discrete(core.n_actions)
     act_space = spaces.Box(-1.0, 1.0, (core.n_z,), dtype=np.float32)
     return obs_space, act_space
 
@@ -327,7 +370,15 @@ def load_frozen_models(
     if isinstance(base_model, (str, os.PathLike)):
         base_model = hub.load_base_model(base_model, revision=base_model_revision, **hub_kwargs)
     if isinstance(metacontroller, (str, os.PathLike)):
-        metacontroller = hub.load_metacontroller(
+        # a metacontroller, or ground-truth subgoal controllers (the oracle)
+        folder = hub.resolve_checkpoint(
+            metacontroller, revision=metacontroller_revision, **hub_kwargs
+        )
+        if hub.checkpoint_kind(hub.read_config(folder)) == "subgoal_controllers":
+            load = hub.load_subgoal_controllers
+        else:
+            load = hub.load_metacontroller
+        metacontroller = load(
             metacontroller, base_model=base_model, revision=metacontroller_revision, **hub_kwargs
         )
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device)

@@ -74,6 +74,46 @@ def tiny_checkpoints(tmp_path_factory):
     return {"base_model": str(root / "base"), "metacontroller": str(root / "meta")}
 
 
+@pytest.fixture(scope="session")
+def tiny_oracle(tiny_checkpoints, tmp_path_factory):
+    """Ground-truth subgoal controllers for the tiny grid base model (the oracle's
+    InternalControl kwargs: ``base_model`` and ``metacontroller`` = the controllers)."""
+    from internal_rl_gym.hub import load_base_model
+
+    path = tmp_path_factory.mktemp("tiny_oracle") / "controllers"
+    base = load_base_model(tiny_checkpoints["base_model"])
+    tiny_subgoal_controllers(base).save_pretrained(path)
+    return {"base_model": tiny_checkpoints["base_model"], "metacontroller": str(path)}
+
+
+def with_control_layer(base, layer: int):
+    """The same weights, recording ``control_layer=layer``."""
+    from internal_rl_gym.models import BaseModel
+
+    copy = BaseModel(**{**base.config.to_dict(), "control_layer": layer})
+    copy.load_state_dict(base.state_dict())
+    return copy.eval()
+
+
+def tiny_subgoal_controllers(base, layer: int = 1):
+    """Ground-truth subgoal controllers for a tiny ``base`` (random, strong weights)."""
+    from internal_rl_gym.hub import model_fingerprint
+    from internal_rl_gym.models import SubgoalControllers
+
+    torch.manual_seed(1)
+    ctrl = SubgoalControllers(
+        base.d_model,
+        4,
+        rank=4,
+        layer=layer,
+        base_model_name=base.config.name,
+        base_model_fingerprint=model_fingerprint(base),
+    )
+    with torch.no_grad():
+        ctrl.a.mul_(300.0)  # strong enough that the subgoal picked visibly changes behaviour
+    return ctrl.eval()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_hf_constants(tmp_path, monkeypatch):
     """huggingface_hub reads HF_HOME & co. when it is imported (before the fixture above can

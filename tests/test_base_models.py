@@ -527,3 +527,18 @@ def test_rg_lru_rejects_a_chunk_that_would_overflow():
     lru.chunk = 32  # 32 * 4 > 80: exp(-Σ log a) could overflow float32
     with pytest.raises(ValueError, match="chunk"):
         lru(torch.randn(1, 5, 4))
+
+
+def test_control_layer_is_recorded_and_defaults_to_half_depth(tmp_path):
+    from internal_rl_gym.hub import load_base_model
+
+    kw = dict(arch="transformer", obs_dim=6, n_actions=3, d_model=8, n_layers=4, n_heads=2)
+    kw.update(d_head=4, d_mlp=16)
+    assert BaseModel(**kw).control_layer == 2  # the paper's L/2 when nothing is recorded
+    model = BaseModel(**kw, control_layer=1)
+    assert model.control_layer == 1
+    model.save_pretrained(tmp_path / "m")
+    assert load_base_model(tmp_path / "m").control_layer == 1
+    for bad in (5, -1, 1.5):
+        with pytest.raises(ValueError, match="control_layer must be an int in 0..n_layers=4"):
+            BaseModel(**kw, control_layer=bad)

@@ -26,15 +26,19 @@ def test_every_committed_checkpoint_has_a_card_with_hub_metadata(folder):
 
 @pytest.mark.parametrize("name", available_defaults(), ids=str)
 def test_every_available_default_loads(name):
-    from internal_rl_gym import load_base_model, load_metacontroller
+    from internal_rl_gym import load_base_model, load_metacontroller, load_subgoal_controllers
 
     kind = DEFAULT_CHECKPOINTS[name].kind
     if kind == "base_model":
         model = load_base_model(name)
         assert model.n_params > 0
+        assert 0 <= model.control_layer <= model.n_layers
     else:
         base = load_base_model(DEFAULT_CHECKPOINTS[name].base_model)
-        load_metacontroller(name, base_model=base)
+        load = load_subgoal_controllers if kind == "subgoal_controllers" else load_metacontroller
+        acting = load(name, base_model=base)
+        if kind == "subgoal_controllers":  # the oracle steers where the base model says
+            assert acting.layer == base.control_layer
 
 
 def test_missing_default_gives_a_clear_error(monkeypatch):

@@ -227,3 +227,17 @@ def test_trains_on_the_ants_continuous_actions(tiny_ant, tmp_path):
     assert np.isfinite(r["nll"]) and np.isfinite(r["kl"])
     assert "abstract_action_check" not in summary  # a GridPinpad-only check
     assert (tmp_path / "d" / "alpha_0.1" / "model" / "model.safetensors").is_file()
+
+
+def test_the_controlled_layer_defaults_to_the_base_models_control_layer(tmp_path):
+    """Mutant: discover falls back to L/2 (layer 1 of this 2-layer model) whatever the base
+    model records."""
+    from tests.conftest import build_tiny_grid_models, with_control_layer
+
+    base = with_control_layer(build_tiny_grid_models()[0], 2)
+    base.save_pretrained(tmp_path / "base")
+    ckpt = {"base_model": str(tmp_path / "base")}
+    discover(_config(ckpt, tmp_path / "d", alpha=[0.1], steps=1, eval_every=1))
+    assert load_metacontroller(tmp_path / "d" / "alpha_0.1" / "model").layer == 2
+    with pytest.raises(ValueError, match="--layer 5 does not exist"):
+        discover(_config(ckpt, tmp_path / "e", alpha=[0.1], steps=1, layer=5))

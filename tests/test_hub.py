@@ -457,3 +457,34 @@ def test_weights_file_is_plain_safetensors(tmp_path):
     save_checkpoint(tiny_base(0), tmp_path / "ckpt")
     tensors = load_file(tmp_path / "ckpt" / "model.safetensors")
     assert set(tensors) == set(tiny_base(0).state_dict())
+
+
+def test_control_layer_and_oracle_controllers_round_trip_through_the_hub(fake_hub, tmp_path):
+    """A base model's control_layer and the subgoal controllers for it survive publish +
+    download, and the oracle env built from Hub ids steers at that layer."""
+    import gymnasium as gym
+
+    import internal_rl_gym  # noqa: F401
+    from internal_rl_gym.hub import load_subgoal_controllers
+    from tests.conftest import (
+        build_tiny_grid_models,
+        tiny_subgoal_controllers,
+        with_control_layer,
+    )
+
+    base = with_control_layer(build_tiny_grid_models()[0], 2)
+    save_checkpoint(base, tmp_path / "base")
+    save_checkpoint(tiny_subgoal_controllers(base, layer=2), tmp_path / "ctrl")
+    fake_hub.add_repo("test-hub/control-base", tmp_path / "base")
+    fake_hub.add_repo("test-hub/control-oracle", tmp_path / "ctrl")
+    kw = hub(fake_hub, tmp_path)
+    loaded = load_base_model("test-hub/control-base", **kw)
+    assert loaded.control_layer == 2
+    assert load_subgoal_controllers("test-hub/control-oracle", base_model=loaded, **kw).layer == 2
+    env = gym.make(
+        "InternalControl-Pinpad-Oracle-v0",
+        base_model="test-hub/control-base",
+        metacontroller="test-hub/control-oracle",
+        hub_kwargs=kw,
+    )
+    assert env.unwrapped._core.layer == 2

@@ -25,7 +25,7 @@ ALLOWED_WARNINGS = ("infinite", "inf", "Box bound precision lowered")
 
 
 @pytest.fixture
-def make(tiny_checkpoints, tiny_ant):
+def make(tiny_checkpoints, tiny_ant, tiny_oracle):
     """``gym.make`` for any of our ids; InternalControl ids get tiny local checkpoints for their
     task env (the embedded defaults are tested on their own in test_default_checkpoints.py)."""
 
@@ -33,7 +33,9 @@ def make(tiny_checkpoints, tiny_ant):
         spec = gym.spec(env_id)
         if spec.entry_point.endswith(":InternalControlEnv"):
             tiny = tiny_ant if spec.kwargs.get("env_id") == "AntPinpad-v0" else tiny_checkpoints
-            kw = {"base_model": tiny["base_model"], "metacontroller": tiny["metacontroller"], **kw}
+            oracle = "subgoal-controllers" in str(spec.kwargs.get("metacontroller"))
+            acting = tiny_oracle["metacontroller"] if oracle else tiny["metacontroller"]
+            kw = {"base_model": tiny["base_model"], "metacontroller": acting, **kw}
         return gym.make(env_id, **kw)
 
     return _make

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from agents.baseline import BaselineConfig, clipped_surrogate, train_raw, trajectory_advantages
@@ -70,3 +71,48 @@ def test_trajectory_advantage_and_surrogate():
     loss.backward()
     # gradient raises the log-probability of the successful trajectory, lowers the other's
     assert torch.all(logp.grad[0] < 0) and torch.all(logp.grad[1] > 0)
+
+
+def test_eq10_loss_matches_a_hand_computation():
+    """Paper Eq. 10 on a batch of three abstract steps from two episodes (returns 1 and 0):
+    A_τ = (R - mean R) / (std R + δ) = ±0.5/(0.5 + δ); loss = -mean_t min(ρ A, clip(ρ) A)."""
+    import gymnasium as gym
+
+    from agents.train import Eq10Policy, eq10_loss
+
+    adv_ep = trajectory_advantages(np.array([1.0, 0.0]), delta=1e-3)
+    np.testing.assert_allclose(adv_ep, [0.5 / 0.501, -0.5 / 0.501])
+    policy = Eq10Policy(2, gym.spaces.Discrete(2), log_std_init=0.0)
+    with torch.no_grad():
+        policy.head.weight.zero_()
+        policy.head.bias.copy_(torch.tensor([0.0, np.log(3.0)]))  # π = (0.25, 0.75)
+    obs = torch.zeros(3, 2)
+    actions = torch.tensor([0, 1, 1])
+    logp_old = torch.log(torch.tensor([0.5, 0.5, 0.5]))  # ρ = 0.5, 1.5, 1.5
+    adv = torch.tensor([adv_ep[0], adv_ep[0], adv_ep[1]], dtype=torch.float32)
+    a = 0.5 / 0.501
+    # step 1: ρ=0.5, A>0 -> min(0.5A, 0.8A) = 0.5A; step 2: ρ=1.5, A>0 -> min(1.5A, 1.2A) = 1.2A;
+    # step 3: ρ=1.5, A<0 -> min(-1.5a, -1.2a) = -1.5a
+    expected = -(0.5 * a + 1.2 * a - 1.5 * a) / 3
+    loss = eq10_loss(policy, obs, actions, logp_old, adv, clip=0.2)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_eq10_trains_on_the_oracle_and_writes_a_curve(tiny_oracle, tmp_path):
+    cfg = TrainConfig(
+        env_id="InternalControl-Pinpad-Oracle-v0",
+        **tiny_oracle,
+        task="0-1",
+        algo="eq10",
+        episodes=8,
+        n_envs=4,
+        batch_episodes=4,
+        max_primitive_steps=10,
+        out=str(tmp_path / "eq10"),
+        progress=False,
+    )
+    result = train(cfg)
+    assert len(result["successes"]) == 8 and set(result["successes"]) <= {0, 1}
+    saved = json.loads((tmp_path / "eq10" / "curve.json").read_text())
+    assert saved["algo"] == "eq10" and saved["successes"] == result["successes"]
+    assert (tmp_path / "eq10" / "eq10-InternalControl-Pinpad-Oracle-v0.pt").is_file()

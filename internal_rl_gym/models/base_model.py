@@ -96,6 +96,9 @@ class BaseModelConfig:
     conv_width: int = 4
     init_scale: float = 0.1
     name: str = ""
+    #: the layer whose residual stream controllers steer by default (None = L/2, the paper's
+    #: choice); chosen by measurement with ``internal-rl probe`` and recorded with the checkpoint
+    control_layer: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the ``config.json`` content)."""
@@ -510,6 +513,7 @@ class BaseModel(
         conv_width: int = 4,
         init_scale: float = 0.1,
         name: str = "",
+        control_layer: int | None = None,
     ) -> None:
         super().__init__()
         self.config = BaseModelConfig(
@@ -535,6 +539,7 @@ class BaseModel(
             conv_width=conv_width,
             init_scale=init_scale,
             name=name,
+            control_layer=control_layer,
         )
         _validate_config(self.config)
         self.arch, self.action_type, self.obs_loss_type = arch, action_type, obs_loss
@@ -603,6 +608,13 @@ class BaseModel(
     @property
     def dtype(self) -> torch.dtype:
         return self.obs_head.weight.dtype
+
+    @property
+    def control_layer(self) -> int:
+        """The layer controllers steer by default: the checkpoint's recorded ``control_layer``,
+        or L/2 (the paper's choice) when none is recorded."""
+        recorded = self.config.control_layer
+        return self.n_layers // 2 if recorded is None else int(recorded)
 
     @property
     def n_params(self) -> int:
@@ -1059,3 +1071,10 @@ def _validate_config(c: BaseModelConfig) -> None:
             )
     if c.init_scale <= 0:
         raise ValueError(f"init_scale must be positive, got {c.init_scale!r}")
+    if c.control_layer is not None and (
+        not isinstance(c.control_layer, int) or not 0 <= c.control_layer <= c.n_layers
+    ):
+        raise ValueError(
+            f"control_layer must be an int in 0..n_layers={c.n_layers} (0 = the embedding), or "
+            f"None for L/2; got {c.control_layer!r}. Pick it with `internal-rl probe`."
+        )

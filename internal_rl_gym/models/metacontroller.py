@@ -340,18 +340,60 @@ class Metacontroller(
         return ElboOutput(action_nll + alpha * kl, action_nll, kl, acc, out)
 
 
-class SubgoalControllers(nn.Module):
+class SubgoalControllers(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="internal-rl-gym",
+    tags=["internal-rl-gym", "reinforcement-learning", "hierarchical-rl", "subgoal-controllers"],
+    repo_url="https://arxiv.org/abs/2512.20605",
+):
     """Ground-truth linear controllers (paper §3.2, Fig. 4): one ``U^(g)`` per abstract subgoal,
-    selected by the true label: ``ê = e + U^(g_t) e`` with ``U = A_g B_gᵀ`` (``rank > 0``) or full."""
+    selected by the true label: ``ê = e + U^(g_t) e`` with ``U = A_g B_gᵀ`` (``rank > 0``) or full.
 
-    def __init__(self, d_model: int, n_subgoals: int, rank: int = 16) -> None:
+    Trained with the labels by ``internal-rl probe``; they are the *oracle* of internal RL (the
+    ``InternalControl-Pinpad-Oracle-v0`` env acts with them, one abstract action per subgoal).
+
+    :param d_model: width of the base model's residual stream.
+    :param n_subgoals: number of abstract subgoals (one controller each).
+    :param rank: rank of each ``U^(g)``; ``0`` = full ``d x d``.
+    :param layer: the layer they were trained at (-1 = not recorded).
+    :param base_model_name: name of the base model they were trained on.
+    :param base_model_fingerprint: sha256 of that base model's weights.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_subgoals: int,
+        rank: int = 16,
+        layer: int = -1,
+        base_model_name: str = "",
+        base_model_fingerprint: str = "",
+    ) -> None:
         super().__init__()
-        self.rank, self.d_model = rank, d_model
+        self.rank, self.d_model, self.n_subgoals, self.layer = rank, d_model, n_subgoals, layer
+        self.base_model_name = base_model_name
+        self.base_model_fingerprint = base_model_fingerprint
         if rank > 0:
             self.a = nn.Parameter(torch.randn(n_subgoals, d_model, rank) * 0.01)
             self.b = nn.Parameter(torch.randn(n_subgoals, d_model, rank) / d_model**0.5)
         else:
             self.u = nn.Parameter(torch.zeros(n_subgoals, d_model, d_model))
+
+    def decode(self, subgoal: torch.Tensor, gain: float = 1.0):
+        """The controllers of integer subgoals (B,): a low-rank pair (A, B), each (B, d, r), or
+        full (B, d, d) matrices, in the form :meth:`Metacontroller.apply_controller` takes."""
+        g = subgoal.to(torch.long)
+        if self.rank > 0:
+            return self.a[g] * gain, self.b[g]
+        return self.u[g] * gain
+
+    def apply_controller(self, e: torch.Tensor, u) -> torch.Tensor:
+        """ê = e + U e for controllers from :meth:`decode`."""
+        if self.rank > 0:
+            a, b = u
+            return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
+        return e + torch.einsum("...ij,...j->...i", u, e)
 
     def forward(self, e: torch.Tensor, subgoal: torch.Tensor) -> torch.Tensor:
         """ê for residuals e (..., d) and integer subgoal labels (...)."""
