@@ -132,7 +132,9 @@ def train_raw(cfg: BaselineConfig) -> dict:
 
 def run(cfg: BaselineConfig) -> None:
     result = train_raw(cfg)
+    successes = result["successes"]
+    last = min(500, len(successes))
     print(
-        f"raw-action RL: success over the last 500 episodes "
-        f"{np.mean(result['successes'][-500:]):.3f} ({result['seconds']:.0f}s)"
+        f"raw-action RL: success over the last {last} episodes "
+        f"{np.mean(successes[-last:]):.3f} ({result['seconds']:.0f}s)"
     )

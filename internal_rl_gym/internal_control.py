@@ -312,11 +312,11 @@ class InternalControlCore:
                 h = self.meta.update_history(e_prev, h)
                 beta = self.meta.switch(e, h, z).float().cpu().numpy()
             keep = ~ended
+            for j in range(idx.size):  # β after every primitive step, the last one included
+                betas[int(idx[j])].append(float(beta[j]))
             for j in np.flatnonzero(keep):
                 i = int(idx[j])
-                b = float(beta[j])
-                betas[i].append(b)
-                if b >= opts.beta_threshold or len(prims[i]) >= opts.max_primitive_steps:
+                if beta[j] >= opts.beta_threshold or len(prims[i]) >= opts.max_primitive_steps:
                     results[i] = AbstractStepResult(None, 0.0, False, False)
                     keep[j] = False
             if not keep.all():
@@ -398,7 +398,17 @@ def make_task_env(
         kwargs["task"] = task
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return gym.make(env_id, **kwargs)
+    try:
+        return gym.make(env_id, **kwargs)
+    except TypeError as err:
+        if "task" not in str(err):
+            raise
+        raise ValueError(
+            f"InternalControl needs a task env that takes a `task` argument and reports "
+            f"info['success'] (GridPinpad-v0, AntPinpad-v0, or your own env built the same "
+            f"way), with the observations its base model was trained on; {env_id!r} does not "
+            f"take `task` ({err}). For an env without tasks pass task=None."
+        ) from None
 
 
 class _InternalControlMixin:
@@ -476,7 +486,8 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
     When the task env terminates or truncates (e.g. GridPinpad's 100 primitive steps). One
     abstract step ends when the gate fires (``β >= beta_threshold``), the episode ends, or after
     ``max_primitive_steps`` primitive steps. ``info`` carries ``primitive_steps``, ``beta`` (the
-    β trace of the step), ``primitive_actions``, ``visited_colours`` (colours entered during the
+    gate β after each primitive step of the abstract step, ``primitive_steps`` values, the step
+    that ended the episode included), ``primitive_actions``, ``visited_colours`` (colours entered during the
     step, when the task env reports ``info["visited"]``), ``success``/``is_success``,
     ``abstract_steps`` and the task env's last info (e.g. ``target``, ``subgoal``, ``progress``).
 

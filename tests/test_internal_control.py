@@ -62,8 +62,8 @@ def test_info_contract(checkpoints):
     n = info["primitive_steps"]
     assert 1 <= n <= 7 and len(info["primitive_actions"]) == n
     assert isinstance(info["success"], bool) and isinstance(r, float)
-    # one β per primitive step that did not end the episode
-    assert len(info["beta"]) == (n - 1 if term or trunc else n)
+    # one β per primitive step, the one that ended the episode included
+    assert len(info["beta"]) == n
     assert all(0.0 <= b <= 1.0 for b in info["beta"])
 
 
@@ -141,7 +141,8 @@ def test_matches_the_training_time_forward_pass(gain):
         logits = base.heads(base.run_layers(e_hat, LAYER, base.n_layers)).action_logits
         trace = meta.switching_trace(e_l, z)[0, 1:]
     assert logits[0].argmax(-1).tolist() == actions
-    np.testing.assert_allclose(trace.numpy()[: len(betas)], betas, atol=1e-5)
+    assert len(betas) == len(actions)
+    np.testing.assert_allclose(trace.numpy(), betas[: len(trace)], atol=1e-5)
 
 
 def test_controller_gain_scales_the_push(checkpoints):
@@ -320,3 +321,26 @@ def test_env_agnostic_continuous_control_on_the_ant(tiny_ant):
     *_, info = env.step(np.zeros(4, np.float32))
     actions = np.stack(info["primitive_actions"])
     assert actions.shape[1] == 8 and np.all(np.abs(actions) <= 1.0)
+
+
+def test_an_env_without_tasks_gets_a_clear_error(checkpoints):
+    """Mutant: the bare nested TypeError of CartPole's constructor."""
+    with pytest.raises(ValueError, match="needs a task env that takes a `task` argument"):
+        make_env(checkpoints, env_id="CartPole-v1")
+    with pytest.raises(ValueError, match="observations have shape"):
+        make_env(checkpoints, env_id="CartPole-v1", task=None)
+
+
+def test_beta_has_one_entry_per_primitive_step_when_the_episode_ends_inside(checkpoints):
+    """Mutant: the β of the primitive step that ended the episode left out."""
+    env = make_env(checkpoints, max_primitive_steps=100, task="0-1-2-3-4-5-6-7")
+    ended = 0
+    for seed in range(10):
+        env.reset(seed=seed)
+        done = False
+        while not done:
+            _, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
+            assert len(info["beta"]) == info["primitive_steps"]
+        ended += 1
+    assert ended == 10

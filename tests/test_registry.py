@@ -136,6 +136,18 @@ def test_rgb_rendering(env_id, make):
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[-1] == 3
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_a_nan_action_is_a_clear_value_error(env_id, make):
+    """Every id refuses NaN with a ValueError that names the action, never a deep numeric
+    error or a silently executed step."""
+    env = make(env_id)
+    env.reset(seed=0)
+    space = env.action_space
+    nan = np.full(space.shape, np.nan) if isinstance(space, gym.spaces.Box) else np.float64("nan")
+    with pytest.raises(ValueError, match="(?i)nan|non-finite|subgoal index|integer"):
+        env.step(nan)
+
+
 def test_module_colon_id_syntax():
     env = gym.make("internal_rl_gym:GridPinpad-v0")
     assert env.unwrapped.spec.id == "GridPinpad-v0"

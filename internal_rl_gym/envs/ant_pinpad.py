@@ -9,6 +9,7 @@ compile cost.
 from __future__ import annotations
 
 import os
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -104,6 +105,20 @@ def cell_centre(cell: int, size: int, cell_size: float) -> tuple[float, float]:
     return (col - (size - 1) / 2) * cell_size, ((size - 1) / 2 - row) * cell_size
 
 
+def _check_gl_backend() -> None:
+    """MuJoCo's default GLFW backend aborts the whole process on a machine without a display;
+    say what to set instead."""
+    backend = os.environ.get("MUJOCO_GL", "").lower()
+    headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+    if headless and backend in ("", "glfw"):
+        raise RuntimeError(
+            "Rendering AntPinpad needs an OpenGL backend, and this machine has no display "
+            "(DISPLAY is unset) for MuJoCo's default GLFW backend. Set MUJOCO_GL=egl (GPU or "
+            "Mesa EGL) or MUJOCO_GL=osmesa (software) in the environment before Python starts, "
+            "e.g. `MUJOCO_GL=egl python train.py`."
+        )
+
+
 class AntPinpadEnv(MujocoEnv, EzPickle):
     """Walk the MuJoCo ant over coloured floor cells in a given order.
 
@@ -130,6 +145,8 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     ## Action Space
     ``Box(-1, 1, (8,), float32)``: torques of the 8 hinge joints, in Gymnasium ``Ant-v5``'s
     actuator order (hip_4, ankle_4, hip_1, ankle_1, hip_2, ankle_2, hip_3, ankle_3; gear 150).
+    Finite torques outside [-1, 1] are clipped to it (MuJoCo's ``ctrlrange``, as in ``Ant-v5``);
+    NaN or inf raises ``ValueError``.
 
     ## Observation Space
     ``Box(-inf, inf, (41,), float32)``, the concatenation of
@@ -412,9 +429,14 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
                 raise ValueError(
                     f"AntPinpad expects 8 joint torques in [-1, 1], got shape {np.shape(action)}."
                 )
+        if not np.all(np.isfinite(a)):
+            raise ValueError(
+                f"AntPinpad got non-finite torques {np.asarray(action)!r}; expected 8 finite "
+                "values in [-1, 1]. Check the policy for NaN/inf outputs."
+            )
         prev_cell, prev_progress = self.cell, self.progress
         xy_before = self.data.qpos[:2].copy()
-        self.data.ctrl[:] = a  # MuJoCo clamps to ctrlrange [-1, 1]
+        self.data.ctrl[:] = a  # MuJoCo clamps to ctrlrange [-1, 1] (documented above)
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self.steps += 1
         x, y, z = self.data.qpos[0], self.data.qpos[1], self.data.qpos[2]
@@ -454,7 +476,15 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             return None
         if not self._layout_ready:
             raise RuntimeError("Call reset() before render().")
-        return super().render()
+        _check_gl_backend()
+        try:
+            return super().render()
+        except mujoco.FatalError as err:
+            raise RuntimeError(
+                f"MuJoCo could not open an OpenGL context to render ({err}). On a machine "
+                "without a display set MUJOCO_GL=egl (or MUJOCO_GL=osmesa) before importing "
+                "mujoco, e.g. `MUJOCO_GL=egl python ...`."
+            ) from err
 
     # --- hooks for the shaped variant ------------------------------------------------------
     def _on_reset(self) -> None:

@@ -221,6 +221,11 @@ class GridPinpadEnv(gym.Env, EzPickle):
             return int(action)
         arr = np.asarray(action)
         if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
+            if arr.size == 1 and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr):
+                raise ValueError(
+                    f"GridPinpad got a non-finite action {action!r}; expected one integer in "
+                    "0..3 (0 up, 1 right, 2 down, 3 left). Check the policy for NaN outputs."
+                )
             if arr.size == 1 and np.issubdtype(arr.dtype, np.floating) and float(arr) == int(arr):
                 arr = arr.astype(np.int64)
             else:
