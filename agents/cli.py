@@ -7,6 +7,7 @@
     internal-rl discover  train metacontrollers (switching gate β, codes z) on a frozen base model
     internal-rl train     internal RL: stock SB3 PPO on an InternalControl env
     internal-rl baseline  raw-action RL: fine-tune the base model's own action head
+    internal-rl compare   internal RL vs raw-action RL vs the oracle on held-out tasks (Fig. 8)
     internal-rl evaluate  success rate of a trained internal-RL policy (JSON for model cards)
     internal-rl push      share a checkpoint or policy on the Hugging Face Hub (with a model card)
     internal-rl pull      download a Hub repo into the local cache and print its folder
@@ -145,6 +146,12 @@ def _discover_command():
     return DiscoverConfig, run
 
 
+def _compare_command():
+    from agents.compare import CompareConfig, run
+
+    return CompareConfig, run
+
+
 def _push_command():
     from agents.hub_commands import PushConfig, push
 
@@ -170,6 +177,10 @@ COMMANDS = {
     "baseline": (
         "raw-action RL baseline: fine-tune the base model's action head",
         _baseline_command,
+    ),
+    "compare": (
+        "internal RL vs raw-action RL vs the oracle on held-out tasks (paper Fig. 8)",
+        _compare_command,
     ),
     "evaluate": ("success rate of a trained internal-RL policy", _evaluate_command),
     "push": ("upload a checkpoint or SB3 policy with its model card to the Hub", _push_command),
