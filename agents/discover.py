@@ -114,6 +114,14 @@ class DiscoverConfig:
             "L/2 when none is recorded)"
         },
     )
+    embedder: str = field(
+        default="sequence",
+        metadata={
+            "help": "sequence: one non-causal embedding s of the whole episode (as the paper "
+            "describes); per_step: s_t adds a summary of the steps from t on, so what comes "
+            "next is a local read-out for the encoder (see the README's design choices)"
+        },
+    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -503,14 +511,17 @@ def train_one(
         gate_temperature=cfg.gumbel_temperature if cfg.gumbel_temperature > 0 else 1.0,
         base_model_name=base_name,
         base_model_fingerprint=fingerprint,
+        embedder=cfg.embedder,
     ).to(device)
     if cfg.init_from:
         init = load_metacontroller(cfg.init_from, base_model=base)
-        if init.layer != layer or init.rank != cfg.rank or init.n_z != cfg.n_z:
+        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder)
+        if (init.layer, init.rank, init.n_z, init.embedder_kind) != mine:
             raise ValueError(
                 f"--init-from {cfg.init_from} has layer {init.layer}, rank {init.rank}, n_z "
-                f"{init.n_z} but this run asks for layer {layer}, rank {cfg.rank}, n_z "
-                f"{cfg.n_z}; pass matching --layer/--rank/--n-z."
+                f"{init.n_z}, embedder {init.embedder_kind} but this run asks for layer "
+                f"{layer}, rank {cfg.rank}, n_z {cfg.n_z}, embedder {cfg.embedder}; pass "
+                "matching --layer/--rank/--n-z/--embedder."
             )
         meta.load_state_dict(init.state_dict())  # its weights; τ is this run's
     opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -196,3 +196,30 @@ def test_elbo_rejects_actions_outside_the_base_models_action_space(bad_action):
     actions[1, 3] = bad_action
     with pytest.raises(ValueError, match=r"actions must lie in \[0, 4\)"):
         meta.elbo(base, e, actions, torch.ones(2, 5, dtype=torch.bool), alpha=0.1)
+
+
+def test_per_step_embedding_varies_over_steps_and_ignores_padding():
+    """``embedder="per_step"``: one s_t per step (the sequence embedder gives one per episode),
+    different across steps, and padded steps change nothing."""
+    torch.manual_seed(2)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, embedder="per_step").eval()
+    e = torch.randn(2, 8, 16)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 5:] = False
+    with torch.no_grad():
+        s = meta.embed_sequence(e, mask)
+        assert s.shape == (2, 8, 8) and not torch.allclose(s[0, 2], s[0, 3])
+        padded = e.clone()
+        padded[1, 5:] = 99.0
+        torch.testing.assert_close(meta.embed_sequence(padded, mask)[1, :5], s[1, :5])
+        assert meta(e, mask).e_hat.shape == e.shape
+    with pytest.raises(ValueError, match="embedder must be"):
+        Metacontroller(d_model=16, layer=1, embedder="hawk")
+
+
+def test_per_step_embedder_survives_save_and_load(tmp_path):
+    from internal_rl_gym.hub import load_checkpoint
+
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, embedder="per_step")
+    meta.save_pretrained(tmp_path / "m")
+    assert load_checkpoint(Metacontroller, tmp_path / "m").embedder_kind == "per_step"

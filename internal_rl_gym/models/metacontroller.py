@@ -85,6 +85,9 @@ class Metacontroller(
         Gumbel-Sigmoid gate keeps its τ so the noise-free gate matches training (default 1).
     :param base_model_name: name of the base model it was trained on (recorded, checked on load).
     :param base_model_fingerprint: sha256 of that base model's weights (see ``hub.model_fingerprint``).
+    :param embedder: ``"sequence"`` (one embedding s per sequence) or ``"per_step"`` (s_t, which
+        adds a summary of the steps from t on); see :meth:`embed_sequence`. Training only: the
+        causal parts internal RL uses are the same.
     """
 
     def __init__(
@@ -102,8 +105,12 @@ class Metacontroller(
         gate_temperature: float = 1.0,
         base_model_name: str = "",
         base_model_fingerprint: str = "",
+        embedder: str = "sequence",
     ) -> None:
         super().__init__()
+        if embedder not in ("sequence", "per_step"):
+            raise ValueError(f"embedder must be 'sequence' or 'per_step', got {embedder!r}.")
+        self.embedder_kind = embedder
         self.d_model, self.layer, self.n_z, self.n_h, self.rank = d_model, layer, n_z, n_h, rank
         if not gate_temperature > 0:
             raise ValueError(f"gate_temperature must be > 0, got {gate_temperature}.")
@@ -183,15 +190,28 @@ class Metacontroller(
 
     # --- non-causal pieces (training only) -------------------------------------------------
     def embed_sequence(self, e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """s = f_emb(e_{1:T}): the final states of a bidirectional GRU over the valid steps."""
+        """s = f_emb(e_{1:T}) from a bidirectional GRU over the valid steps.
+
+        ``embedder="sequence"``: one vector per sequence (B, n_s), from both directions' final
+        states. ``embedder="per_step"``: one vector per step (B, T, n_s), from the forward
+        direction's final state and the backward direction's state at t, a summary of
+        ``e_{t..T}``: what happens next is then a local read-out for the encoder instead of an
+        index into a summary of the whole episode."""
         if mask is not None:
             lengths = mask.sum(1).clamp(min=1).cpu()
             packed = nn.utils.rnn.pack_padded_sequence(
                 e, lengths, batch_first=True, enforce_sorted=False
             )
-            _, h = self.embedder(packed)
+            out, h = self.embedder(packed)
+            if self.embedder_kind == "per_step":
+                out, _ = nn.utils.rnn.pad_packed_sequence(
+                    out, batch_first=True, total_length=e.shape[1]
+                )
         else:
-            _, h = self.embedder(e)
+            out, h = self.embedder(e)
+        if self.embedder_kind == "per_step":
+            forward = h[0][:, None].expand(-1, e.shape[1], -1)
+            return self.embed_out(torch.cat([forward, out[..., self.embedder.hidden_size :]], -1))
         return self.embed_out(torch.cat([h[0], h[1]], -1))
 
     def encode(
@@ -237,7 +257,9 @@ class Metacontroller(
         b, t, _ = e.shape
         s = self.embed_sequence(e, mask)
         h_prev = self.history_sequence(e)  # (B, T, n_h)
-        mu, logvar = self.encode(e, h_prev, s[:, None].expand(b, t, -1))
+        if s.dim() == 2:  # one sequence embedding, shared by every step
+            s = s[:, None].expand(b, t, -1)
+        mu, logvar = self.encode(e, h_prev, s)
         if sample:
             noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
             z_tilde = mu + (0.5 * logvar).exp() * noise
