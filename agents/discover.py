@@ -122,6 +122,17 @@ class DiscoverConfig:
             "next is a local read-out for the encoder (see the README's design choices)"
         },
     )
+    code: str = field(
+        default="gaussian",
+        metadata={
+            "help": "gaussian: z̃ ~ N(μ, σ²), prior N(0, I) (the paper); categorical: z̃ is one "
+            "of n_z one-hot codes, prior uniform, so internal RL picks one of n_z abstract "
+            "actions (see the README's design choices)"
+        },
+    )
+    code_temperature: float = field(
+        default=1.0, metadata={"help": "categorical codes: the Gumbel-softmax temperature"}
+    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -465,8 +476,11 @@ def abstract_action_check(
     lengths: list[int] = []
     finished = 0
     while finished < n_episodes:
-        z = rng.standard_normal((n_envs, vec.core.n_z)) / scale  # z = scale * action ~ N(0, I)
-        _, _, dones, infos = vec.step(z)
+        if vec.core.index_actions:  # codes uniform over the categorical prior
+            actions = rng.integers(vec.core.n_actions, size=n_envs)
+        else:
+            actions = rng.standard_normal((n_envs, vec.core.n_z)) / scale  # z ~ N(0, I)
+        _, _, dones, infos = vec.step(actions)
         for info, done in zip(infos, dones):
             if done:
                 finished += 1
@@ -512,16 +526,18 @@ def train_one(
         base_model_name=base_name,
         base_model_fingerprint=fingerprint,
         embedder=cfg.embedder,
+        code=cfg.code,
+        code_temperature=cfg.code_temperature,
     ).to(device)
     if cfg.init_from:
         init = load_metacontroller(cfg.init_from, base_model=base)
-        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder)
-        if (init.layer, init.rank, init.n_z, init.embedder_kind) != mine:
+        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder, cfg.code)
+        if (init.layer, init.rank, init.n_z, init.embedder_kind, init.code) != mine:
             raise ValueError(
                 f"--init-from {cfg.init_from} has layer {init.layer}, rank {init.rank}, n_z "
-                f"{init.n_z}, embedder {init.embedder_kind} but this run asks for layer "
-                f"{layer}, rank {cfg.rank}, n_z {cfg.n_z}, embedder {cfg.embedder}; pass "
-                "matching --layer/--rank/--n-z/--embedder."
+                f"{init.n_z}, embedder {init.embedder_kind}, code {init.code} but this run asks "
+                f"for layer {layer}, rank {cfg.rank}, n_z {cfg.n_z}, embedder {cfg.embedder}, "
+                f"code {cfg.code}; pass matching --layer/--rank/--n-z/--embedder/--code."
             )
         meta.load_state_dict(init.state_dict())  # its weights; τ is this run's
     opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

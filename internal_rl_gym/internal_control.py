@@ -104,6 +104,8 @@ class InternalControlCore:
         # Oracle mode: ground-truth subgoal controllers act instead of a metacontroller; the
         # action is a subgoal index and an abstract step ends when the true subgoal changes.
         self.oracle = hasattr(metacontroller, "n_subgoals")
+        # A metacontroller with categorical codes: the action picks one of its n_z codes.
+        self.categorical = bool(getattr(metacontroller, "discrete_codes", False))
         self._check_compatible()
         self.layer = int(metacontroller.layer)
         self.n = len(self.envs)
@@ -142,9 +144,16 @@ class InternalControlCore:
             )
 
     @property
+    def index_actions(self) -> bool:
+        """Whether an action is an index (the oracle's subgoal, a categorical code)."""
+        return self.oracle or self.categorical
+
+    @property
     def n_actions(self) -> int:
-        """Oracle mode: the number of subgoals (a ``Discrete`` action); else 0."""
-        return int(self.meta.n_subgoals) if self.oracle else 0
+        """For index actions, how many there are (subgoals, or categorical codes); else 0."""
+        if self.oracle:
+            return int(self.meta.n_subgoals)
+        return int(self.meta.n_z) if self.categorical else 0
 
     # --- observations ----------------------------------------------------------------------
     @property
@@ -206,17 +215,18 @@ class InternalControlCore:
     def check_action(self, action: Any) -> np.ndarray:
         """A (n_z,) float array from one row's action (oracle: a (1,) subgoal index), or a
         clear error."""
-        if self.oracle:
+        if self.index_actions:
+            what = "subgoal index" if self.oracle else "code index"
             a = np.asarray(action)
             if a.size != 1 or not np.issubdtype(a.dtype, np.number):
                 raise ValueError(
-                    f"The oracle expects one subgoal index in 0..{self.n_actions - 1}, got "
+                    f"InternalControl expects one {what} in 0..{self.n_actions - 1}, got "
                     f"{action!r}. Use env.action_space.sample() for an example."
                 )
             v = float(a.reshape(-1)[0])
             if not (v.is_integer() and 0 <= v < self.n_actions):
                 raise ValueError(
-                    f"Subgoal index {action!r} is not an integer in 0..{self.n_actions - 1}."
+                    f"The {what} {action!r} is not an integer in 0..{self.n_actions - 1}."
                 )
             return np.array([v])
         a = np.asarray(action, dtype=np.float64)
@@ -265,9 +275,15 @@ class InternalControlCore:
         opts = self.options
         rows = sorted(actions)
         z_new = self.z.clone()
-        scale = 1.0 if self.oracle else opts.action_scale
         for i in rows:
-            z_new[i] = torch.as_tensor(scale * actions[i], dtype=z_new.dtype, device=self.device)
+            if self.categorical:  # the code's one-hot vector
+                z_new[i] = 0.0
+                z_new[i, int(actions[i][0])] = 1.0
+            else:  # the oracle's subgoal index, or z = action_scale * action
+                scale = 1.0 if self.oracle else opts.action_scale
+                z_new[i] = torch.as_tensor(
+                    scale * actions[i], dtype=z_new.dtype, device=self.device
+                )
         start_subgoal = self.subgoal.copy()
         self.z = z_new
         reward = dict.fromkeys(rows, 0.0)
@@ -347,7 +363,7 @@ class InternalControlCore:
 # --- front ends --------------------------------------------------------------------------------
 def _spaces(core: InternalControlCore) -> tuple[spaces.Box, spaces.Box]:
     obs_space = spaces.Box(-np.inf, np.inf, (core.obs_dim,), dtype=np.float32)
-    if core.oracle:
+    if core.index_actions:
         return obs_space, spaces.Discrete(core.n_actions)
     act_space = spaces.Box(-1.0, 1.0, (core.n_z,), dtype=np.float32)
     return obs_space, act_space

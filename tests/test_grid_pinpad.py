@@ -89,6 +89,23 @@ def test_bumping_while_standing_on_a_colour_is_not_a_visit():
     assert term and r == 1.0 and info["success"]
 
 
+def test_free_play_continues_after_a_wrong_colour():
+    """Mutant: a wrong colour always terminates, ignoring terminate_on_wrong_colour=False."""
+    env, _, _ = make(task=(0, 1), terminate_on_wrong_colour=False)
+    _, r, term, trunc, info = env.step(LEFT)  # colour 1 before colour 0
+    assert (r, term, trunc, info["visited"], info["progress"]) == (0.0, False, False, 1, 0)
+    env.step(RIGHT)
+    _, r, term, _, info = env.step(RIGHT)  # now colour 0: the task goes on
+    assert (r, term, info["progress"]) == (0.0, False, 1)
+
+
+def test_success_on_the_last_step_terminates_without_truncating():
+    """Mutant: success that lands on step max_steps also sets truncated."""
+    env, _, _ = make(task=(0,), max_steps=1)
+    _, r, term, trunc, info = env.step(RIGHT)  # onto colour 0 on the last allowed step
+    assert (r, term, trunc, info["success"]) == (1.0, True, False, True)
+
+
 def test_horizon_truncates():
     env, _, _ = make(task=(0, 1), max_steps=5)
     for _ in range(5):

@@ -344,3 +344,49 @@ def test_beta_has_one_entry_per_primitive_step_when_the_episode_ends_inside(chec
             assert len(info["beta"]) == info["primitive_steps"]
         ended += 1
     assert ended == 10
+
+
+def test_reward_is_the_task_reward_summed_over_the_abstract_step(checkpoints):
+    """Mutant: the reward sum over primitive steps zeroed (or not passed on)."""
+    env = make_env(checkpoints, task="0", max_primitive_steps=100)
+    env.action_space.seed(0)
+    successes = 0
+    for seed in range(60):
+        env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, info = env.step(env.action_space.sample())
+            total += r
+            done = term or trunc
+        assert total == float(info["success"])
+        successes += info["success"]
+    assert successes > 0, "no episode succeeded: the test checked nothing"
+
+
+def test_categorical_codes_make_a_discrete_action_that_selects_the_code(tmp_path):
+    """A metacontroller with code="categorical": the action is a code index, applied as its
+    one-hot z (mutant: the index used as a scalar code)."""
+    from internal_rl_gym.hub import model_fingerprint
+    from internal_rl_gym.models import Metacontroller
+
+    base, _ = tiny_models()
+    torch.manual_seed(0)
+    meta = Metacontroller(
+        d_model=D, layer=LAYER, n_z=3, n_h=8, n_s=8, rank=4, code="categorical",
+        base_model_name=base.config.name, base_model_fingerprint=model_fingerprint(base),
+    )  # fmt: skip
+    with torch.no_grad():
+        meta.hyper[-1].weight.mul_(30.0)
+    base.save_pretrained(tmp_path / "base")
+    meta.save_pretrained(tmp_path / "meta")
+    kw = {"base_model": str(tmp_path / "base"), "metacontroller": str(tmp_path / "meta")}
+    env = make_env(kw, task="0-1-2-3", max_primitive_steps=5)
+    assert env.action_space == gym.spaces.Discrete(3)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env, warn=True)
+    core = env.unwrapped._core
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="code index"):
+        env.step(3)
+    env.step(2)
+    assert core.z[0].tolist() == [0.0, 0.0, 1.0]

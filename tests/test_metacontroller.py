@@ -223,3 +223,25 @@ def test_per_step_embedder_survives_save_and_load(tmp_path):
     meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, embedder="per_step")
     meta.save_pretrained(tmp_path / "m")
     assert load_checkpoint(Metacontroller, tmp_path / "m").embedder_kind == "per_step"
+
+
+def test_categorical_codes_are_one_hot_with_kl_to_the_uniform_prior():
+    torch.manual_seed(3)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4, code="categorical")
+    e = torch.randn(2, 6, 16)
+    out = meta(e)
+    z_tilde_rows = out.z[:, 0]  # β_1 = 1: the first code is the sampled one-hot z̃
+    assert torch.equal(z_tilde_rows.detach().sum(-1), torch.ones(2))
+    assert set(z_tilde_rows.detach().flatten().tolist()) <= {0.0, 1.0}
+    q = out.mu  # the posterior's class probabilities
+    expected = (q * (q.log() + torch.log(torch.tensor(4.0)))).sum(-1)
+    torch.testing.assert_close(out.kl, expected, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # a uniform posterior costs nothing
+        meta.encoder[-1].weight.zero_()
+        meta.encoder[-1].bias.zero_()
+    assert meta(e).kl.abs().max() < 1e-6
+    loss = meta(e).e_hat.square().sum()
+    loss.backward()  # straight-through: gradients reach the encoder
+    assert meta.encoder[0].weight.grad is not None
+    with pytest.raises(ValueError, match="code must be"):
+        Metacontroller(d_model=16, layer=1, code="vq")

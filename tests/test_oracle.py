@@ -71,7 +71,7 @@ def test_the_chosen_subgoal_steers(oracle_kwargs):
 def test_a_bad_subgoal_index_is_explained(oracle_kwargs, bad):
     env = make_oracle(oracle_kwargs)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="(?i)subgoal index"):
+    with pytest.raises(ValueError, match="subgoal index"):
         env.unwrapped.step(bad)
 
 

@@ -29,6 +29,7 @@ step-by-step mode equals the training-time forward.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,10 @@ class Metacontroller(
         Gumbel-Sigmoid gate keeps its τ so the noise-free gate matches training (default 1).
     :param base_model_name: name of the base model it was trained on (recorded, checked on load).
     :param base_model_fingerprint: sha256 of that base model's weights (see ``hub.model_fingerprint``).
+    :param code: ``"gaussian"`` (the paper: z̃ ~ N(μ, σ²) with an N(0, I) prior) or
+        ``"categorical"`` (z̃ is one of ``n_z`` one-hot codes, prior Uniform(n_z), trained with a
+        straight-through Gumbel-softmax of temperature ``code_temperature``; internal RL then
+        picks one of ``n_z`` abstract actions). See the README's design choices.
     :param embedder: ``"sequence"`` (one embedding s per sequence) or ``"per_step"`` (s_t, which
         adds a summary of the steps from t on); see :meth:`embed_sequence`. Training only: the
         causal parts internal RL uses are the same.
@@ -106,11 +111,17 @@ class Metacontroller(
         base_model_name: str = "",
         base_model_fingerprint: str = "",
         embedder: str = "sequence",
+        code: str = "gaussian",
+        code_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if embedder not in ("sequence", "per_step"):
             raise ValueError(f"embedder must be 'sequence' or 'per_step', got {embedder!r}.")
-        self.embedder_kind = embedder
+        if code not in ("gaussian", "categorical"):
+            raise ValueError(f"code must be 'gaussian' or 'categorical', got {code!r}.")
+        if not code_temperature > 0:
+            raise ValueError(f"code_temperature must be > 0, got {code_temperature}.")
+        self.embedder_kind, self.code, self.code_temperature = embedder, code, code_temperature
         self.d_model, self.layer, self.n_z, self.n_h, self.rank = d_model, layer, n_z, n_h, rank
         if not gate_temperature > 0:
             raise ValueError(f"gate_temperature must be > 0, got {gate_temperature}.")
@@ -120,7 +131,8 @@ class Metacontroller(
         self.history = nn.GRU(d_model, n_h, batch_first=True)
         self.embedder = nn.GRU(d_model, n_s, batch_first=True, bidirectional=True)
         self.embed_out = nn.Linear(2 * n_s, n_s)
-        self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, 2 * n_z)
+        n_enc = n_z if code == "categorical" else 2 * n_z  # K logits, or (μ, log σ²)
+        self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, n_enc)
         self.switch_net = _mlp(d_model + n_h + n_z, switch_hidden, 1)
         n_out = 2 * d_model * rank if rank > 0 else d_model * d_model
         self.hyper = _mlp(n_z, hyp_hidden, n_out)
@@ -217,9 +229,18 @@ class Metacontroller(
     def encode(
         self, e_t: torch.Tensor, h_prev: torch.Tensor, s: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ_t, log σ²_t) of the controller code's posterior."""
-        mu, logvar = self.encoder(torch.cat([e_t, h_prev, s], -1)).chunk(2, -1)
+        """(μ_t, log σ²_t) of the controller code's posterior; for categorical codes (the K
+        logits, zeros)."""
+        out = self.encoder(torch.cat([e_t, h_prev, s], -1))
+        if self.code == "categorical":
+            return out, torch.zeros_like(out)
+        mu, logvar = out.chunk(2, -1)
         return mu, logvar.clamp(-8.0, 4.0)
+
+    @property
+    def discrete_codes(self) -> bool:
+        """Whether a code is one of ``n_z`` one-hot vectors (``code="categorical"``)."""
+        return self.code == "categorical"
 
     def forward(
         self,
@@ -260,7 +281,9 @@ class Metacontroller(
         if s.dim() == 2:  # one sequence embedding, shared by every step
             s = s[:, None].expand(b, t, -1)
         mu, logvar = self.encode(e, h_prev, s)
-        if sample:
+        if self.code == "categorical":
+            z_tilde, kl = self._sample_categorical(mu, sample, generator)
+        elif sample:
             noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
             z_tilde = mu + (0.5 * logvar).exp() * noise
         else:
@@ -271,8 +294,27 @@ class Metacontroller(
             u = u.clamp(1e-6, 1 - 1e-6)
             noise = u.log() - (-u).log1p()  # logistic = difference of two Gumbels
         beta, z = self._integrate(e, h_prev, z_tilde, noise)
-        kl = kl_standard_normal(mu, logvar)
+        if self.code == "categorical":
+            mu = mu.softmax(-1)  # reported as the posterior's class probabilities
+        else:
+            kl = kl_standard_normal(mu, logvar)
         return MetacontrollerOutput(self.control(e, z), beta, z, mu, logvar, kl)
+
+    def _sample_categorical(
+        self, logits: torch.Tensor, sample: bool, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A one-hot code z̃ from the posterior's K logits (straight-through Gumbel-softmax when
+        sampling, the arg max otherwise) and KL(q ‖ Uniform(K)) per step."""
+        log_q = logits.log_softmax(-1)
+        kl = (log_q.exp() * (log_q + math.log(self.n_z))).sum(-1)
+        if sample:
+            u = torch.rand(logits.shape, device=logits.device, dtype=logits.dtype,
+                           generator=generator).clamp(1e-9, 1 - 1e-9)  # fmt: skip
+            soft = ((logits - (-u.log()).log()) / self.code_temperature).softmax(-1)
+        else:
+            soft = log_q.exp()
+        hard = F.one_hot(soft.argmax(-1), self.n_z).to(soft.dtype)
+        return hard - soft.detach() + soft, kl
 
     def _integrate(
         self,
