@@ -241,3 +241,26 @@ def test_the_controlled_layer_defaults_to_the_base_models_control_layer(tmp_path
     assert load_metacontroller(tmp_path / "d" / "alpha_0.1" / "model").layer == 2
     with pytest.raises(ValueError, match="--layer 5 does not exist"):
         discover(_config(ckpt, tmp_path / "e", alpha=[0.1], steps=1, layer=5))
+
+
+def test_resume_restores_the_saved_weights_and_optimiser(tiny_checkpoints, tmp_path):
+    """Mutants: the model's or the optimiser's load_state_dict dropped on resume."""
+    import torch
+
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
+    run = tmp_path / "d" / "alpha_0.1"
+    trained = {k: v.clone() for k, v in load_metacontroller(run / "model").state_dict().items()}
+    # resumed at its end: nothing to train, the saved model must come back unchanged
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
+    again = load_metacontroller(run / "model").state_dict()
+    for name, value in trained.items():
+        assert torch.equal(again[name], value), name
+    fresh = discover(_config(tiny_checkpoints, tmp_path / "fresh", alpha=[0.1], steps=0))
+    assert fresh is not None
+    init = load_metacontroller(tmp_path / "fresh" / "alpha_0.1" / "model").state_dict()
+    assert any(not torch.equal(init[k], v) for k, v in trained.items())
+    # two more steps: Adam's step count continues from the saved optimiser state
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], steps=6))
+    state = torch.load(run / "train_state.pt", weights_only=False)
+    assert state["step"] == 6
+    assert all(int(s["step"]) == 6 for s in state["optimizer"]["state"].values())

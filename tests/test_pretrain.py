@@ -301,3 +301,24 @@ def test_an_ignored_sigint_stays_ignored(tmp_path, monkeypatch):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert torch.load(tmp_path / "i" / "train_state.pt", weights_only=True)["step"] == 6
+
+
+def test_resume_restores_the_saved_weights_and_optimiser(tmp_path):
+    """Mutants: the model's or the optimiser's load_state_dict dropped on resume. (A resumed
+    run draws fresh episodes, so it is not bit-identical to an uninterrupted one.)"""
+    first = pretrain(tiny_config(tmp_path / "r", steps=6))
+    trained = load_file(first / "model.safetensors")
+    again = pretrain(tiny_config(tmp_path / "r", steps=6))  # resumed at its end: no new step
+    kept = load_file(again / "model.safetensors")
+    assert all(torch.equal(trained[k], kept[k]) for k in trained)
+    resumed = load_file(pretrain(tiny_config(tmp_path / "r", steps=8)) / "model.safetensors")
+    near_init = load_file(pretrain(tiny_config(tmp_path / "s", steps=1)) / "model.safetensors")
+
+    def dist(a, b):
+        return sum(float((a[k] - b[k]).square().sum()) for k in a) ** 0.5
+
+    # two steps on from the saved weights, not two steps on from a fresh model
+    assert dist(resumed, trained) < dist(resumed, near_init)
+    state = torch.load(tmp_path / "r" / "train_state.pt", weights_only=False)
+    assert state["step"] == 8
+    assert all(int(s["step"]) == 8 for s in state["optimizer"]["state"].values())
