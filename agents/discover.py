@@ -130,6 +130,13 @@ class DiscoverConfig:
             "actions (see the README's design choices)"
         },
     )
+    controller: str = field(
+        default="linear",
+        metadata={
+            "help": "linear: ê = e + U(z) e (the paper); additive: ê = e + b(z), a steering "
+            "vector that cannot depend on the current residual stream"
+        },
+    )
     code_temperature: float = field(
         default=1.0, metadata={"help": "categorical codes: the Gumbel-softmax temperature"}
     )
@@ -528,16 +535,20 @@ def train_one(
         embedder=cfg.embedder,
         code=cfg.code,
         code_temperature=cfg.code_temperature,
+        controller=cfg.controller,
     ).to(device)
     if cfg.init_from:
         init = load_metacontroller(cfg.init_from, base_model=base)
-        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder, cfg.code)
-        if (init.layer, init.rank, init.n_z, init.embedder_kind, init.code) != mine:
+        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder, cfg.code, cfg.controller)
+        theirs = (init.layer, init.rank, init.n_z, init.embedder_kind, init.code, init.controller)
+        if theirs != mine:
             raise ValueError(
                 f"--init-from {cfg.init_from} has layer {init.layer}, rank {init.rank}, n_z "
-                f"{init.n_z}, embedder {init.embedder_kind}, code {init.code} but this run asks "
-                f"for layer {layer}, rank {cfg.rank}, n_z {cfg.n_z}, embedder {cfg.embedder}, "
-                f"code {cfg.code}; pass matching --layer/--rank/--n-z/--embedder/--code."
+                f"{init.n_z}, embedder {init.embedder_kind}, code {init.code}, controller "
+                f"{init.controller} but this run asks for layer {layer}, rank {cfg.rank}, n_z "
+                f"{cfg.n_z}, embedder {cfg.embedder}, code {cfg.code}, controller "
+                f"{cfg.controller}; pass matching --layer/--rank/--n-z/--embedder/--code/"
+                "--controller."
             )
         meta.load_state_dict(init.state_dict())  # its weights; τ is this run's
     opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

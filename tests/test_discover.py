@@ -87,7 +87,7 @@ def test_gumbel_gate_and_init_from_a_metacontroller(tiny_checkpoints, tmp_path):
     for name, value in init.state_dict().items():
         assert torch.equal(meta.state_dict()[name], value), name
     assert 0.0 <= summary["runs"][0]["switch_f1"] <= 1.0
-    with pytest.raises(ValueError, match="--layer/--rank/--n-z/--embedder/--code"):
+    with pytest.raises(ValueError, match="--layer/--rank/--n-z/--embedder/--code/--controller"):
         discover(
             _config(tiny_checkpoints, tmp_path / "c", alpha=[0.1], init_from=str(first), rank=2)
         )

@@ -245,3 +245,20 @@ def test_categorical_codes_are_one_hot_with_kl_to_the_uniform_prior():
     assert meta.encoder[0].weight.grad is not None
     with pytest.raises(ValueError, match="code must be"):
         Metacontroller(d_model=16, layer=1, code="vq")
+
+
+def test_additive_controllers_push_by_a_steering_vector_independent_of_e(tmp_path):
+    """controller="additive": ê = e + b(z), the same push whatever the residual stream."""
+    from internal_rl_gym.hub import load_checkpoint
+
+    torch.manual_seed(4)
+    meta = Metacontroller(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, controller="additive")
+    z = torch.randn(3, 4)
+    e1, e2 = torch.randn(3, 16), torch.randn(3, 16)
+    torch.testing.assert_close(meta.control(e1, z) - e1, meta.control(e2, z) - e2)
+    torch.testing.assert_close(meta.decode(z, gain=2.0), 2.0 * meta.decode(z))
+    assert meta(torch.randn(2, 5, 16)).e_hat.shape == (2, 5, 16)
+    meta.save_pretrained(tmp_path / "m")
+    assert load_checkpoint(Metacontroller, tmp_path / "m").controller == "additive"
+    with pytest.raises(ValueError, match="controller must be"):
+        Metacontroller(d_model=16, layer=1, controller="affine")

@@ -90,6 +90,9 @@ class Metacontroller(
         ``"categorical"`` (z̃ is one of ``n_z`` one-hot codes, prior Uniform(n_z), trained with a
         straight-through Gumbel-softmax of temperature ``code_temperature``; internal RL then
         picks one of ``n_z`` abstract actions). See the README's design choices.
+    :param controller: ``"linear"`` (the paper: ``ê = e + U(z) e``) or ``"additive"``
+        (``ê = e + b(z)``, a steering vector: a push that does not depend on ``e``, so a code
+        cannot mean "the usual continuation of the current subgoal").
     :param embedder: ``"sequence"`` (one embedding s per sequence) or ``"per_step"`` (s_t, which
         adds a summary of the steps from t on); see :meth:`embed_sequence`. Training only: the
         causal parts internal RL uses are the same.
@@ -113,8 +116,12 @@ class Metacontroller(
         embedder: str = "sequence",
         code: str = "gaussian",
         code_temperature: float = 1.0,
+        controller: str = "linear",
     ) -> None:
         super().__init__()
+        if controller not in ("linear", "additive"):
+            raise ValueError(f"controller must be 'linear' or 'additive', got {controller!r}.")
+        self.controller = controller
         if embedder not in ("sequence", "per_step"):
             raise ValueError(f"embedder must be 'sequence' or 'per_step', got {embedder!r}.")
         if code not in ("gaussian", "categorical"):
@@ -134,13 +141,16 @@ class Metacontroller(
         n_enc = n_z if code == "categorical" else 2 * n_z  # K logits, or (μ, log σ²)
         self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, n_enc)
         self.switch_net = _mlp(d_model + n_h + n_z, switch_hidden, 1)
-        n_out = 2 * d_model * rank if rank > 0 else d_model * d_model
+        if controller == "additive":
+            n_out = d_model
+        else:
+            n_out = 2 * d_model * rank if rank > 0 else d_model * d_model
         self.hyper = _mlp(n_z, hyp_hidden, n_out)
         with torch.no_grad():
             self.switch_net[-1].bias.fill_(beta_bias_init)
             self.hyper[-1].weight.mul_(0.1)
             self.hyper[-1].bias.zero_()
-            if rank > 0:
+            if rank > 0 and controller == "linear":
                 # U = A Bᵀ with both factors near zero is a saddle: the gradient reaching z
                 # is second order and the encoder collapses to the prior (KL 0) before the
                 # decoder learns. A random z-independent B at init gives A a first-order gradient.
@@ -180,6 +190,8 @@ class Metacontroller(
         (1 = the paper; see ``ControlOptions.controller_gain``)."""
         out = self.hyper(z)
         d = self.d_model
+        if self.controller == "additive":  # a steering vector b(z): ê = e + b
+            return out if gain == 1.0 else out * gain
         if self.rank > 0:
             a, b = out.split(d * self.rank, dim=-1)
             shape = (*z.shape[:-1], d, self.rank)
@@ -194,7 +206,9 @@ class Metacontroller(
 
     def apply_controller(self, e: torch.Tensor, u) -> torch.Tensor:
         """ê = e + U e for a decoded controller ``u`` (from :meth:`decode`), so a code held over
-        many steps is decoded once."""
+        many steps is decoded once; for additive controllers ê = e + b."""
+        if self.controller == "additive":
+            return e + u
         if self.rank > 0:
             a, b = u
             return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))

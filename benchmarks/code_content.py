@@ -1,0 +1,125 @@
+"""What do a metacontroller's codes carry? The subgoal, or where the next target lies?
+
+    python benchmarks/code_content.py --metacontroller runs/discover/alpha_0.1/model \
+        --out benchmarks/results/code_content.json
+
+On held-out clean expert episodes of the pretraining tasks, takes the integrated code z_t
+(posterior means; for categorical codes the one-hot code) at the first step and at every switch
+(β_t > 0.5), and probes it linearly (trained on 70% of the episodes, tested on the rest) for:
+
+* ``subgoal``: the true abstract subgoal (colour pair) pursued from there: what internal RL
+  needs a code to name (context-agnostic "go to pair k");
+* ``quadrant`` / ``direction``: where the current target colour lies relative to the agent (4
+  quadrants; the major direction): an egocentric, layout-dependent instruction;
+* ``first_move``: the expert's next action;
+* ``transition``: the subgoal relative to the previous one (+1, +2, -1; the first segment apart).
+
+Each with its chance level (the majority class on the test split). For categorical codes it
+also reports the mutual information (nats) between the code and each label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents.common import atomic_write_json  # noqa: E402
+from agents.diagnostics import train_linear_probe  # noqa: E402
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
+from internal_rl_gym.hub import load_base_model, load_metacontroller  # noqa: E402
+
+LABELS = ("subgoal", "quadrant", "direction", "first_move", "transition")
+
+
+def segment_starts(meta, base, data) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Codes at segment starts, their labels, and the episode of each."""
+    codes, labels, episodes = [], collections.defaultdict(list), []
+    for i in range(data.n_episodes):
+        ep = data.episode(i)
+        n = len(ep["actions"])
+        obs = torch.as_tensor(ep["obs"][:n], dtype=torch.float32)[None]
+        with torch.no_grad():
+            out = meta(base.run_layers(base.embed(obs), 0, meta.layer), sample=False)
+        z, beta = out.z[0].numpy(), out.beta[0].numpy()
+        grid = ep["obs"][:n].reshape(n, 7, 7, -1)
+        sg, target = ep["subgoals"], ep["targets"]
+        for t in [0] + [t for t in range(1, n) if beta[t] > 0.5]:
+            agent = np.argwhere(grid[t, :, :, -1])[0]
+            dr, dc = np.argwhere(grid[t, :, :, 4 + target[t]])[0] - agent
+            labels["subgoal"].append(int(sg[t]))
+            labels["quadrant"].append(int(dr > 0) * 2 + int(dc > 0))
+            vertical = abs(dr) >= abs(dc)
+            labels["direction"].append((0 if dr < 0 else 2) if vertical else (3 if dc < 0 else 1))
+            labels["first_move"].append(int(ep["actions"][t]))
+            labels["transition"].append(int((sg[t] - sg[t - 1]) % 4) if t > 0 else 0)
+            codes.append(z[t])
+            episodes.append(i)
+    return np.stack(codes), {k: np.asarray(v) for k, v in labels.items()}, np.asarray(episodes)
+
+
+def probe(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> tuple[float, float]:
+    n_classes = int(y.max()) + 1
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    mean, std = xt[train].mean(0), xt[train].std(0) + 1e-6
+    xt = (xt - mean) / std
+    with torch.enable_grad():
+        p = train_linear_probe(xt[train], y[train], n_classes, steps=500)
+    with torch.no_grad():
+        acc = float((p(xt[~train]).argmax(-1).numpy() == y[~train]).mean())
+    chance = float(np.bincount(y[~train], minlength=n_classes).max() / (~train).sum())
+    return acc, chance
+
+
+def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
+    n = len(a)
+    ca, cb = collections.Counter(a.tolist()), collections.Counter(b.tolist())
+    cab = collections.Counter(zip(a.tolist(), b.tolist()))
+    return float(sum(c / n * np.log(c * n / (ca[x] * cb[y])) for (x, y), c in cab.items()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base-model", default="pinpad-transformer")
+    p.add_argument("--metacontroller", required=True)
+    p.add_argument("--episodes", type=int, default=500)
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    torch.manual_seed(args.seed)
+    base = load_base_model(args.base_model)
+    meta = load_metacontroller(args.metacontroller, base_model=base)
+    data = collect_grid_demonstrations(args.episodes, "pretraining", seed=args.seed)
+    codes, labels, episodes = segment_starts(meta, base, data)
+    train = episodes < int(0.7 * args.episodes)
+    report: dict = {
+        "command": "python benchmarks/code_content.py " + " ".join(sys.argv[1:]),
+        "metacontroller": args.metacontroller,
+        "layer": int(meta.layer),
+        "code": getattr(meta, "code", "gaussian"),
+        "segments": len(codes),
+        "segments_per_episode": len(codes) / args.episodes,
+        "probe": {},
+    }
+    for name in LABELS:
+        acc, chance = probe(codes, labels[name], train)
+        report["probe"][name] = {"accuracy": acc, "chance": chance}
+        print(f"{name:11s} probe {acc:.3f} (chance {chance:.3f})")
+    if report["code"] == "categorical":
+        index = codes.argmax(-1)
+        report["mutual_information_nats"] = {
+            name: mutual_information(index, labels[name]) for name in LABELS
+        }
+        report["code_entropy_nats"] = mutual_information(index, index)
+        print("mutual information (nats):", report["mutual_information_nats"])
+    if args.out:
+        atomic_write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
