@@ -38,6 +38,7 @@ from agents.common import (
     progress_bar,
     seed_everything,
     set_threads,
+    torch_load_state,
     torch_save_atomic,
 )
 from internal_rl_gym.internal_control import make_internal_control_vec_env
@@ -61,6 +62,13 @@ class TrainConfig:
     )
     batch_episodes: int = field(
         default=64, metadata={"help": "eq10: finished episodes per update (the batch B)"}
+    )
+    init_policy: str = field(
+        default="",
+        metadata={
+            "help": "eq10: start from this saved policy (eq10-<env-id>.pt of an earlier run), "
+            "e.g. to carry a policy to a longer task (a curriculum over task length)"
+        },
     )
     episodes: int = field(default=20_000, metadata={"help": "training budget in episodes"})
     n_envs: int = field(default=16, metadata={"help": "episodes run in parallel (batched)"})
@@ -302,6 +310,15 @@ def train_eq10(cfg: TrainConfig, out: Path) -> dict:
         log_std_init = -math.log(vec.core.options.action_scale)
     torch.manual_seed(cfg.seed)
     policy = Eq10Policy(vec.observation_space.shape[0], vec.action_space, log_std_init)
+    if cfg.init_policy:
+        try:
+            policy.load_state_dict(torch_load_state(cfg.init_policy))
+        except (OSError, RuntimeError) as err:
+            raise SystemExit(
+                f"train: cannot start from --init-policy {cfg.init_policy}: {err}. Pass the "
+                "eq10-<env-id>.pt of an earlier `internal-rl train --algo eq10` run on an env "
+                "with the same observation and action spaces."
+            ) from None
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     logger = Logger(out, cfg)
     bar = progress_bar(total=cfg.episodes, desc="internal RL (Eq. 10)", unit="ep",

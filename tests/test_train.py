@@ -116,3 +116,26 @@ def test_eq10_trains_on_the_oracle_and_writes_a_curve(tiny_oracle, tmp_path):
     saved = json.loads((tmp_path / "eq10" / "curve.json").read_text())
     assert saved["algo"] == "eq10" and saved["successes"] == result["successes"]
     assert (tmp_path / "eq10" / "eq10-InternalControl-Pinpad-Oracle-v0.pt").is_file()
+
+
+def test_eq10_continues_from_a_saved_policy(tiny_oracle, tmp_path):
+    """--init-policy (a curriculum over task length): the second run starts from the first
+    run's weights; a missing file is explained."""
+    from agents.train import Eq10Policy  # noqa: F401 - the saved format
+
+    def cfg(out, **kw):
+        return TrainConfig(
+            env_id="InternalControl-Pinpad-Oracle-v0", **tiny_oracle, task="0-1", algo="eq10",
+            episodes=4, n_envs=4, batch_episodes=4, max_primitive_steps=10, out=str(out),
+            progress=False, **kw,
+        )  # fmt: skip
+
+    first = train(cfg(tmp_path / "a", lr=0.5))
+    saved = torch.load(first["policy"], weights_only=True)
+    # another seed: a policy that ignored --init-policy would start from other weights
+    second = train(cfg(tmp_path / "b", init_policy=first["policy"], lr=1e-12, seed=1))
+    after = torch.load(second["policy"], weights_only=True)
+    for k in saved:
+        torch.testing.assert_close(after[k], saved[k], atol=1e-6, rtol=0)
+    with pytest.raises(SystemExit, match="init-policy"):
+        train(cfg(tmp_path / "c", init_policy=str(tmp_path / "missing.pt")))
