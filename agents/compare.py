@@ -16,7 +16,7 @@ For every task and seed, with the same episode budget, it trains:
 
 Each run writes its own ``curve.json`` under ``--runs`` and a finished run is reused, so a stopped
 comparison resumes where it was. The comparison writes ``<out>.json`` (the success of every
-episode of every run; success in windows of episodes with the median and interquartile range over
+episode of every run, as a string of 0s and 1s; success in windows of episodes with the median and interquartile range over
 seeds; wall times) and ``<out>.png`` (success against episodes, Fig. 8 style).
 """
 
@@ -163,8 +163,12 @@ def compare(cfg: CompareConfig, command: str = "") -> dict:
                 )
         report["tasks"][task] = {
             "summary": {m: summarise(runs[m], cfg.window, final) for m in cfg.methods},
+            # every episode's success as a string of 0/1 (a list of ints is ~10x the bytes)
             "successes": {
-                m: {str(s): r["successes"] for s, r in runs[m].items()} for m in cfg.methods
+                m: {
+                    str(s): "".join(str(int(x)) for x in r["successes"]) for s, r in runs[m].items()
+                }
+                for m in cfg.methods
             },
         }
         report["seconds"] = time.time() - t0

@@ -79,7 +79,13 @@ class TrainConfig:
     gamma: float = field(default=1.0, metadata={"help": "discount (sparse terminal reward)"})
     gae_lambda: float = field(default=1.0, metadata={"help": "GAE λ"})
     clip_range: float = field(default=0.2, metadata={"help": "PPO clip ε"})
-    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus (paper: 0)"})
+    ent_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "entropy bonus (paper: 0); with eq10 it keeps a carried-over policy "
+            "exploring the decisions a longer task adds"
+        },
+    )
     log_std_init: float | None = field(
         default=None,
         metadata={
@@ -348,13 +354,16 @@ def train_eq10(cfg: TrainConfig, out: Path) -> dict:
         ep_returns = np.array([r for _, r in finished])
         adv = trajectory_advantages(ep_returns)
         steps = [(o, a, lp, adv[k]) for k, (ep, _) in enumerate(finished) for o, a, lp in ep]
-        if np.any(adv):  # all episodes equal: zero advantage, nothing to learn
+        # all episodes equal: zero advantage, nothing to learn (but the entropy bonus, if any)
+        if np.any(adv) or cfg.ent_coef > 0:
             b_obs = torch.as_tensor(np.stack([s[0] for s in steps]))
             b_act = torch.as_tensor(np.stack([s[1] for s in steps]))
             b_logp = torch.as_tensor([s[2] for s in steps], dtype=torch.float32)
             b_adv = torch.as_tensor([s[3] for s in steps], dtype=torch.float32)
             for _ in range(cfg.n_epochs):
                 loss = eq10_loss(policy, b_obs, b_act, b_logp, b_adv, cfg.clip_range)
+                if cfg.ent_coef > 0:  # not in the paper (entropy 0); keeps new decisions open
+                    loss = loss - cfg.ent_coef * policy.distribution(b_obs).entropy().mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
