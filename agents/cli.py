@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Import only the chosen command's module: `internal-rl collect` should not load torch.
+    # Import only the chosen command's module (its dependencies load only when it runs).
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (help_text, loader) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
