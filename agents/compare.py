@@ -23,9 +23,8 @@ seeds; wall times) and ``<out>.png`` (success against episodes, Fig. 8 style).
 from __future__ import annotations
 
 import json
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +191,8 @@ def plot(report: dict, path: Path) -> None:
     for ax, task in zip(axes[0], tasks):
         for m, s in report["tasks"][task]["summary"].items():
             x = (np.arange(len(s["curve_median"])) + 1) * s["window"]
-            ax.plot(x, s["curve_median"], label=METHODS[m])
+            style = {"eq10": "--", "raw": ":"}.get(m, "-")  # curves at 0 overlap: tell them apart
+            ax.plot(x, s["curve_median"], style, lw=2 if m == "raw" else 1.5, label=METHODS[m])
             ax.fill_between(x, s["curve_q25"], s["curve_q75"], alpha=0.2)
         ax.set_xlabel("episodes")
         ax.set_ylabel("success rate")
@@ -205,5 +205,18 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def command_line(cfg: CompareConfig) -> str:
+    """The `internal-rl compare` command that gives ``cfg`` (options that differ from the
+    defaults), recorded in the report."""
+    parts = ["internal-rl compare"]
+    for f in fields(CompareConfig):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        value = getattr(cfg, f.name)
+        if value != default:
+            shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"--{f.name.replace('_', '-')} {shown}")
+    return " ".join(parts)
+
+
 def run(cfg: CompareConfig) -> None:
-    compare(cfg, command="internal-rl compare " + " ".join(sys.argv[2:]))
+    compare(cfg, command=command_line(cfg))
