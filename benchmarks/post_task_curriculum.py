@@ -97,6 +97,10 @@ def main() -> None:
         "deterministic, also at the decisions a longer task adds, which it never saw",
     )
     p.add_argument("--window", type=int, default=250)
+    p.add_argument(
+        "--raw-seeds", type=int, nargs="*", default=None,
+        help="seeds of the raw-action baseline (default: --seeds)",
+    )  # fmt: skip
     p.add_argument("--runs", default="runs/post_task_curriculum")
     p.add_argument(
         "--stage1-runs",
@@ -115,6 +119,7 @@ def main() -> None:
     }
     for seed in args.seeds:
         report["oracle"][str(seed)] = oracle_curriculum(args, seed)
+    for seed in args.seeds if args.raw_seeds is None else args.raw_seeds:
         out = Path(args.runs) / "raw_post" / f"seed{seed}"
         total = sum(args.episodes)
         r = cached(out, total) or train_raw(
