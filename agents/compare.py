@@ -81,37 +81,49 @@ def run_dir(cfg: CompareConfig, method: str, task: str, seed: int) -> Path:
     return Path(cfg.runs) / cfg.base_model.replace("/", "_") / task / name / f"seed{seed}"
 
 
+def finished_run(out: Path, episodes: int) -> dict | None:
+    """The curve.json of a run in ``out`` that trained at least ``episodes`` episodes."""
+    f = out / "curve.json"
+    if f.is_file():
+        saved = json.loads(f.read_text())
+        if len(saved["successes"]) >= episodes:
+            return saved
+    return None
+
+
 def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
     """One training run (or its finished result); returns its curve.json content."""
+    if method not in METHODS:
+        raise SystemExit(f"compare: unknown method {method!r}; choose from {', '.join(METHODS)}.")
     out = run_dir(cfg, method, task, seed)
-    if (out / "curve.json").is_file():
-        saved = json.loads((out / "curve.json").read_text())
-        if len(saved["successes"]) >= cfg.episodes:
-            return saved
+    saved = finished_run(out, cfg.episodes)
+    if saved is not None:
+        return saved
     common = dict(task=task, episodes=cfg.episodes, seed=seed, out=str(out))
     if method == "raw":
         return train_raw(
             BaselineConfig(base_model=cfg.base_model, lr=cfg.raw_lr, threads=cfg.threads, **common)
         )
-    internal = dict(
-        env_id="InternalControl-v0",
-        base_model=cfg.base_model,
-        n_envs=cfg.n_envs,
-        batch_episodes=cfg.batch_episodes,
-        eval_every=cfg.episodes,
-        progress=False,
-        threads=cfg.threads,
-        **common,
+    acting, algo, lr = {
+        "ppo": (cfg.metacontroller, "ppo", cfg.ppo_lr),
+        "eq10": (cfg.metacontroller, "eq10", cfg.eq10_lr),
+        "oracle": (cfg.controllers, "eq10", cfg.eq10_lr),
+    }[method]
+    return train(
+        TrainConfig(
+            env_id="InternalControl-v0",
+            base_model=cfg.base_model,
+            metacontroller=acting,
+            algo=algo,
+            lr=lr,
+            n_envs=cfg.n_envs,
+            batch_episodes=cfg.batch_episodes,
+            eval_every=cfg.episodes,
+            progress=False,
+            threads=cfg.threads,
+            **common,
+        )
     )
-    if method == "ppo":
-        return train(TrainConfig(metacontroller=cfg.metacontroller, lr=cfg.ppo_lr, **internal))
-    if method == "eq10":
-        t = TrainConfig(metacontroller=cfg.metacontroller, algo="eq10", lr=cfg.eq10_lr, **internal)
-        return train(t)
-    if method == "oracle":
-        t = TrainConfig(metacontroller=cfg.controllers, algo="eq10", lr=cfg.eq10_lr, **internal)
-        return train(t)
-    raise SystemExit(f"compare: unknown method {method!r}; choose from {', '.join(METHODS)}.")
 
 
 def windowed(successes: list[int], window: int) -> np.ndarray:

@@ -114,6 +114,18 @@ class ProbeConfig:
     )
 
 
+def new_subgoal_controllers(base, rank: int, layer: int) -> SubgoalControllers:
+    """Untrained controllers for ``base`` at ``layer``, recording the base model they steer."""
+    return SubgoalControllers(
+        base.d_model,
+        N_ABSTRACT_SUBGOALS,
+        rank,
+        layer=layer,
+        base_model_name=base.config.name,
+        base_model_fingerprint=model_fingerprint(base),
+    )
+
+
 def train_subgoal_controllers(
     base,
     batches: Iterator[dict[str, torch.Tensor]],
@@ -138,14 +150,7 @@ def train_subgoal_controllers(
     control (benchmarks/controller_diagnostics.py).
     """
     torch.manual_seed(seed)
-    ctrl = SubgoalControllers(
-        base.d_model,
-        N_ABSTRACT_SUBGOALS,
-        rank,
-        layer=layer,
-        base_model_name=base.config.name,
-        base_model_fingerprint=model_fingerprint(base),
-    ).to(base.device)
+    ctrl = new_subgoal_controllers(base, rank, layer).to(base.device)
     opt = torch.optim.AdamW(ctrl.parameters(), lr=lr, weight_decay=weight_decay)
     tail: list[float] = []
 
@@ -192,14 +197,7 @@ def load_subgoal_controllers(path: str | Path, base, layer: int = -1) -> Subgoal
         )
     state = load_file(str(path))
     rank = int(state["a"].shape[-1]) if "a" in state else 0
-    ctrl = SubgoalControllers(
-        base.d_model,
-        N_ABSTRACT_SUBGOALS,
-        rank,
-        layer=layer,
-        base_model_name=base.config.name,
-        base_model_fingerprint=model_fingerprint(base),
-    )
+    ctrl = new_subgoal_controllers(base, rank, layer)
     try:
         ctrl.load_state_dict(state)
     except RuntimeError as err:

@@ -30,19 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.baseline import BaselineConfig, train_raw  # noqa: E402
 from agents.common import atomic_write_bytes, atomic_write_json  # noqa: E402
-from agents.compare import windowed  # noqa: E402
+from agents.compare import finished_run, windowed  # noqa: E402
 from agents.train import TrainConfig, train  # noqa: E402
 
 STAGES = ("0-1-2-3-4-5", "0-1-2-3-4-5-6-7", "post")
-
-
-def cached(out: Path, episodes: int) -> dict | None:
-    f = out / "curve.json"
-    if f.is_file():
-        saved = json.loads(f.read_text())
-        if len(saved["successes"]) >= episodes:
-            return saved
-    return None
 
 
 def oracle_curriculum(args: argparse.Namespace, seed: int) -> list[dict]:
@@ -51,7 +42,7 @@ def oracle_curriculum(args: argparse.Namespace, seed: int) -> list[dict]:
         out = Path(args.runs) / f"oracle_stage{stage + 1}_{task}" / f"seed{seed}"
         if stage == 0 and args.stage1_runs:  # the comparison benchmark's oracle run
             out = Path(args.stage1_runs) / f"seed{seed}"
-        r = cached(out, args.episodes[stage])
+        r = finished_run(out, args.episodes[stage])
         if r is None:
             r = train(
                 TrainConfig(
@@ -122,7 +113,7 @@ def main() -> None:
     for seed in args.seeds if args.raw_seeds is None else args.raw_seeds:
         out = Path(args.runs) / "raw_post" / f"seed{seed}"
         total = sum(args.episodes)
-        r = cached(out, total) or train_raw(
+        r = finished_run(out, total) or train_raw(
             BaselineConfig(
                 base_model=args.base_model, task="post", episodes=total, seed=seed, out=str(out)
             )  # fmt: skip
