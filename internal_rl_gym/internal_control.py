@@ -482,7 +482,10 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
     (default ``action_scale = 3``: the metacontroller's prior over ``z`` is ``N(0, I)``, so the
     box spans +-3 standard deviations). Values outside the box are used as given (``z`` is
     unbounded; SB3 clips to the box before stepping). NaN/inf or a wrong shape raise
-    ``ValueError``.
+    ``ValueError``. ``Discrete(n)`` instead when ``metacontroller`` names ground-truth subgoal
+    controllers (the oracle: the action is a subgoal, and an abstract step ends when the task
+    env's ``info["subgoal"]`` changes) or a metacontroller with categorical codes (the action
+    picks one of its ``n_z`` codes).
 
     ## Observation Space
     ``Box(-inf, inf, (d_model,), float32)``: the residual stream ``e_{t,l}`` of the base model at
