@@ -77,7 +77,8 @@ def run_dir(cfg: CompareConfig, method: str, task: str, seed: int) -> Path:
     """Where one run writes: the acting checkpoint is part of the name, so a comparison with
     another metacontroller never reuses these runs."""
     acting = {"ppo": cfg.metacontroller, "eq10": cfg.metacontroller, "oracle": cfg.controllers}
-    name = method + (f"-{Path(acting[method]).name}" if method in acting else "")
+    # the whole path, not its last part: discovered models all end in .../model
+    name = method + (f"-{acting[method].strip('./').replace('/', '_')}" if method in acting else "")
     return Path(cfg.runs) / cfg.base_model.replace("/", "_") / task / name / f"seed{seed}"
 
 

@@ -62,3 +62,12 @@ def test_a_stopped_comparison_resumes_without_redoing_finished_runs(
     stamp = finished.stat().st_mtime_ns
     compare(cfg)
     assert finished.stat().st_mtime_ns == stamp
+
+
+def test_two_metacontrollers_both_named_model_get_their_own_runs():
+    """Discovered metacontrollers all live in .../model: a run folder named after the last part
+    only would let one comparison reuse another's runs."""
+    a = CompareConfig(metacontroller="runs/a/alpha_0.1/model")
+    b = CompareConfig(metacontroller="runs/b/alpha_0.1/model")
+    assert run_dir(a, "ppo", "0-1", 0) != run_dir(b, "ppo", "0-1", 0)
+    assert run_dir(a, "raw", "0-1", 0) == run_dir(b, "raw", "0-1", 0)  # raw ignores it

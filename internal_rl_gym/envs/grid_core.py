@@ -53,6 +53,26 @@ def static_observations(
     return obs
 
 
+def next_colours_entered(obs: np.ndarray, n_walls: int, n_colours: int) -> np.ndarray:
+    """For observations ``o_1..o_{T+1}`` (T+1, size*size*C) of one episode, the colour the agent
+    enters next from each step t = 1..T (T,): the colour of the first cell it steps onto from
+    a different cell at step t or later (the pinpad visit rule), -1 if none. Read from the
+    observations alone: no task or label."""
+    c = n_channels(n_walls, n_colours)
+    cells = obs.reshape(len(obs), -1, c)
+    agent = cells[..., -1].argmax(1)  # (T+1,) the agent's cell
+    colour = cells[np.arange(len(obs)), agent, n_walls : n_walls + n_colours]
+    on_colour = np.where(colour.max(1) > 0, colour.argmax(1), -1)
+    entered = np.where(agent[1:] != agent[:-1], on_colour[1:], -1)  # (T,) colour entered at t
+    out = np.full(len(entered), -1, dtype=np.int64)
+    nxt = -1
+    for t in range(len(entered) - 1, -1, -1):
+        if entered[t] >= 0:
+            nxt = entered[t]
+        out[t] = nxt
+    return out
+
+
 def distance_maps(
     walls: np.ndarray, colours: np.ndarray, targets: np.ndarray, size: int
 ) -> np.ndarray:
