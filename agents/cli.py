@@ -9,6 +9,8 @@
     internal-rl baseline  raw-action RL: fine-tune the base model's own action head
     internal-rl compare   internal RL vs raw-action RL vs the oracle on held-out tasks (Fig. 8)
     internal-rl evaluate  success rate of a trained internal-RL policy (JSON for model cards)
+    internal-rl sweep     grid/random search over any program, many seeds, on Ray Tune
+    internal-rl sweep-plot  success curves and rate-distortion of a sweep
     internal-rl push      share a checkpoint or policy on the Hugging Face Hub (with a model card)
     internal-rl pull      download a Hub repo into the local cache and print its folder
 
@@ -152,6 +154,18 @@ def _compare_command():
     return CompareConfig, run
 
 
+def _sweep_command():
+    from agents.sweep import SweepConfig, run
+
+    return SweepConfig, run
+
+
+def _sweep_plot_command():
+    from agents.sweep import PlotConfig, run_plot
+
+    return PlotConfig, run_plot
+
+
 def _push_command():
     from agents.hub_commands import PushConfig, push
 
@@ -183,6 +197,8 @@ COMMANDS = {
         _compare_command,
     ),
     "evaluate": ("success rate of a trained internal-RL policy", _evaluate_command),
+    "sweep": ("grid/random search over a program on Ray Tune, many seeds", _sweep_command),
+    "sweep-plot": ("plot a sweep: success curves, rate-distortion over α", _sweep_plot_command),
     "push": ("upload a checkpoint or SB3 policy with its model card to the Hub", _push_command),
     "pull": ("download a Hub repo into the local cache and print its folder", _pull_command),
 }
