@@ -314,8 +314,17 @@ def download_file(
         raise CheckpointError(f"{repo_id!r} is not a valid Hub repo id: {err}") from None
     except HfHubHTTPError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        server = (getattr(err, "server_message", None) or "").strip()
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        fix = (
+            "log in again (`hf auth login`) or pass a valid token= argument"
+            if status in (401, 403)
+            else "retry later, check endpoint=, or pass a local checkpoint directory"
+        )
         raise CheckpointError(
             f"Downloading {filename} of {where} from {url} failed: {first}"
+            + (f" ({server})" if server and server not in first else "")
+            + f"; {fix}."
         ) from None
 
 
@@ -385,7 +394,9 @@ def load_checkpoint(cls: type, folder: str | os.PathLike, source: str | None = N
         model = cls(**config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(
-            f"{folder / CONFIG_NAME} does not describe a {cls.__name__}: {err}"
+            f"{folder / CONFIG_NAME} does not describe a {cls.__name__}: {err}. Pass a "
+            f"checkpoint written by {cls.__name__}.save_pretrained or "
+            "internal_rl_gym.hub.save_checkpoint."
         ) from None
     weights = folder / WEIGHTS_NAME
     _verify_cached_blob(weights)
@@ -398,8 +409,9 @@ def load_checkpoint(cls: type, folder: str | os.PathLike, source: str | None = N
         ) from None
     except RuntimeError as err:
         raise CheckpointError(
-            f"The weights in {weights} do not match {folder / CONFIG_NAME} "
-            f"(loading is strict): {err}"
+            f"The weights in {weights} do not match {folder / CONFIG_NAME} (loading is "
+            "strict). Restore the config.json these weights were saved with, or save the "
+            f"checkpoint again: {err}"
         ) from None
     model.eval()
     model.requires_grad_(False)
@@ -677,7 +689,8 @@ def load_policy_from_hub(
 
     try:
         return algo.load(path, env=env, device=device, custom_objects=custom_objects)
-    except (zipfile.BadZipFile, KeyError, ValueError) as err:
+    # SB3 asserts that a zip holds its "data" entry: a zip of something else fails that way
+    except (zipfile.BadZipFile, KeyError, ValueError, AssertionError) as err:
         raise CheckpointError(
             f"{filename} of {repo_id!r} is not a loadable {algo.__name__} policy ({err}); "
             "download it again with force_download=True, or check algo=."
