@@ -746,8 +746,10 @@ class InternalControlVecEnv(_vec_env_base()):
             setattr(self._core.envs[i].unwrapped, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
+        """Call a method of the task envs, found through their wrappers (as SB3's
+        ``DummyVecEnv`` does): a method of the task env itself or of one of its wrappers."""
         return [
-            getattr(self._core.envs[i], method_name)(*method_args, **method_kwargs)
+            self._core.envs[i].get_wrapper_attr(method_name)(*method_args, **method_kwargs)
             for i in self._get_indices(indices)
         ]
 
