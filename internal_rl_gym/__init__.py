@@ -25,7 +25,13 @@ def register_envs() -> None:
             gymnasium.register(id=id, entry_point=entry_point, **kwargs)
 
     # The paper's gridworld-pinpad (§A.1). The env truncates at max_steps (T=100) itself.
-    register("GridPinpad-v0", "internal_rl_gym.envs.grid_pinpad:GridPinpadEnv")
+    # gym.make_vec builds the natively batched GridPinpadVectorEnv by default (vector_entry_point);
+    # vectorization_mode="sync" gives a SyncVectorEnv of single envs.
+    register(
+        "GridPinpad-v0",
+        "internal_rl_gym.envs.grid_pinpad:GridPinpadEnv",
+        vector_entry_point="internal_rl_gym.envs.grid_vector:GridPinpadVectorEnv",
+    )
     # The paper's ant-pinpad (§A.2): sparse reward, T=500 (the env truncates itself).
     register("AntPinpad-v0", "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv")
     # For training experts only: per-cell direction hints in the observation + velocity reward.
