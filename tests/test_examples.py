@@ -80,3 +80,23 @@ def test_load_from_hub(fake_hub, tiny_checkpoints, tmp_path):
         env={**env, "HF_HUB_OFFLINE": "1"},
     )
     assert "first observation" in text
+
+
+def test_record_video(tmp_path):
+    """examples/record_video.py films an expert episode; without moviepy it says what to install."""
+    import importlib.util
+
+    out = tmp_path / "videos"
+    if importlib.util.find_spec("moviepy") is None:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "record_video.py"), "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert proc.returncode != 0 and "pip install moviepy" in proc.stderr
+        return
+    text = run("record_video.py", "--out", str(out), "--episodes", "2")
+    assert "episode 1:" in text and "success=True" in text
+    assert len(list(out.glob("GridPinpad-v0-episode-*.mp4"))) == 2
