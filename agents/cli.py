@@ -212,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Import only the chosen command's module (its dependencies load only when it runs).
+    # Import only the chosen command's module (its dependencies load only when it runs):
+    # `internal-rl collect` never imports torch (tests/test_cli.py checks it).
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (help_text, loader) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)

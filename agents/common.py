@@ -1,5 +1,9 @@
 """Shared plumbing for the training programs: configs from the command line, seeding, run
-directories, TensorBoard, atomic checkpoint files."""
+directories, TensorBoard, atomic checkpoint files.
+
+torch is imported inside the functions that use it, never at import time: ``agents.cli`` imports
+this module for every command, and ``internal-rl collect`` must not pay for (or need) torch.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 C = TypeVar("C")
 
@@ -73,6 +79,8 @@ def config_from_args(config_cls: type[C], args: argparse.Namespace) -> C:
 # --- reproducibility -----------------------------------------------------------------------
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch (CPU runs are bit-reproducible with the same seed)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -96,6 +104,8 @@ def set_threads(threads: int) -> None:
     """Torch CPU threads; 0 keeps torch's default. Beside another busy process (a background
     pretraining run) the default oversubscribes the cores: pass 1 or 2 there."""
     if threads:
+        import torch
+
         torch.set_num_threads(threads)
 
 
@@ -109,11 +119,15 @@ def check_precision(precision: str) -> None:
 
 def autocast(device: torch.device, precision: str):
     """``--precision bf16``: bfloat16 autocast for a forward pass (weights stay fp32)."""
+    import torch
+
     check_precision(precision)
     return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -185,12 +199,16 @@ def atomic_save_pretrained(model: Any, out_dir: str | os.PathLike, card: str | N
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Training state (model + optimiser + RNG) for resuming; local use only, loaded with
     ``weights_only=True``."""
+    import torch
+
     return atomic_write_bytes(path, lambda tmp: torch.save(obj, tmp))
 
 
 def torch_load_state(path: str | os.PathLike) -> dict:
     """A state written by :func:`torch_save_atomic`, mapped to the CPU so that one saved on a GPU
     resumes on any machine (``load_state_dict`` moves it to the model's device)."""
+    import torch
+
     return torch.load(path, weights_only=True, map_location="cpu")
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -57,3 +61,24 @@ def test_collect_ant_clean_data(tmp_path):
 def test_collect_rejects_unknown_env(tmp_path):
     with pytest.raises(SystemExit, match="no expert"):
         main(["collect", "--env", "CartPole-v1", "--out", str(tmp_path / "x.npz")])
+
+
+def test_collect_never_imports_torch(tmp_path):
+    """The claim in agents/cli.py: `internal-rl collect` (grid and ant) runs with torch made
+    unimportable. Mutant: ``import torch`` back at the top of agents/common.py (which the CLI
+    imports for every command)."""
+    grid, ant = tmp_path / "grid.npz", tmp_path / "ant.npz"
+    script = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any `import torch` now raises ImportError\n"
+        "from agents.cli import main\n"
+        f"main(['collect', '--episodes', '3', '--task', '0-1', '--out', {str(grid)!r}])\n"
+        "main(['collect', '--env', 'AntPinpad-v0', '--episodes', '1', '--task', '0', "
+        f"'--expert-mode', 'mean', '--out', {str(ant)!r}])\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert Demonstrations.load(grid).n_episodes == 3 and Demonstrations.load(ant).n_episodes == 1
