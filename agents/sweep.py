@@ -42,8 +42,8 @@ import math
 import os
 import re
 import shutil
-import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,16 +398,14 @@ def run_trial(program: str, trial: Trial, final: int) -> dict:
     log = open(trial.folder / "log.txt", "a", buffering=1)  # noqa: SIM115 - closed below
     with log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         print(f"--- {trial.name}: {program} ({time.strftime('%Y-%m-%d %H:%M:%S')})")
-        for stage, settings in trial.settings.items():
-            cfg = build_config(stage, settings)
-            if stage in ("train", "baseline"):  # they start over: drop an interrupted run's log
-                for stale in (Path(cfg.out) / "metrics.jsonl", Path(cfg.out) / "tb"):
-                    if stale.is_dir():
-                        shutil.rmtree(stale)
-                    elif stale.exists():
-                        stale.unlink()
-            _, run = program_parts(stage)
-            run(cfg)
+        try:
+            run_stages(trial)
+        except SystemExit as err:  # a program's own error message; it would kill Ray's worker
+            print(f"{trial.name}: {err.code}")
+            raise RuntimeError(str(err.code)) from None
+        except BaseException:
+            traceback.print_exc()  # into the trial's log; Ray reports the error too
+            raise
     metrics, curves = read_results(program, trial, final)
     record = {
         "program": program,
@@ -420,6 +418,19 @@ def run_trial(program: str, trial: Trial, final: int) -> dict:
     }
     atomic_write_json(done, record)
     return record
+
+
+def run_stages(trial: Trial) -> None:
+    for stage, settings in trial.settings.items():
+        cfg = build_config(stage, settings)
+        if stage in ("train", "baseline"):  # these start over: drop an interrupted run's logs
+            for stale in (Path(cfg.out) / "metrics.jsonl", Path(cfg.out) / "tb"):
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                elif stale.exists():
+                    stale.unlink()
+        _, run = program_parts(stage)
+        run(cfg)
 
 
 def read_results(program: str, trial: Trial, final: int) -> tuple[dict, dict[str, str]]:
@@ -523,19 +534,26 @@ def sweep(cfg: SweepConfig, command: str = "") -> dict:
         flush=True,
     )
     t0 = time.time()
+    failed: list[str] = []
     try:
         if todo:
-            run_on_ray(cfg, todo, out)
-    finally:
+            failed = run_on_ray(cfg, todo, metric)
+    finally:  # Ctrl-C included: the summary of what has finished
         summary = summarise(out, window=cfg.window)
         summary["wall_seconds_this_run"] = time.time() - t0
         atomic_write_json(out / "summary.json", summary)
         plot(summary, out)
     print_summary(summary, out)
+    if failed:
+        raise SystemExit(
+            f"sweep: {len(failed)} trial(s) failed:\n" + "\n".join(failed) + "\nFix the cause "
+            "and rerun the same command: only the unfinished trials run."
+        )
     return summary
 
 
-def run_on_ray(cfg: SweepConfig, todo: list[Trial], out: Path) -> None:
+def run_on_ray(cfg: SweepConfig, todo: list[Trial], metric: str) -> list[str]:
+    """Run ``todo`` as Ray Tune trials; one line per failed trial (its error, its log)."""
     try:
         import ray
         from ray import tune
@@ -545,10 +563,16 @@ def run_on_ray(cfg: SweepConfig, todo: list[Trial], out: Path) -> None:
     # the classic table (status, the trial's name, its metric) instead of a table per result
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started_here = not ray.is_initialized()
-    if started_here and cfg.address:
-        ray.init(address=cfg.address, log_to_driver=False)
-    elif started_here:
-        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False)
+    address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    if started_here and address:
+        ray.init(address=address, log_to_driver=False)
+    elif started_here:  # a new Ray on this machine, even if another one runs here
+        ray.init(
+            address="local",
+            num_cpus=cfg.num_cpus or None,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
     try:
         trainable = tune.with_parameters(
             _tune_trial,
@@ -558,8 +582,6 @@ def run_on_ray(cfg: SweepConfig, todo: list[Trial], out: Path) -> None:
             cwd=os.getcwd(),
         )
         resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
-        _, metric, _ = PROGRAMS[cfg.program]
-        metric = cfg.metric or metric
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space={"trial": tune.grid_search([t.name for t in todo])},
@@ -570,7 +592,7 @@ def run_on_ray(cfg: SweepConfig, todo: list[Trial], out: Path) -> None:
             ),
             run_config=tune.RunConfig(
                 name=time.strftime("tune-%Y%m%d-%H%M%S"),
-                storage_path=str(out / "ray"),
+                storage_path=str(Path(cfg.out).resolve() / "ray"),
                 failure_config=tune.FailureConfig(max_failures=cfg.retries),
                 progress_reporter=tune.CLIReporter(
                     metric_columns=[metric, "trial_seconds"],
@@ -582,11 +604,15 @@ def run_on_ray(cfg: SweepConfig, todo: list[Trial], out: Path) -> None:
             ),
         )
         results = tuner.fit()
-        failed = [r for r in results if r.error is not None]
-        for r in failed:
-            name = r.config["trial"]
-            print(f"sweep: trial {name} failed: {type(r.error).__name__}; its log is "
-                  f"{out / 'trials' / name / 'log.txt'}", file=sys.stderr)  # fmt: skip
+        folders = {t.name: t.folder for t in todo}
+        failed = []
+        for r in results:
+            if r.error is not None:
+                lines = [line for line in str(r.error).splitlines() if line.strip()]
+                name = r.config["trial"]
+                why = lines[-1].strip() if lines else type(r.error).__name__
+                failed.append(f"  {name}: {why} (log: {folders[name] / 'log.txt'})")
+        return failed
     finally:
         if started_here:
             ray.shutdown()

@@ -87,7 +87,7 @@ def test_without_ray_the_sweep_says_how_to_install_it(tiny_checkpoints, tmp_path
 @pytest.fixture
 def local_ray():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
