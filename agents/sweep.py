@@ -808,6 +808,10 @@ def run_plot(cfg: PlotConfig) -> None:
         raise SystemExit(f"sweep-plot: {out} holds no sweep.json; pass the --out of a sweep.")
     summary = summarise(out, window=cfg.window)
     if not cfg.window:  # with another window, only the plots change
-        atomic_write_json(out / "summary.json", summary)
+        saved = out / "summary.json"
+        if saved.is_file():  # keep what only the sweep's run knew
+            wall = json.loads(saved.read_text()).get("wall_seconds_this_run")
+            summary["wall_seconds_this_run"] = wall
+        atomic_write_json(saved, summary)
     for path in plot(summary, out):
         print(f"wrote {path}")

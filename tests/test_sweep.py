@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from agents.discover import DiscoverConfig
-from agents.sweep import SweepConfig, plan_trials, random_values, summarise, sweep
+from agents.sweep import (
+    PlotConfig,
+    SweepConfig,
+    plan_trials,
+    random_values,
+    run_plot,
+    summarise,
+    sweep,
+)
 from agents.train import TrainConfig
 
 TINY_DISCOVER = [
@@ -147,3 +155,7 @@ def test_a_sweep_on_local_ray_summarises_its_trials_and_resumes(
         m.setitem(sys.modules, "ray", None)
         assert sweep(cfg)["configurations"] == again["configurations"]
     assert summarise(out.resolve())["best"] == again["best"]
+    for png in ("success.png", "rate_distortion.png"):
+        (out / png).unlink()
+    run_plot(PlotConfig(out=str(out), window=2))  # `internal-rl sweep-plot`, another window
+    assert (out / "success.png").stat().st_size > 0 and (out / "rate_distortion.png").is_file()
