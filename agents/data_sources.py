@@ -193,13 +193,19 @@ def residual_stream_batches(
     layer: int,
     episode_batches: Iterator[dict[str, np.ndarray]],
     expert_probs: bool = False,
+    symmetry_seed: int | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Episode batches (:meth:`EpisodePool.next_batch`) run through the frozen base model up to
     ``layer``: ``e`` (B, T, d) float32 residual stream, ``actions``, ``mask`` and the ground-truth
     ``subgoals`` (B, T), all on the base model's device. With ``expert_probs`` also the grid
     expert's action distribution ``expert_probs`` (B, T, 4): uniform over its shortest-path
     actions towards the current target, the distribution each demonstrated action was drawn from.
+
+    With ``symmetry_seed`` (grid only) each episode is also seen in a random other frame (one
+    of the grid's 8 rotations and mirror images, :data:`grid_core.SYMMETRIES`, drawn from that
+    seed): ``e_sym``, ``actions_sym`` and, with ``expert_probs``, ``expert_probs_sym``.
     """
+    rng = np.random.default_rng(symmetry_seed)
     for b in episode_batches:
         obs = observations_to_device(b["obs"][:, :-1], base.obs_dim, base.device)
         with torch.no_grad():  # the layers below ``layer`` do not depend on what trains there
@@ -216,7 +222,36 @@ def residual_stream_batches(
             optimal = optimal_action_mask(b).astype(np.float32)
             probs = optimal / np.maximum(optimal.sum(-1, keepdims=True), 1.0)
             out["expert_probs"] = torch.as_tensor(probs, device=base.device)
+        if symmetry_seed is not None:
+            out.update(_in_other_frames(base, layer, obs, out, rng))
         yield out
+
+
+def _in_other_frames(base, layer: int, obs: torch.Tensor, batch: dict, rng) -> dict:
+    """The batch's episodes each mirrored/turned by a random grid symmetry other than the
+    identity: their residual stream at ``layer`` and their actions in that frame."""
+    from internal_rl_gym.envs import grid_core
+
+    size = base.config.grid_size
+    which = rng.integers(1, len(grid_core.SYMMETRIES), size=obs.shape[0])
+    obs_sym = obs.clone()
+    perm = np.zeros((obs.shape[0], grid_core.N_ACTIONS), dtype=np.int64)
+    for s in np.unique(which):
+        turns, mirror = grid_core.SYMMETRIES[s]
+        rows = torch.as_tensor(np.flatnonzero(which == s), device=obs.device)
+        obs_sym[rows] = grid_core.transform_grid_observations(obs[rows], turns, mirror, size)
+        perm[which == s] = grid_core.symmetry_action_permutation(turns, mirror)
+    perm_t = torch.as_tensor(perm, device=obs.device)
+    with torch.no_grad():
+        e_sym = base.run_layers(base.embed(obs_sym), 0, layer).float()
+    actions = batch["actions"]
+    out = {"e_sym": e_sym, "actions_sym": perm_t.gather(1, actions.clamp(min=0)).where(
+        actions >= 0, actions)}
+    if "expert_probs" in batch:  # probs_sym[..., perm[a]] = probs[..., a]
+        p = batch["expert_probs"]
+        index = perm_t[:, None, :].expand_as(p)
+        out["expert_probs_sym"] = torch.zeros_like(p).scatter(-1, index, p)
+    return out
 
 
 def fresh_activation_batches(
@@ -228,6 +263,7 @@ def fresh_activation_batches(
     seed: int,
     expert_probs: bool = False,
     workers: int = 0,
+    symmetry_seed: int | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless :func:`residual_stream_batches` of fresh expert episodes of ``task``.
 
@@ -246,7 +282,11 @@ def fresh_activation_batches(
         pool = online_grid_pool(task, pool_size, batch_size, seed, workers=workers)
         try:
             yield from residual_stream_batches(
-                base, layer, iter(lambda: pool.next_batch(decode=decode), None), expert_probs
+                base,
+                layer,
+                iter(lambda: pool.next_batch(decode=decode), None),
+                expert_probs,
+                symmetry_seed,
             )
         finally:  # the generator is closed or collected: stop the worker processes
             pool.close()

@@ -140,6 +140,15 @@ class DiscoverConfig:
     code_temperature: float = field(
         default=1.0, metadata={"help": "categorical codes: the Gumbel-softmax temperature"}
     )
+    symmetry_decode: bool = field(
+        default=False,
+        metadata={
+            "help": "infer each episode's codes and gate from the episode as recorded, but "
+            "steer and score the base model on the same episode mirrored/turned by a random "
+            "grid symmetry (online grid data only): a code must mean the same in every frame, "
+            "so it cannot name a direction. See the README's design choices"
+        },
+    )
     push_subspace: str = field(
         default="none",
         metadata={
@@ -275,10 +284,13 @@ def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations | str, Demo
 
 def activation_batches(
     base, layer: int, source: Demonstrations | str, cfg: DiscoverConfig, seed: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """Endless (e_layer, actions, mask, expert action probabilities or None) batches: fresh
-    episodes for a task name, else batches of a dataset whose activations are cached once."""
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Endless (e_layer, actions, mask, expert action probabilities or None, e to steer or None)
+    batches: fresh episodes for a task name, else batches of a dataset whose activations are
+    cached once. With ``--symmetry-decode`` the actions, probabilities and the e to steer are
+    those of the episodes in another frame."""
     expert = cfg.action_targets == "expert"
+    sym = cfg.symmetry_decode
     if isinstance(source, str):
         for b in fresh_activation_batches(
             base,
@@ -289,8 +301,14 @@ def activation_batches(
             seed,
             expert_probs=expert,
             workers=cfg.data_workers,
+            symmetry_seed=seed + 7 if sym else None,
         ):
-            yield b["e"], b["actions"], b["mask"], b.get("expert_probs")
+            if sym:
+                yield b["e"], b["actions_sym"], b["mask"], b.get("expert_probs_sym"), b["e_sym"]
+            else:
+                yield b["e"], b["actions"], b["mask"], b.get("expert_probs"), None
+    if sym:
+        raise ValueError("--symmetry-decode needs online grid data (--data online:<task>).")
     if expert:
         raise ValueError(
             "--action-targets expert needs online grid data (--data online:<task>); a "
@@ -301,7 +319,7 @@ def activation_batches(
     order = np.argsort(cache.lengths)
     buckets = np.array_split(order, max(1, len(order) // cfg.batch_size))
     while True:
-        yield (*cache.batch(buckets[rng.integers(len(buckets))]), None)
+        yield (*cache.batch(buckets[rng.integers(len(buckets))]), None, None)
 
 
 # --- diagnostics -------------------------------------------------------------------------------
@@ -627,7 +645,7 @@ def train_one(
     report: dict[str, float] = {}
     for step in bar:
         meta.train()
-        e, act, mask, probs = (x if x is None else x.to(device) for x in next(batches))
+        e, act, mask, probs, e_sym = (x if x is None else x.to(device) for x in next(batches))
         alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
         with autocast(device, cfg.precision):
             res = meta.elbo(
@@ -639,6 +657,7 @@ def train_one(
                 generator=gen,
                 gumbel_gate=cfg.gumbel_temperature > 0,
                 target_probs=probs,
+                e_control=e_sym,
             )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()

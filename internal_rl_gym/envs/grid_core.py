@@ -53,6 +53,42 @@ def static_observations(
     return obs
 
 
+#: The 8 symmetries of the square grid (the dihedral group D4) as (quarter turns, mirror).
+SYMMETRIES = tuple((turns, mirror) for mirror in (False, True) for turns in range(4))
+
+
+def _transform_delta(dr: int, dc: int, turns: int, mirror: bool) -> tuple[int, int]:
+    """A move (dr, dc) after mirroring columns, then ``turns`` counter-clockwise quarter turns
+    (``np.rot90``: the cell (r, c) goes to (size - 1 - c, r))."""
+    if mirror:
+        dc = -dc
+    for _ in range(turns):
+        dr, dc = -dc, dr
+    return dr, dc
+
+
+def symmetry_action_permutation(turns: int, mirror: bool) -> np.ndarray:
+    """``perm[a]``: the action that makes, in the transformed grid, the move ``a`` makes in the
+    original (:func:`transform_grid_observations`)."""
+    return np.array([_DELTAS.index(_transform_delta(*d, turns, mirror)) for d in _DELTAS])
+
+
+def transform_grid_observations(obs, turns: int, mirror: bool, size: int):
+    """Grid observations (..., size*size*C), numpy or torch, mirrored (columns reversed) and then
+    turned ``turns`` quarter turns counter-clockwise: the same episode seen in another frame.
+    Pinpad's rules and layout distribution are invariant under these 8 symmetries."""
+    x = obs.reshape(*obs.shape[:-1], size, size, -1)
+    if isinstance(x, np.ndarray):
+        if mirror:
+            x = x[..., :, ::-1, :]
+        return np.ascontiguousarray(np.rot90(x, turns, axes=(-3, -2))).reshape(obs.shape)
+    import torch
+
+    if mirror:
+        x = torch.flip(x, dims=(-2,))
+    return torch.rot90(x, turns, dims=(-3, -2)).reshape(obs.shape)
+
+
 def next_colours_entered(obs: np.ndarray, n_walls: int, n_colours: int) -> np.ndarray:
     """For observations ``o_1..o_{T+1}`` (T+1, size*size*C) of one episode, the colour the agent
     enters next from each step t = 1..T (T,): the colour of the first cell it steps onto from

@@ -420,18 +420,23 @@ class Metacontroller(
         generator: torch.Generator | None = None,
         gumbel_gate: bool = False,
         target_probs: torch.Tensor | None = None,
+        e_control: torch.Tensor | None = None,
     ) -> ElboOutput:
         """Action NLL of the frozen ``base`` run on ê from layer ``self.layer`` up, plus
         α · KL at every valid step (mean over valid steps). ``gumbel_gate``: see
         :meth:`forward`. ``target_probs`` (B, T, n_actions), discrete actions only: replace
         the NLL of ``actions`` by the cross-entropy to this distribution (the expectation of
-        that NLL when each action was drawn from it)."""
+        that NLL when each action was drawn from it). ``e_control`` (B, T, d): steer this
+        residual stream instead of ``e`` with the codes and gate inferred from ``e`` (the same
+        episodes seen in another frame, with ``actions``/``target_probs`` in that frame), so a
+        code has to mean the same in every frame."""
         if actions is not None and actions.device.type == "cpu":
             # checked here, where it costs no device sync; the distribution then skips torch's
             # own argument checks, which read values back from a GPU at every call
             base.check_action_range(actions)
         out = self.forward(e, mask, generator=generator, gumbel_gate=gumbel_gate)
-        upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
+        e_hat = out.e_hat if e_control is None else self.control(e_control.float(), out.z)
+        upper = base.run_layers(e_hat, self.layer, base.n_layers)
         dist = base.action_distribution(base.heads(upper), validate_args=False)
         if target_probs is None:
             nll = -dist.log_prob(actions)
