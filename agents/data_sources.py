@@ -245,8 +245,10 @@ def _in_other_frames(base, layer: int, obs: torch.Tensor, batch: dict, rng) -> d
     with torch.no_grad():
         e_sym = base.run_layers(base.embed(obs_sym), 0, layer).float()
     actions = batch["actions"]
-    out = {"e_sym": e_sym, "actions_sym": perm_t.gather(1, actions.clamp(min=0)).where(
-        actions >= 0, actions)}
+    out = {
+        "e_sym": e_sym,
+        "actions_sym": perm_t.gather(1, actions.clamp(min=0)).where(actions >= 0, actions),
+    }
     if "expert_probs" in batch:  # probs_sym[..., perm[a]] = probs[..., a]
         p = batch["expert_probs"]
         index = perm_t[:, None, :].expand_as(p)

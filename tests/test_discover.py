@@ -286,3 +286,33 @@ def test_push_subspace_rejects_an_unknown_kind(tiny_checkpoints, tmp_path):
         discover(_config(tiny_checkpoints, tmp_path / "d", push_subspace="colour"))
     with pytest.raises(ValueError, match="--push-dims must be in 1..3"):
         discover(_config(tiny_checkpoints, tmp_path / "d", push_subspace="subgoal", push_dims=5))
+
+
+def test_symmetry_batches_hold_the_same_episodes_in_another_frame(tiny_checkpoints):
+    """e_sym is the residual stream of the transformed observations; actions and the expert's
+    distribution move with the frame (mutant: an unpermuted action or distribution fails)."""
+    from agents.data_sources import fresh_activation_batches
+    from internal_rl_gym.hub import load_base_model
+
+    base = load_base_model(tiny_checkpoints["base_model"])
+    b = next(fresh_activation_batches(base, 1, "pretraining", 16, 8, 0, expert_probs=True,
+                                      symmetry_seed=3))  # fmt: skip
+    m = b["mask"]
+    assert not torch.allclose(b["e_sym"][m], b["e"][m])
+    moved = (b["actions_sym"] != b["actions"])[m].float().mean()
+    assert moved > 0.2  # non-identity symmetries move most actions
+    # the expert's probability of each demonstrated action is kept in the new frame
+    p = b["expert_probs"].gather(-1, b["actions"][..., None])[..., 0]
+    p_sym = b["expert_probs_sym"].gather(-1, b["actions_sym"][..., None])[..., 0]
+    torch.testing.assert_close(p_sym[m], p[m])
+    assert (p[m] > 0).all()
+
+
+def test_symmetry_decode_trains_and_needs_online_data(tiny_checkpoints, tmp_path):
+    summary = discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], symmetry_decode=True))
+    assert summary["runs"][0]["nll"] > 0
+    collect_grid_demonstrations(20, "pretraining", seed=1).save(tmp_path / "clean.npz")
+    cfg = _config(tiny_checkpoints, tmp_path / "f", alpha=[0.1], symmetry_decode=True,
+                  data=str(tmp_path / "clean.npz"))  # fmt: skip
+    with pytest.raises(ValueError, match="symmetry-decode needs online"):
+        discover(cfg)

@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import internal_rl_gym  # noqa: F401
 from internal_rl_gym.envs import grid_core
@@ -258,3 +259,36 @@ def test_next_colours_entered_are_read_from_observations_alone():
         ep = data.episode(i)
         n = len(ep["actions"])
         np.testing.assert_array_equal(next_colours_entered(ep["obs"], 4, 8), ep["targets"][:n])
+
+
+@pytest.mark.parametrize("turns, mirror", grid_core.SYMMETRIES)
+def test_grid_symmetries_map_moves_to_moves(turns, mirror):
+    """In the transformed frame, action perm[a] moves the agent to the transformed image of
+    where a moved it (mutant: a wrong quarter-turn direction or a missing mirror fails)."""
+    size, c = 7, grid_core.n_channels(4, 8)
+    moves = grid_core.move_table(size)
+    perm = grid_core.symmetry_action_permutation(turns, mirror)
+    assert sorted(perm) == [0, 1, 2, 3]
+
+    def agent_obs(cell: int) -> np.ndarray:
+        obs = np.zeros(size * size * c, dtype=np.float32)
+        obs[cell * c + c - 1] = 1
+        return obs
+
+    def agent_cell(obs: np.ndarray) -> int:
+        return int(obs.reshape(-1, c)[:, -1].argmax())
+
+    for cell in range(size * size):
+        for a in range(4):
+            before = grid_core.transform_grid_observations(agent_obs(cell), turns, mirror, size)
+            after = grid_core.transform_grid_observations(
+                agent_obs(int(moves[a, cell])), turns, mirror, size
+            )
+            assert moves[perm[a], agent_cell(before)] == agent_cell(after)
+    x = np.random.default_rng(0).random((3, size * size * c)).astype(np.float32)
+    np.testing.assert_array_equal(
+        grid_core.transform_grid_observations(torch.as_tensor(x), turns, mirror, size).numpy(),
+        grid_core.transform_grid_observations(x, turns, mirror, size),
+    )
+    if (turns, mirror) != (0, False):
+        assert not np.array_equal(grid_core.transform_grid_observations(x, turns, mirror, size), x)

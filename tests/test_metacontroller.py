@@ -301,3 +301,25 @@ def test_push_subspace_rejects_bad_settings():
         meta.set_push_basis(torch.ones(16, 2))
     with pytest.raises(ValueError, match="shape"):
         Metacontroller(d_model=16, layer=1).set_push_basis(torch.randn(16, 2))
+
+
+def test_elbo_steers_e_control_with_the_codes_inferred_from_e():
+    """e_control=e is the plain ELBO; another e_control changes the NLL but not the KL (the
+    codes come from e)."""
+    from tests.conftest import build_tiny_grid_models
+
+    base, meta = build_tiny_grid_models()
+    torch.manual_seed(0)
+    obs = torch.rand(2, 6, base.obs_dim).round()
+    e = base.run_layers(base.embed(obs), 0, meta.layer)
+    other = base.run_layers(base.embed(obs.flip(1)), 0, meta.layer)
+    actions, mask = torch.randint(0, 4, (2, 6)), torch.ones(2, 6, dtype=torch.bool)
+
+    def elbo(**kw):
+        return meta.elbo(base, e, actions, mask, 0.1, generator=torch.Generator().manual_seed(1),
+                         **kw)  # fmt: skip
+
+    plain, same, steered = elbo(), elbo(e_control=e), elbo(e_control=other)
+    torch.testing.assert_close(same.loss, plain.loss)
+    torch.testing.assert_close(steered.kl, plain.kl)
+    assert not torch.isclose(steered.action_nll, plain.action_nll)
