@@ -366,18 +366,20 @@ def stage_configs(trial: Trial) -> dict[str, dict]:
 
 
 def is_finished(trial: Trial) -> bool:
-    """A finished trial has trial.json; a folder run with other settings is an error."""
+    """A finished trial has trial.json; a folder run with other settings is an error. A setting
+    a program gained since the folder was written counts as equal when it has its default."""
     started = trial.folder / "trial_config.json"
     if started.is_file():
         saved = json.loads(started.read_text())
-        mine = stage_configs(trial)
-        if saved != mine:
-            diff = [
-                f"{s}.{k}: {saved.get(s, {}).get(k)!r} there, {v!r} now"
-                for s, c in mine.items()
-                for k, v in c.items()
-                if saved.get(s, {}).get(k) != v
-            ]
+        diff = []
+        for stage, mine in stage_configs(trial).items():
+            theirs = saved.get(stage, {})
+            default = json.loads(json.dumps(asdict(build_config(stage, {}))))
+            for k, v in mine.items():
+                was = theirs.get(k, default.get(k))
+                if was != v:
+                    diff.append(f"{stage}.{k}: {was!r} there, {v!r} now")
+        if diff:
             raise SystemExit(
                 f"sweep: {trial.folder} was run with other settings ({'; '.join(diff)}). "
                 "Pass another --out, or delete that folder to run it again."

@@ -86,6 +86,23 @@ def test_trials_get_their_settings_from_the_programs_own_parsers(tiny_checkpoint
     assert all(1e-4 <= float(d["lr"]) <= 1e-2 and d["n"] in ("1", "2", "3") for d in draws)
 
 
+def test_a_folder_run_with_other_settings_is_refused(tiny_checkpoints, tmp_path):
+    from agents.sweep import is_finished, stage_configs
+
+    trial = plan_trials(_alpha_sweep(tiny_checkpoints, tmp_path / "s"))[0]
+    trial.folder.mkdir(parents=True)
+    record = stage_configs(trial)
+    del record["discover"]["weight_decay"]  # a setting discover gained since: at its default
+    (trial.folder / "trial_config.json").write_text(json.dumps(record))
+    assert not is_finished(trial)
+    (trial.folder / "trial.json").write_text("{}")
+    assert is_finished(trial)
+    record["train"]["episodes"] = 9
+    (trial.folder / "trial_config.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="train.episodes: 9 there, 8 now"):
+        is_finished(trial)
+
+
 def test_without_ray_the_sweep_says_how_to_install_it(tiny_checkpoints, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
     with pytest.raises(SystemExit, match=r'pip install -e "\.\[sweep\]"'):
