@@ -25,6 +25,7 @@ Three front ends share one batched engine, :class:`InternalControlCore`:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ class ControlOptions:
     include_step_count: bool = False
     max_abstract_steps: int = 100  # normalises the optional step-count feature
     controller_gain: float = 1.0  # ê = e + gain * U(z) e; 1 is the paper's controller
+    #: torch CPU threads inside the engine's calls, restored after each; ``None`` leaves torch's
+    #: setting alone. One by default: its calls are small (a batch-1 Linear(128, 512) took 13 µs
+    #: with one thread and 7.8 ms with two on a busy 2-core machine), and more threads only add
+    #: synchronisation (benchmarks/internal_control_speed.py measures both).
+    torch_threads: int | None = 1
 
     def validate(self) -> None:
         if self.action_scale <= 0:
@@ -70,6 +76,25 @@ class ControlOptions:
             raise ValueError(
                 f"primitive_sampling must be 'sample' or 'greedy', got {self.primitive_sampling!r}."
             )
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(
+                f"torch_threads must be >= 1 or None (leave torch's setting), got "
+                f"{self.torch_threads}."
+            )
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -174,7 +199,6 @@ class InternalControlCore:
         return self.base.step_layers(self.base.embed(x), self.state, 0, self.layer, rows=rows)
 
     # --- episodes --------------------------------------------------------------------------
-    @torch.no_grad()
     def reset_rows(
         self,
         rows: Sequence[int],
@@ -182,6 +206,10 @@ class InternalControlCore:
         options: Sequence[dict | None] | None = None,
     ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Start new episodes in ``rows``; returns their observations and infos."""
+        with _torch_threads(self.options.torch_threads), torch.no_grad():
+            return self._reset_rows(rows, seeds, options)
+
+    def _reset_rows(self, rows, seeds, options) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         rows = list(rows)
         seeds = list(seeds) if seeds is not None else [None] * len(rows)
         options = list(options) if options is not None else [None] * len(rows)
@@ -267,11 +295,15 @@ class InternalControlCore:
                 out[int(i)] = np.clip(a, space.low, space.high).astype(space.dtype)
         return out
 
-    @torch.no_grad()
     def step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         """Run one abstract step in each given row (row -> action). Rows move in lockstep, one
         batched base-model call per primitive step for the rows still running; a row stops
         when its gate fires (β ≥ threshold), its episode ends or it reaches the step cap."""
+        with _torch_threads(self.options.torch_threads):
+            return self._step_rows(actions)
+
+    @torch.no_grad()
+    def _step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         opts = self.options
         rows = sorted(actions)
         z_new = self.z.clone()
@@ -525,6 +557,9 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
       above 1 widens the pushes a code can make beyond what the decoder was trained to produce.
     * ``device``: where the frozen models run (``"cpu"`` default, ``"cuda"``, ``"auto"``). On
       CUDA, forward passes are not bit-reproducible.
+    * ``torch_threads`` (1): torch CPU threads inside each reset and step, restored after it
+      (``None``: torch's own setting). Its calls are small, and with torch's default threads a
+      busy 2-core machine ran them ~15x slower than with one.
 
     ## Version History
     * v0: initial release.
@@ -549,6 +584,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
         device: str = "cpu",
         render_mode: str | None = None,
         controller_gain: float = 1.0,
+        torch_threads: int | None = 1,
     ) -> None:
         EzPickle.__init__(
             self,
@@ -569,6 +605,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
             device,
             render_mode,
             controller_gain,
+            torch_threads,
         )
         self.render_mode = render_mode
         task_env = make_task_env(env_id, task, env_kwargs, render_mode)
@@ -592,6 +629,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
                 include_step_count,
                 max_abstract_steps,
                 controller_gain,
+                torch_threads,
             ),
         )
 

@@ -390,3 +390,36 @@ def test_categorical_codes_make_a_discrete_action_that_selects_the_code(tmp_path
         env.step(3)
     env.step(2)
     assert core.z[0].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_engine_calls_run_on_one_torch_thread_and_restore_the_users_setting(tiny_checkpoints):
+    """torch_threads=1 (default): every reset/step runs single-threaded and torch's setting is
+    restored after it; None leaves it alone (mutant: a missing restore fails the first check)."""
+    import torch
+
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        env = gym.make("InternalControl-v0", task="0-1", **tiny_checkpoints)
+        core = env.unwrapped._core
+        lower = core._lower
+
+        def spy(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return lower(*args, **kwargs)
+
+        core._lower = spy
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        env2 = gym.make("InternalControl-v0", task="0-1", torch_threads=None, **tiny_checkpoints)
+        seen.clear()
+        env2.unwrapped._core._lower = spy
+        env2.reset(seed=0)
+        assert set(seen) == {2}
+        with pytest.raises(ValueError, match="torch_threads must be"):
+            gym.make("InternalControl-v0", task="0-1", torch_threads=0, **tiny_checkpoints)
+    finally:
+        torch.set_num_threads(before)
