@@ -142,7 +142,7 @@ def train_subgoal_controllers(
     last 10% of steps.
 
     ``step_weights(batch)`` gives (B, T) loss weights, zero at padding (default: the mask, the
-    paper's mean NLL; benchmarks/experiments/weighted_controllers.py stresses segment starts).
+    paper's mean NLL; research/scripts/weighted_controllers.py stresses segment starts).
 
     ``batches`` yields the residual stream at ``layer`` with actions, mask and subgoals (see
     :func:`fresh_activation_batches`). Use fresh episodes: on a fixed set of 512 the controllers
@@ -173,7 +173,7 @@ def train_subgoal_controllers(
 
 class ScaledControllers(torch.nn.Module):
     """``ê = e + γ U^(g) e``: trained controllers with their push scaled by ``gain`` (γ = 1: as
-    trained). A diagnostic, not the paper's method (benchmarks/experiments/controller_gain.py)."""
+    trained). A diagnostic, not the paper's method (research/scripts/controller_gain.py)."""
 
     def __init__(self, ctrl: SubgoalControllers, gain: float) -> None:
         super().__init__()

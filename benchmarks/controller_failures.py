@@ -10,7 +10,7 @@ does) and counts how each episode ended: success, a wrong colour (with the task 
 that moment and the colour entered) or the time limit. This tells a length failure (episodes
 break after the pretraining tasks' three pairs) from a transition failure (they break where the
 task needs an unseen +1 transition). ``--gain`` scales the controllers' push (ê = e + γ U e;
-see benchmarks/experiments/controller_gain.py).
+see research/scripts/controller_gain.py).
 """
 
 from __future__ import annotations

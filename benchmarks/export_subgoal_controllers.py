@@ -4,7 +4,7 @@ loadable checkpoint directory that records its layer and base model (the oracle 
 ``controllers=``).
 
     python benchmarks/export_subgoal_controllers.py \\
-        --controllers benchmarks/results/experiments/controllers_pinpad-transformer_layer1.safetensors \\
+        --controllers research/results/controllers_pinpad-transformer_layer1.safetensors \\
         --layer 1 --base-model pinpad-transformer \\
         --out internal_rl_gym/checkpoints/pinpad-subgoal-controllers --card card.md
 """

@@ -429,9 +429,9 @@ def load_frozen_models(
         metacontroller = load(
             metacontroller, base_model=base_model, revision=metacontroller_revision, **hub_kwargs
         )
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device)
-    if device == "auto" and not torch.cuda.is_available():
-        dev = torch.device("cpu")
+    if device == "auto":  # torch.device("auto") is an error: resolve it first
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
     base_model = base_model.to(dev).eval().requires_grad_(False)
     metacontroller = metacontroller.to(dev).eval().requires_grad_(False)
     return base_model, metacontroller
@@ -553,7 +553,7 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
       ``include_step_count``, ``max_abstract_steps``.
     * ``controller_gain`` (1.0): writes ``ê = e + gain · U(z) e``. 1 is the paper's controller.
       Ground-truth controllers trained on the pretraining tasks turned out under-powered for
-      transitions the base model never saw (benchmarks/experiments/controller_gain.py); a gain
+      transitions the base model never saw (research/scripts/controller_gain.py); a gain
       above 1 widens the pushes a code can make beyond what the decoder was trained to produce.
     * ``device``: where the frozen models run (``"cpu"`` default, ``"cuda"``, ``"auto"``). On
       CUDA, forward passes are not bit-reproducible.

@@ -1,9 +1,9 @@
 """Where in a segment do ground-truth controllers steer? Teacher-forced, on held-out clean episodes.
 
-    python benchmarks/experiments/segment_grip.py \
-        --base-model training_state/pinpad-linear-anneal108k \
-        --controllers benchmarks/results/experiments/controllers_pinpad-linear-anneal108k_layer3.safetensors \
-        --layer 3 --out benchmarks/results/experiments/segment_grip_pinpad-linear-anneal108k_layer3.json
+    python research/scripts/segment_grip.py \
+        --base-model research/training_state/pinpad-linear-anneal108k \
+        --controllers research/results/controllers_pinpad-linear-anneal108k_layer3.safetensors \
+        --layer 3 --out research/results/segment_grip_pinpad-linear-anneal108k_layer3.json
 
 Hypothesis: once the agent has moved a step or two towards a pair, the history tells the base
 model where it is going, so a controller's job is mostly the first step of a segment, where the

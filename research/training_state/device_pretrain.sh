@@ -2,29 +2,29 @@
 # Paper-size grid pretraining on a lent GPU (the `device` tool), one call of at most ~9 minutes.
 #
 # The device machine is bare apart from PyTorch & co.: it lacks gymnasium, and the working tree
-# sent to it must stay under 64 MiB (the resumable states in training_state/ alone are ~56 MB).
+# sent to it must stay under 64 MiB (the resumable states in research/training_state/ alone are ~56 MB).
 # Here, before the call:
 #
-#   bash training_state/device_pretrain.sh fetch     # gymnasium wheels into .whl/ (git-ignored)
-#   KEEP=pinpad-paper bash training_state/device_pretrain.sh stash   # `unstash` afterwards
+#   bash research/training_state/device_pretrain.sh fetch     # gymnasium wheels into .whl/ (git-ignored)
+#   KEEP=pinpad-paper bash research/training_state/device_pretrain.sh stash   # `unstash` afterwards
 #
 # `stash` moves what the device does not need out of the tree (to /tmp/device_stash): the
 # training states other than KEEP, benchmarks/results and the embedded checkpoints.
-# To continue a committed state, give FROM=training_state/<name>: `run` copies its
+# To continue a committed state, give FROM=research/training_state/<name>: `run` copies its
 # train_state.pt, config.json and metrics.jsonl into RUN first (RUN is under the git-ignored
 # runs/, which a warm machine keeps for the next call, e.g. a `probe`).
 #
-# The call (device tool `run`): command "bash training_state/device_pretrain.sh run",
-# carry [".whl"], timeout_s 600 (FROM=training_state/<name> resumes a committed state).
+# The call (device tool `run`): command "bash research/training_state/device_pretrain.sh run",
+# carry [".whl"], timeout_s 600 (FROM=research/training_state/<name> resumes a committed state).
 # It trains until BUDGET_S seconds have passed (default 470), checkpointing every 500 steps, and
 # puts the run's resumable state under $OUT in 4 files (see export_run; a call brings back at
 # most 8 files of at most 16 MiB, 64 MiB in all, so with two runs export the second in a later
 # call: EXPORT=0, then `export`). Back here, rebuild the run folder (model/ included) with
 #
-#   bash training_state/device_pretrain.sh unpack <files_at folder>   # -> runs/pinpad-paper
+#   bash research/training_state/device_pretrain.sh unpack <files_at folder>   # -> runs/pinpad-paper
 #
-# `probe` (chain it: "bash training_state/device_pretrain.sh run && bash
-# training_state/device_pretrain.sh probe", with BUDGET_S lowered to leave it ~3 minutes) trains
+# `probe` (chain it: "bash research/training_state/device_pretrain.sh run && bash
+# research/training_state/device_pretrain.sh probe", with BUDGET_S lowered to leave it ~3 minutes) trains
 # the paper's ground-truth controllers at PROBE_LAYERS (default 3 = L/2) on the run's last
 # checkpoint and returns probe.tar (probe.json and the controllers; session 13 on an H200:
 # ~65 s per layer at 3200 steps, after ~30 s of probes and free play). It can also be a second
@@ -80,8 +80,8 @@ case "${1:-}" in
 stash)
     stash=/tmp/device_stash
     mkdir -p "$stash/training_state" "$stash/benchmarks" "$stash/internal_rl_gym"
-    for d in training_state/pinpad-*; do
-        [ "$(basename "$d")" = "${KEEP:-}" ] || mv "$d" "$stash/training_state/"
+    for d in research/training_state/pinpad-*; do
+        [ "$(basename "$d")" = "${KEEP:-}" ] || mv "$d" "$stash/research/training_state/"
     done
     mv benchmarks/results "$stash/benchmarks/"
     mv internal_rl_gym/checkpoints "$stash/internal_rl_gym/"
@@ -89,7 +89,7 @@ stash)
     ;;
 unstash)
     stash=/tmp/device_stash
-    mv "$stash"/training_state/* training_state/ 2>/dev/null || true
+    mv "$stash"/research/training_state/* research/training_state/ 2>/dev/null || true
     mv "$stash/benchmarks/results" benchmarks/
     mv "$stash/internal_rl_gym/checkpoints" internal_rl_gym/
     git status --short

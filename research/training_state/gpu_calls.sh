@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The next lent GPU session's two device calls, prepared and smoke-tested on the CPU
-# (training_state/README.md, "Plan for the next lent GPU"; session 19). One run gets the GPU:
+# (research/training_state/README.md, "Plan for the next lent GPU"; session 19). One run gets the GPU:
 #   runs/pinpad-linear-d4-gpu continues the committed pinpad-linear-d4 state (CPU preset,
 #   linear encoder, depth 4: the only model whose L/2 controllers pay nothing for the post
 #   task's new transitions and length; what holds it back is how well it imitates,
-#   benchmarks/results/experiments/imitation_vs_control.json) at batch 1024 instead of 64, for
+#   research/results/imitation_vs_control.json) at batch 1024 instead of 64, for
 #   EXTRA steps (9000, ~9M sequences, as many as all its CPU training), the last DECAY (3000)
 #   annealing the lr to 0, then probes its ground-truth controllers at L/2 and layer 3.
-# Here, before call 1: `bash training_state/device_pretrain.sh fetch` (if .whl/ is missing) and
-# `KEEP=pinpad-linear-d4 bash training_state/device_pretrain.sh stash`.
-#   call 1 (device `run`, carry [".whl"], timeout_s 590): bash training_state/gpu_calls.sh call1
+# Here, before call 1: `bash research/training_state/device_pretrain.sh fetch` (if .whl/ is missing) and
+# `KEEP=pinpad-linear-d4 bash research/training_state/device_pretrain.sh stash`.
+#   call 1 (device `run`, carry [".whl"], timeout_s 590): bash research/training_state/gpu_calls.sh call1
 #     trains for BUDGET_S (450) seconds or EXTRA steps and returns the state (a/: meta.tar +
 #     train_state parts) and logs.tar;
 #   call 2 at once, on the warm machine (carry [".whl"], timeout_s 300):
-#     bash training_state/gpu_calls.sh call2
+#     bash research/training_state/gpu_calls.sh call2
 #     ground-truth controllers (the paper's recipe: 3200 steps, batch 512) at PROBE_LAYERS
 #     ("2 3"; L/2 first; probe.json is rewritten after each layer) within PROBE_BUDGET_S (200):
 #     a/probe.tar and logs.tar.
@@ -27,10 +27,10 @@
 # is in this file's git history.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-S="bash training_state/device_pretrain.sh"
+S="bash research/training_state/device_pretrain.sh"
 OUT=${OUT:-/tmp/device_out}
 RUN_A=${RUN_A:-runs/pinpad-linear-d4-gpu}
-FROM_A=${FROM_A:-training_state/pinpad-linear-d4}
+FROM_A=${FROM_A:-research/training_state/pinpad-linear-d4}
 PYTHON=${PYTHON:-python3}
 export PYTHON WORKERS=${WORKERS:-12}
 # the committed state's preset, input and depth: a resume rebuilds the model from them

@@ -1,8 +1,8 @@
 """Do the blocks above the controlled layer re-derive the subgoal from the history?
 
-    python benchmarks/experiments/upper_history_cut.py --controllers
-        benchmarks/results/experiments/controllers_pinpad-transformer_layer3_paper_recipe.safetensors
-        --layer 3 --out benchmarks/results/experiments/upper_history_cut_layer3.json
+    python research/scripts/upper_history_cut.py --controllers
+        research/results/controllers_pinpad-transformer_layer3_paper_recipe.safetensors
+        --layer 3 --out research/results/upper_history_cut_layer3.json
 
 Hypothesis: ground-truth controllers at L/2 fail at a +1 transition (never seen in pretraining)
 because the blocks above L/2 attend to the episode's history and infer the next pair from it

@@ -1,9 +1,9 @@
 """Do ground-truth controllers grip better when trained on the states they lead the model into?
 
-    python benchmarks/experiments/dagger_controllers.py \
-        --base-model training_state/pinpad-linear-d4-anneal103k --layer 2 \
-        --controllers benchmarks/results/experiments/controllers_pinpad-linear-d4-anneal103k_layer2.safetensors \
-        --out benchmarks/results/experiments/dagger_controllers_pinpad-linear-d4-anneal103k_layer2.json
+    python research/scripts/dagger_controllers.py \
+        --base-model research/training_state/pinpad-linear-d4-anneal103k --layer 2 \
+        --controllers research/results/controllers_pinpad-linear-d4-anneal103k_layer2.safetensors \
+        --out research/results/dagger_controllers_pinpad-linear-d4-anneal103k_layer2.json
 
 The paper's controllers are trained teacher-forced on clean expert episodes (D*), but evaluated
 closed-loop: the controlled model's own sampled moves become its history. Once a move heads for

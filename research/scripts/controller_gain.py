@@ -1,8 +1,8 @@
 """Are trained ground-truth controllers too weak to override the base model's transition prior?
 
-    python benchmarks/experiments/controller_gain.py \
-        --controllers benchmarks/results/experiments/controllers_pinpad-transformer_layer3.safetensors \
-        --layer 3 --gains 1 1.5 2 3 4 6 --out benchmarks/results/experiments/controller_gain_layer3.json
+    python research/scripts/controller_gain.py \
+        --controllers research/results/controllers_pinpad-transformer_layer3.safetensors \
+        --layer 3 --gains 1 1.5 2 3 4 6 --out research/results/controller_gain_layer3.json
 
 Hypothesis: ground-truth controllers are trained on the pretraining tasks, where every
 transition is +2 or -1 pairs, so the base model's own belief already puts the next subgoal on

@@ -1,7 +1,7 @@
 """How far does the base model's own imitation bound its ground-truth controllers?
 
-    python benchmarks/experiments/imitation_vs_control.py \
-        --out benchmarks/results/experiments/imitation_vs_control.json
+    python research/scripts/imitation_vs_control.py \
+        --out research/results/imitation_vs_control.json
 
 Reads committed probe reports (``internal-rl probe`` JSONs; no model is run) and sets, for every
 base model and controlled layer, three numbers side by side: free play (the base model alone

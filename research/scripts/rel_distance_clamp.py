@@ -1,8 +1,8 @@
 """Is the length failure of controlled episodes caused by untrained relative-position buckets?
 
-    python benchmarks/experiments/rel_distance_clamp.py --base-model runs/eps01_snap20k \
+    python research/scripts/rel_distance_clamp.py --base-model runs/eps01_snap20k \
         --controllers runs/probe_eps01_20k/controllers_layer0.safetensors --layer 0 \
-        --clamps 0 20 30 --out benchmarks/results/experiments/rel_distance_clamp_layer0.json
+        --clamps 0 20 30 --out research/results/rel_distance_clamp_layer0.json
 
 Pretraining episodes last about 25 steps, so the attention biases of distances beyond ~40
 (T5 buckets 23 and up) are barely trained, and the post task's episodes run to ~50 steps.

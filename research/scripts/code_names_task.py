@@ -1,8 +1,8 @@
 """Does a metacontroller that never switches name the whole task with its first code?
 
-    python benchmarks/experiments/code_names_task.py --base-model runs/pinpad-paper/model \
+    python research/scripts/code_names_task.py --base-model runs/pinpad-paper/model \
         --metacontroller runs/discover_paper_l2/alpha_0.1/model \
-        --out benchmarks/results/experiments/code_names_task_pinpad-paper_layer2_alpha0.1.json
+        --out research/results/code_names_task_pinpad-paper_layer2_alpha0.1.json
 
 Hypothesis (session 13): at a layer where a code steers the base model, discovery can explain
 the actions with one code per episode that names the task (the non-causal sequence embedder

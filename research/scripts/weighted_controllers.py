@@ -1,10 +1,10 @@
 """Do ground-truth controllers grip the pair choice better when training stresses segment starts?
 
-    python benchmarks/experiments/weighted_controllers.py \
-        --base-model training_state/pinpad-linear-anneal108k --layer 3 --start-weight 5 \
-        --out benchmarks/results/experiments/weighted_controllers_pinpad-linear-anneal108k_layer3_w5.json
+    python research/scripts/weighted_controllers.py \
+        --base-model research/training_state/pinpad-linear-anneal108k --layer 3 --start-weight 5 \
+        --out research/results/weighted_controllers_pinpad-linear-anneal108k_layer3_w5.json
 
-Hypothesis (from benchmarks/experiments/segment_grip.py): a controller's work is the first
+Hypothesis (from research/scripts/segment_grip.py): a controller's work is the first
 steps of a segment, where the next pair is still open, but those are ~20% of the steps, so the
 mean NLL the paper's controllers minimise is mostly about steps where the history already gives
 the target away. Weighting the first two steps of every segment by ``--start-weight`` (1 = the

@@ -1,7 +1,7 @@
 """Do ground-truth controllers with an additive bias steer through unseen +1 transitions?
 
-    python benchmarks/experiments/affine_controllers.py --variant affine --layer 3 --steps 1500 \
-        --out benchmarks/results/experiments/affine_controllers_layer3.json
+    python research/scripts/affine_controllers.py --variant affine --layer 3 --steps 1500 \
+        --out research/results/affine_controllers_layer3.json
 
 The paper's controllers are linear, ê = e + U e, so their push depends on e; on the post task
 they meet contexts (a +1 transition) they were never trained in. Variants trained here like
