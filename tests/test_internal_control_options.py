@@ -198,3 +198,228 @@ def test_vec_env_method_calls_the_task_envs_own_method_with_its_arguments(vec):
     assert vec.env_method("scaled_steps", 2) == [s * 2 for s in steps]
     (text,) = vec.env_method("render", indices=[1])  # a method of the wrappers too
     assert isinstance(text, str) and text
+
+
+# ------------------------------------------ what the mutation run found unpinned (survivors)
+# benchmarks/mutation_testing.py's survivors in internal_control.py that a cheap test kills;
+# docs/mutation_testing.md lists those left and why.
+
+
+def tiny_meta(base, **kw):
+    """A metacontroller for the tiny grid base model (weights random)."""
+    from internal_rl_gym.hub import model_fingerprint
+    from internal_rl_gym.models import Metacontroller
+
+    args = dict(d_model=16, layer=1, n_z=4, n_h=8, n_s=8, rank=4)
+    args.update(base_model_name=base.config.name, base_model_fingerprint=model_fingerprint(base))
+    return Metacontroller(**{**args, **kw}).eval()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"action_scale": 0.0}, "action_scale must be > 0"),
+        ({"beta_threshold": 0.0}, r"beta_threshold must be in \(0, 1\]"),
+        ({"beta_threshold": 1.5}, r"beta_threshold must be in \(0, 1\]"),
+        ({"max_primitive_steps": 0}, "max_primitive_steps must be >= 1"),
+        ({"primitive_sampling": "top-k"}, "primitive_sampling must be 'sample' or 'greedy'"),
+    ],
+)
+def test_invalid_options_are_refused_with_their_range(option, message):
+    """Mutants: each bound moved (action_scale <= 1, 0 <= β, β <= 2) or its message dropped."""
+    with pytest.raises(ValueError, match=message):
+        wrapper(**option)
+
+
+def test_options_at_their_bounds_are_accepted():
+    """Mutants: the bounds moved inwards (an action_scale below 1, beta_threshold 1 refused)."""
+    env = wrapper(action_scale=0.25, beta_threshold=1.0, max_primitive_steps=1)
+    env.reset(seed=0)
+    env.step(np.ones(4, np.float32))
+    np.testing.assert_allclose(env._core.z[0].numpy(), 0.25)
+
+
+def test_modules_passed_directly_are_checked_against_each_other():
+    """The core's own check (modules skip the loaders' check_compatible). Mutants: layer 0 (the
+    embedding) refused; the messages' base model name or layer text dropped."""
+    from internal_rl_gym.hub import CheckpointError
+
+    base, _ = tiny_models()
+    task = gym.make("GridPinpad-v0", task="0-1")
+    wide = tiny_meta(base, d_model=24)
+    with pytest.raises(CheckpointError, match=r"d_model=24 .* trained on \(tiny-grid\)\.$"):
+        InternalControlWrapper(task, base, wide)
+    unnamed = tiny_meta(base, d_model=24, base_model_name="")
+    with pytest.raises(CheckpointError, match=r"trained on \(see its config.json\)\.$"):
+        InternalControlWrapper(task, base, unnamed)
+    with pytest.raises(CheckpointError, match=r"layer 3 does not exist in a 2-layer base model"):
+        InternalControlWrapper(task, base, tiny_meta(base, layer=3))
+    env = InternalControlWrapper(task, base, tiny_meta(base, layer=0))
+    env.reset(seed=0)
+    assert env._core.layer == 0 and env.step(np.zeros(4, np.float32))[4]["primitive_steps"] >= 1
+
+
+def test_sampled_primitive_actions_follow_the_heads_probabilities():
+    """Each action drawn with its probability, the last one included. Mutant: the clamp one
+    lower (``n - 2``: the last action never drawn)."""
+    from types import SimpleNamespace
+
+    env = wrapper()
+    env.reset(seed=0)
+    core = env._core
+    probs = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    head = SimpleNamespace(action_logits=probs.log())
+    core.rngs[0] = np.random.default_rng(0)
+    draws = [core._sample_primitive(head, np.array([0]))[0] for _ in range(4000)]
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / 4000, probs[0], atol=0.03)
+
+
+def test_oracle_actions_are_checked_as_subgoal_indices(tiny_oracle):
+    """Mutants: the oracle's index called a "code index" or upper-cased; the range text off by
+    one; the dtype check dropped (the string "1" accepted as subgoal 1)."""
+    env = gym.make("InternalControl-Pinpad-Oracle-v0", **tiny_oracle)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"^The subgoal index 4 is not an integer in 0\.\.3\.$"):
+        env.step(4)
+    with pytest.raises(ValueError, match=r"expects one subgoal index in 0\.\.3, got '1'"):
+        env.step("1")
+
+
+def test_a_pickled_env_keeps_every_option(tiny_checkpoints):
+    """EzPickle rebuilds the env from its constructor arguments. Mutants: any argument replaced
+    by None or dropped from EzPickle; env_kwargs or render_mode not passed to the task env;
+    render_mode not kept."""
+    import pickle
+
+    from internal_rl_gym.internal_control import InternalControlEnv
+
+    env = InternalControlEnv(
+        **tiny_checkpoints,
+        task="0-1",
+        env_kwargs={"max_steps": 7},
+        hub_kwargs={"local_files_only": True},
+        action_scale=1.5,
+        max_primitive_steps=3,
+        beta_threshold=0.7,
+        primitive_sampling="greedy",
+        include_step_count=True,
+        max_abstract_steps=9,
+        render_mode="ansi",
+        controller_gain=0.5,
+    )
+    clone = pickle.loads(pickle.dumps(env))
+    for e in (env, clone):
+        assert e._core.options == env._core.options and e._core.options.max_abstract_steps == 9
+        assert e.task_env.unwrapped.max_steps == 7 and e.render_mode == "ansi"
+        e.reset(seed=0)
+        assert isinstance(e.render(), str)
+    assert env._core.options.beta_threshold == 0.7 and env.observation_space.shape == (17,)
+
+
+def test_the_defaults_build_the_papers_post_task_env():
+    """Mutant: a default checkpoint name changed (upper-cased; upper-casing the default task
+    is an equivalent mutant: task names are case-insensitive)."""
+    from internal_rl_gym.internal_control import InternalControlEnv, make_internal_control_vec_env
+
+    env = InternalControlEnv()
+    assert env.base_model._checkpoint_source == "pinpad-transformer"
+    assert env.metacontroller._checkpoint_source == "pinpad-metacontroller"
+    assert env.reset(seed=0)[1]["task"] == "0-1-2-3-4-5-6-7-0-1-2-3"
+    vec = make_internal_control_vec_env(1, seed=0, monitor=False)
+    assert vec.env_method("reset", seed=0)[0][1]["task"] == "0-1-2-3-4-5-6-7-0-1-2-3"
+
+
+def test_device_auto_runs_where_there_is_no_gpu(tiny_checkpoints):
+    """``device="auto"`` picks CUDA when there is one, else the CPU. It raised on a CPU-only
+    machine (``torch.device("auto")``); mutants: the fallback's condition inverted."""
+    env = gym.make("InternalControl-v0", **tiny_checkpoints, device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert env.unwrapped.base_model.device.type == expected
+    assert next(env.unwrapped.metacontroller.parameters()).device.type == expected
+
+
+def test_vec_env_passes_reset_options_and_keeps_its_reset_infos(tiny_checkpoints):
+    """SB3's set_options reaches the task envs' reset; reset_infos hold each row's latest
+    reset; options reach every row; step_wait needs step_async; VecMonitor records
+    is_success. Mutants: options dropped (None, or ``and`` for ``or``); reset_infos set to
+    None; ControlOptions or **options dropped; get_attr's indices ignored; the error message
+    lost; another info keyword."""
+    from internal_rl_gym.internal_control import make_internal_control_vec_env
+
+    layout = {"walls": [0, 1, 2, 3], "colours": [10, 11, 12, 13, 14, 15, 16, 17], "agent": 24}
+    vec = make_internal_control_vec_env(
+        2, seed=0, task="0-1", env_kwargs={"max_steps": 3}, max_primitive_steps=1,
+        **tiny_checkpoints,
+    )  # fmt: skip
+    inner = vec.venv
+    vec.set_options([{"layout": layout}, None])
+    vec.reset()
+    first = inner.core.envs[0].unwrapped
+    assert first.walls.tolist() == layout["walls"] and first.agent == 24
+    assert inner.core.envs[1].unwrapped.agent != 24 or inner.core.envs[1].unwrapped.walls[0] != 0
+    assert vec.get_attr("max_steps", indices=[1]) == [3]
+    ended = set()
+    for _ in range(3):  # max_steps=3: every episode ends within 3 primitive steps
+        _, _, dones, infos = vec.step(np.zeros((2, 4), np.float32))
+        assert all(info["primitive_steps"] == 1 for info in infos)
+        for i in np.flatnonzero(dones):  # reset automatically
+            assert "is_success" in infos[i]["episode"]
+            assert isinstance(inner.reset_infos[i], dict) and inner.reset_infos[i]["progress"] == 0
+            ended.add(int(i))
+    assert ended == {0, 1}
+    with pytest.raises(RuntimeError, match="^step_async must be called before step_wait"):
+        inner.step_wait()
+
+
+def test_wrapper_takes_the_loading_arguments_and_seeds_the_task_env():
+    """Mutants: a loading argument (device, base_model_revision) left in the ControlOptions
+    (TypeError); a given seed replaced by a drawn one."""
+    base, meta = tiny_models()
+    env = InternalControlWrapper(
+        gym.make("GridPinpad-v0", task="0-1"), base, meta, device="cpu",
+        base_model_revision=None, metacontroller_revision=None, hub_kwargs={},
+    )  # fmt: skip
+    env.reset(seed=3)
+    plain = gym.make("GridPinpad-v0", task="0-1")
+    plain.reset(seed=3)
+    assert env.unwrapped.walls.tolist() == plain.unwrapped.walls.tolist()
+    assert env.unwrapped.agent == plain.unwrapped.agent
+
+
+def test_a_metacontroller_trained_on_another_base_model_is_refused(tiny_checkpoints, tmp_path):
+    """Same sizes, other weights: only the recorded fingerprint tells. Mutant: the
+    metacontroller loaded without its base model (no check)."""
+    from internal_rl_gym.hub import CheckpointError
+
+    other, _ = tiny_models(seed=1)
+    tiny_meta(other).save_pretrained(tmp_path / "meta")
+    with pytest.raises(CheckpointError, match="was trained on base model"):
+        gym.make(
+            "InternalControl-v0",
+            base_model=tiny_checkpoints["base_model"],
+            metacontroller=str(tmp_path / "meta"),
+        )
+
+
+def test_metacontroller_revision_picks_that_commit(fake_hub, tiny_checkpoints, tmp_path):
+    """Mutants: metacontroller_revision not passed on (gym.make, the batched VecEnv): main's
+    weights would load instead."""
+    from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
+    from internal_rl_gym.internal_control import make_internal_control_vec_env
+
+    base = load_base_model(tiny_checkpoints["base_model"])
+    torch.manual_seed(5)
+    tiny_meta(base).save_pretrained(tmp_path / "new")
+    old = fake_hub.add_repo("ic-options/meta", tiny_checkpoints["metacontroller"])
+    fake_hub.add_repo("ic-options/meta", tmp_path / "new")
+    kw = dict(
+        base_model=tiny_checkpoints["base_model"],
+        metacontroller="ic-options/meta",
+        metacontroller_revision=old,
+        hub_kwargs={"endpoint": fake_hub.url, "cache_dir": str(tmp_path / "cache")},
+    )
+    want = model_fingerprint(load_metacontroller(tiny_checkpoints["metacontroller"]))
+    env = gym.make("InternalControl-v0", **kw)
+    assert model_fingerprint(env.unwrapped.metacontroller) == want
+    vec = make_internal_control_vec_env(1, monitor=False, **kw)
+    assert model_fingerprint(vec.core.meta) == want
