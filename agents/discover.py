@@ -149,20 +149,6 @@ class DiscoverConfig:
             "so it cannot name a direction. See the README's design choices"
         },
     )
-    push_subspace: str = field(
-        default="none",
-        metadata={
-            "help": "none: the controller may push e anywhere (the paper); next_colour: only "
-            "along a linear read-out of the colour the agent steps on next, fitted on fresh "
-            "demonstrations from their observations alone (no labels); subgoal: along the "
-            "subgoal probe's read-out (uses the subgoal labels: a supervised reference). "
-            "See the README's design choices"
-        },
-    )
-    push_dims: int = field(
-        default=0,
-        metadata={"help": "--push-subspace: its dimension (0 = classes - 1: 7 or 3)"},
-    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -224,45 +210,6 @@ def cache_activations(base, data: Demonstrations, layer: int, chunk: int = 256):
         mask[idx, :t] = torch.as_tensor(b["mask"])
         subgoals[idx, :t] = b["subgoals"]
     return CachedActivations(e, actions, mask, subgoals, data.lengths.copy())
-
-
-PUSH_SUBSPACES = ("none", "next_colour", "subgoal")
-
-
-@torch.no_grad()
-def push_directions(base, layer: int, kind: str, dims: int, seed: int, episodes: int = 1024):
-    """(d, k) directions of the residual stream at ``layer`` that a linear read-out of ``kind``
-    (``next_colour`` or ``subgoal``) uses, from fresh expert episodes of the pretraining tasks:
-    the top ``k`` singular directions of the probe's class-centred weights (a softmax ignores the
-    common part), in the units of e. ``k = 0`` takes all of them (classes - 1)."""
-    from agents.diagnostics import train_linear_probe
-    from internal_rl_gym.envs.grid_core import next_colours_entered
-    from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
-
-    data = collect_grid_demonstrations(episodes, "pretraining", seed=seed)
-    cache = cache_activations(base, data, layer)
-    meta = data.metadata
-    if kind == "next_colour":
-        labels = np.full(cache.subgoals.shape, -1, dtype=np.int64)
-        for i in range(data.n_episodes):
-            ep = data.episode(i)
-            n = len(ep["actions"])
-            kw = meta["env_kwargs"]
-            labels[i, :n] = next_colours_entered(ep["obs"], kw["n_walls"], kw["n_colours"])
-    else:
-        labels = cache.subgoals
-    keep = cache.mask.numpy() & (labels >= 0)
-    x, y = cache.e[torch.as_tensor(keep)], labels[keep]
-    n_classes = int(y.max()) + 1
-    with torch.enable_grad():
-        probe = train_linear_probe(x, y, n_classes, steps=500, seed=seed)
-    w = probe.weight / probe.std  # logits = w e + const: the weights in the units of e
-    w = w - w.mean(0, keepdim=True)
-    k = dims or n_classes - 1
-    if not 0 < k <= n_classes - 1:
-        raise ValueError(f"--push-dims must be in 1..{n_classes - 1} for {kind}, got {dims}.")
-    u, _, _ = torch.linalg.svd(w.T, full_matrices=False)
-    return u[:, :k]
 
 
 def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations | str, Demonstrations]:
@@ -592,7 +539,6 @@ def train_one(
     out: Path,
     device: torch.device,
     env_id: str = "GridPinpad-v0",
-    push: torch.Tensor | None = None,
 ) -> dict[str, float]:
     seed_everything(cfg.seed)
     layer = resolve_layer(cfg.layer, base)
@@ -608,10 +554,7 @@ def train_one(
         code=cfg.code,
         code_temperature=cfg.code_temperature,
         controller=cfg.controller,
-        push_dims=push.shape[1] if push is not None else 0,
     ).to(device)
-    if push is not None:
-        meta.set_push_basis(push)
     if cfg.init_from:
         init = load_metacontroller(cfg.init_from, base_model=base)
         mine = (layer, cfg.rank, cfg.n_z, cfg.embedder, cfg.code, cfg.controller)
@@ -722,10 +665,6 @@ def discover(cfg: DiscoverConfig) -> dict:
         raise ValueError(
             f"unknown --action-targets {cfg.action_targets!r}; use sampled (paper) or expert."
         )
-    if cfg.push_subspace not in PUSH_SUBSPACES:
-        raise ValueError(
-            f"unknown --push-subspace {cfg.push_subspace!r}; use one of {PUSH_SUBSPACES}."
-        )
     check_precision(cfg.precision)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -739,12 +678,6 @@ def discover(cfg: DiscoverConfig) -> dict:
     env_id = held_data.metadata.get("env_id", "GridPinpad-v0")
     what = f"fresh '{train_source}' episodes" if isinstance(train_source, str) else "a dataset"
     print(f"training on {what}; {len(held.lengths)} held-out episodes ({time.time() - t0:.1f}s)")
-    push = None
-    if cfg.push_subspace != "none":
-        if env_id != "GridPinpad-v0":
-            raise ValueError("--push-subspace is for the gridworld (GridPinpad) only.")
-        push = push_directions(base, layer, cfg.push_subspace, cfg.push_dims, cfg.seed + 30_011)
-        print(f"push subspace: {cfg.push_subspace}, {push.shape[1]} directions")
     reports = []
     for alpha in cfg.alpha:
         run = out / f"alpha_{alpha:g}"
@@ -760,7 +693,6 @@ def discover(cfg: DiscoverConfig) -> dict:
                 run,
                 device,
                 env_id,
-                push,
             )
         )
     best = max(reports, key=lambda r: r["switch_f1"])

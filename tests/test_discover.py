@@ -269,25 +269,6 @@ def test_resume_restores_the_saved_weights_and_optimiser(tiny_checkpoints, tmp_p
     assert all(int(s["step"]) == 6 for s in state["optimizer"]["state"].values())
 
 
-@pytest.mark.parametrize("kind, dims", [("next_colour", 7), ("subgoal", 3)])
-def test_push_subspace_is_fitted_and_saved(tiny_checkpoints, tmp_path, kind, dims):
-    """--push-subspace: the saved metacontroller pushes only within a basis read from the data."""
-    cfg = _config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], push_subspace=kind)
-    discover(cfg)
-    meta = load_metacontroller(tmp_path / "d" / "alpha_0.1" / "model")
-    assert meta.push_dims == dims
-    basis = meta.push_basis
-    torch.testing.assert_close(basis.T @ basis, torch.eye(dims), atol=1e-4, rtol=0)
-    assert not torch.allclose(basis, torch.eye(basis.shape[0])[:, :dims])  # fitted, not the init
-
-
-def test_push_subspace_rejects_an_unknown_kind(tiny_checkpoints, tmp_path):
-    with pytest.raises(ValueError, match="unknown --push-subspace"):
-        discover(_config(tiny_checkpoints, tmp_path / "d", push_subspace="colour"))
-    with pytest.raises(ValueError, match="--push-dims must be in 1..3"):
-        discover(_config(tiny_checkpoints, tmp_path / "d", push_subspace="subgoal", push_dims=5))
-
-
 def test_symmetry_batches_hold_the_same_episodes_in_another_frame(tiny_checkpoints):
     """e_sym is the residual stream of the transformed observations; actions and the expert's
     distribution move with the frame (mutant: an unpermuted action or distribution fails)."""

@@ -249,18 +249,6 @@ def test_fast_and_batched_solvability_checks_agree():
         assert 0 < batched.mean() < 1
 
 
-def test_next_colours_entered_are_read_from_observations_alone():
-    """The colour entered next, from o_1..o_{T+1}, equals the expert's own targets."""
-    from internal_rl_gym.envs.grid_core import next_colours_entered
-    from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
-
-    data = collect_grid_demonstrations(8, "pretraining", seed=3)
-    for i in range(data.n_episodes):
-        ep = data.episode(i)
-        n = len(ep["actions"])
-        np.testing.assert_array_equal(next_colours_entered(ep["obs"], 4, 8), ep["targets"][:n])
-
-
 @pytest.mark.parametrize("turns, mirror", grid_core.SYMMETRIES)
 def test_grid_symmetries_map_moves_to_moves(turns, mirror):
     """In the transformed frame, action perm[a] moves the agent to the transformed image of

@@ -96,11 +96,6 @@ class Metacontroller(
     :param embedder: ``"sequence"`` (one embedding s per sequence) or ``"per_step"`` (s_t, which
         adds a summary of the steps from t on); see :meth:`embed_sequence`. Training only: the
         causal parts internal RL uses are the same.
-    :param push_dims: ``0`` (the paper): the controller may push the residual stream in any
-        direction. ``k > 0``: every push ``ê - e`` lies in the span of the ``k`` orthonormal
-        columns of the buffer ``push_basis`` (d, k), set before training with
-        :meth:`set_push_basis` (``internal-rl discover --push-subspace``): a code can then only
-        move what that subspace reads out. See the README's design choices.
     """
 
     def __init__(
@@ -122,14 +117,8 @@ class Metacontroller(
         code: str = "gaussian",
         code_temperature: float = 1.0,
         controller: str = "linear",
-        push_dims: int = 0,
     ) -> None:
         super().__init__()
-        if not 0 <= push_dims <= d_model:
-            raise ValueError(f"push_dims must be in [0, d_model={d_model}], got {push_dims}.")
-        self.push_dims = push_dims
-        if push_dims:  # (d, k) orthonormal, saved with the weights; discovery sets it
-            self.register_buffer("push_basis", torch.eye(d_model)[:, :push_dims].clone())
         if controller not in ("linear", "additive"):
             raise ValueError(f"controller must be 'linear' or 'additive', got {controller!r}.")
         self.controller = controller
@@ -152,13 +141,10 @@ class Metacontroller(
         n_enc = n_z if code == "categorical" else 2 * n_z  # K logits, or (μ, log σ²)
         self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, n_enc)
         self.switch_net = _mlp(d_model + n_h + n_z, switch_hidden, 1)
-        d_push = push_dims or d_model  # where the push lives: the subspace, or all of e
         if controller == "additive":
-            n_out = d_push
-        elif push_dims and rank == 0:
-            raise ValueError("push_dims needs a low-rank (rank > 0) or additive controller.")
+            n_out = d_model
         else:
-            n_out = (d_push + d_model) * rank if rank > 0 else d_model * d_model
+            n_out = 2 * d_model * rank if rank > 0 else d_model * d_model
         self.hyper = _mlp(n_z, hyp_hidden, n_out)
         with torch.no_grad():
             self.switch_net[-1].bias.fill_(beta_bias_init)
@@ -168,20 +154,7 @@ class Metacontroller(
                 # U = A Bᵀ with both factors near zero is a saddle: the gradient reaching z
                 # is second order and the encoder collapses to the prior (KL 0) before the
                 # decoder learns. A random z-independent B at init gives A a first-order gradient.
-                self.hyper[-1].bias[d_push * rank :].normal_(0.0, d_model**-0.5)
-
-    @torch.no_grad()
-    def set_push_basis(self, directions: torch.Tensor) -> None:
-        """Set the push subspace to the span of ``directions`` (d, k), orthonormalised."""
-        if not self.push_dims or directions.shape != (self.d_model, self.push_dims):
-            raise ValueError(
-                f"push directions must have shape ({self.d_model}, {self.push_dims}), got "
-                f"{tuple(directions.shape)}."
-            )
-        q, r = torch.linalg.qr(directions.to(self.push_basis))
-        if r.diagonal().abs().min() < 1e-6 * r.diagonal().abs().max():
-            raise ValueError("push directions are linearly dependent; pass k independent ones.")
-        self.push_basis.copy_(q)
+                self.hyper[-1].bias[d_model * rank :].normal_(0.0, d_model**-0.5)
 
     # --- causal pieces (used step by step by InternalControl) ------------------------------
     def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,16 +189,12 @@ class Metacontroller(
         (..., d, d) matrix when ``rank == 0``. ``gain`` γ scales the controller's push
         (1 = the paper; see ``ControlOptions.controller_gain``)."""
         out = self.hyper(z)
-        d, k = self.d_model, self.push_dims
+        d = self.d_model
         if self.controller == "additive":  # a steering vector b(z): ê = e + b
-            if k:
-                out = out @ self.push_basis.T
             return out if gain == 1.0 else out * gain
         if self.rank > 0:
-            a, b = out.split([(k or d) * self.rank, d * self.rank], dim=-1)
+            a, b = out.split(d * self.rank, dim=-1)
             shape = (*z.shape[:-1], d, self.rank)
-            if k:  # A = P A', so U e = P A' Bᵀ e stays in the span of P
-                a = self.push_basis @ a.reshape(*z.shape[:-1], k, self.rank)
             a = a.reshape(shape) / self.rank**0.5
             return (a if gain == 1.0 else a * gain), b.reshape(shape)
         u = out.reshape(*z.shape[:-1], d, d) / d**0.5
