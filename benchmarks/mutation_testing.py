@@ -64,7 +64,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     "grid_core": Target(
         "internal_rl_gym/envs/grid_core.py",
-        ["tests/test_grid_pinpad.py", "tests/test_grid_expert.py"],
+        ["tests/test_grid_core.py", "tests/test_grid_pinpad.py", "tests/test_grid_expert.py"],
     ),
     "internal_control": Target(
         "internal_rl_gym/internal_control.py",

@@ -64,7 +64,8 @@ def test_distances_on_an_open_grid_are_manhattan_and_zero_on_the_target():
 
 def test_a_grid_that_just_fits_is_accepted_and_one_cell_less_is_refused():
     """9 cells: 2 walls + 6 colours + the agent fit, 7 colours do not. Mutants: the bound off
-    by one either way, the count wrong, the message lost."""
+    by one either way, the count wrong, the message lost; the agent drawn from the second-last
+    cell of the permutation (a colour's)."""
     rng = np.random.default_rng(0)
     walls, colours, agent = sample_layouts(rng, [(0,)] * 8, size=3, n_walls=2, n_colours=6)
     for w, c, a in zip(walls, colours, agent):  # every cell used once
@@ -92,3 +93,28 @@ def test_no_solvable_layout_says_the_grid_is_too_crowded(monkeypatch):
         sample_layout_single(rng, (0, 1), size=7, n_walls=4, n_colours=8)
     with pytest.raises(RuntimeError, match=message):
         sample_layouts(rng, [(0, 1)], size=7, n_walls=4, n_colours=8)
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+@pytest.mark.parametrize("batch", [(), (2, 3)])
+def test_each_symmetry_moves_a_cell_where_its_geometry_says(as_torch, batch):
+    """Mirroring takes column c to size-1-c; a quarter turn counter-clockwise takes (r, c) to
+    (size-1-c, r); channels stay. Checked one marked cell at a time, for one observation and a
+    (2, 3) batch, numpy and torch. Mutants: the batch dimensions or the grid axes taken from
+    the wrong end (``shape[:-2]``, ``dims=(+2,)``, ``(-3, +2)``)."""
+    import torch
+
+    size, c = 7, n_channels(4, 8)
+    for turns in range(4):
+        for mirror in (False, True):
+            for r, col, ch in [(0, 1, c - 1), (6, 3, 0), (2, 5, 7)]:
+                obs = np.zeros((*batch, size * size * c), np.float32)
+                where = (*[b - 1 for b in batch], (r * size + col) * c + ch)  # the last row
+                obs[where] = 1
+                rr, cc = r, (size - 1 - col if mirror else col)
+                for _ in range(turns):
+                    rr, cc = size - 1 - cc, rr
+                x = torch.as_tensor(obs) if as_torch else obs
+                out = np.asarray(grid_core.transform_grid_observations(x, turns, mirror, size))
+                assert out.shape == obs.shape and out.sum() == 1
+                assert out[(*where[:-1], (rr * size + cc) * c + ch)] == 1
