@@ -13,7 +13,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import types
 import typing
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from internal_rl_gym._io import atomic_write_file
 
 if TYPE_CHECKING:
     import torch
@@ -149,20 +150,7 @@ def resolve_layer(layer: int, base: Any) -> int:
 
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``; never leaves a partial file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_file(path, write)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

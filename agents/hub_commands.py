@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from internal_rl_gym import cards
+from internal_rl_gym._io import atomic_directory
 from internal_rl_gym.hub import (
     CARD_NAME,
     CONFIG_NAME,
@@ -259,21 +260,13 @@ def _write_folder(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SystemExit(f"push: {out} already exists and is not empty; choose a new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_directory(out, replace=False) as tmp:
         for name, path in copies.items():
             shutil.copyfile(path, tmp / name)
         for name, text in texts.items():
             (tmp / name).write_text(text, encoding="utf-8")
         if results is not None:
             (tmp / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -20,20 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from internal_rl_gym._io import atomic_write_file
+
 FORMAT_VERSION = 1
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @dataclass
@@ -170,24 +165,21 @@ class Demonstrations:
             path = path.with_suffix(path.suffix + ".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.metadata, obs_dim=self.obs_dim, packed=self.packed, format=FORMAT_VERSION)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npz")
-        os.close(fd)
-        try:
-            np.savez_compressed(
-                tmp,
-                observations=self.observations,
-                actions=self.actions,
-                targets=self.targets,
-                subgoals=self.subgoals,
-                lengths=self.lengths,
-                tasks=self.tasks,
-                metadata=np.array(json.dumps(meta)),
-            )
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the temp name
+                np.savez_compressed(
+                    f,
+                    observations=self.observations,
+                    actions=self.actions,
+                    targets=self.targets,
+                    subgoals=self.subgoals,
+                    lengths=self.lengths,
+                    tasks=self.tasks,
+                    metadata=np.array(json.dumps(meta)),
+                )
+
+        atomic_write_file(path, write)
         return path
 
     @classmethod

@@ -31,15 +31,14 @@ import inspect
 import json
 import os
 import re
-import shutil
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from internal_rl_gym._io import atomic_directory
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 WEIGHTS_NAME = "model.safetensors"
@@ -568,36 +567,13 @@ def save_checkpoint(
     :func:`internal_rl_gym.cards.render_card` (no measured numbers).
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())
+    with atomic_directory(out_dir) as tmp:
         model.save_pretrained(tmp)
         if card is None:
             card = _default_card(model, tmp)
         if card is not None:
             (tmp / CARD_NAME).write_text(card, encoding="utf-8")
-        for f in tmp.iterdir():
-            os.chmod(f, 0o666 & ~_umask())  # safetensors writes owner-only files
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{time.time_ns()}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _default_card(model: torch.nn.Module, folder: Path) -> str | None:

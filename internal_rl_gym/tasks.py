@@ -196,6 +196,17 @@ def resolve_task(
     return TaskSampler((seq,), "-".join(map(str, seq)))
 
 
+def visit(task: Sequence[int], progress: int, colour: int) -> tuple[int, str]:
+    """The pinpad rule for entering ``colour`` from another cell with ``progress`` colours of
+    ``task`` done: (new progress, outcome), outcome ``"next"`` (the task's next colour),
+    ``"success"`` (its last one) or ``"wrong"`` (any other colour; the paper ends the episode).
+    The rule of GridPinpad and AntPinpad (the vectorised grid applies it batched)."""
+    if colour != task[progress]:
+        return progress, "wrong"
+    progress += 1
+    return progress, "success" if progress == len(task) else "next"
+
+
 def format_task(task: Sequence[int]) -> str:
     """``(0, 1, 2)`` -> ``"0-1-2"``."""
     return "-".join(str(int(c)) for c in task)

@@ -31,6 +31,7 @@ from internal_rl_gym.tasks import (
     Task,
     format_task,
     resolve_task,
+    visit,
 )
 
 #: Gymnasium's ant model, the "classic MuJoCo ant" of the paper.
@@ -453,12 +454,11 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             self.termination, terminated = "unhealthy", True
         elif cell != prev_cell and self._colour_at[cell] >= 0:
             self._visited = int(self._colour_at[cell])
-            if self._colour_at[cell] == self.task[self.progress]:
-                self.progress += 1
-                if self.progress == len(self.task):
-                    self.success, terminated, reward = True, True, 1.0
-                    self.termination = "success"
-            elif self.terminate_on_wrong_colour:
+            self.progress, outcome = visit(self.task, self.progress, self._visited)
+            if outcome == "success":
+                self.success, terminated, reward = True, True, 1.0
+                self.termination = "success"
+            elif outcome == "wrong" and self.terminate_on_wrong_colour:
                 self.termination, terminated = "wrong_colour", True
         truncated = not terminated and self.steps >= self.max_steps
         self._done = terminated or truncated

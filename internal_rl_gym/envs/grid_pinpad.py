@@ -20,6 +20,7 @@ from internal_rl_gym.tasks import (
     format_task,
     grid_subgoal_of_colour,
     resolve_task,
+    visit,
 )
 
 
@@ -192,11 +193,10 @@ class GridPinpadEnv(gym.Env, EzPickle):
         colour = int(self._colour_at[nxt])
         self._visited = colour if moved and colour >= 0 else -1
         if self._visited >= 0:
-            if colour == self.task[self.progress]:
-                self.progress += 1
-                if self.progress == len(self.task):
-                    self.success, terminated, reward = True, True, 1.0
-            else:
+            self.progress, outcome = visit(self.task, self.progress, colour)
+            if outcome == "success":
+                self.success, terminated, reward = True, True, 1.0
+            elif outcome == "wrong":
                 terminated = self.terminate_on_wrong_colour
         truncated = not terminated and self.steps >= self.max_steps
         self._done = terminated or truncated

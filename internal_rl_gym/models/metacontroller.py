@@ -59,6 +59,15 @@ class ElboOutput:
     out: MetacontrollerOutput
 
 
+def linear_control(e: torch.Tensor, u) -> torch.Tensor:
+    """The paper's controller, ê = e + U e: ``u`` is a low-rank pair (A, B) with U = A Bᵀ, each
+    (..., d, r), or a full (..., d, d) matrix."""
+    if isinstance(u, tuple):
+        a, b = u
+        return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
+    return e + torch.einsum("...ij,...j->...i", u, e)
+
+
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
 
@@ -209,10 +218,7 @@ class Metacontroller(
         many steps is decoded once; for additive controllers ê = e + b."""
         if self.controller == "additive":
             return e + u
-        if self.rank > 0:
-            a, b = u
-            return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
-        return e + torch.einsum("...ij,...j->...i", u, e)
+        return linear_control(e, u)
 
     # --- non-causal pieces (training only) -------------------------------------------------
     def embed_sequence(self, e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -473,10 +479,7 @@ class SubgoalControllers(
 
     def apply_controller(self, e: torch.Tensor, u) -> torch.Tensor:
         """ê = e + U e for controllers from :meth:`decode`."""
-        if self.rank > 0:
-            a, b = u
-            return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
-        return e + torch.einsum("...ij,...j->...i", u, e)
+        return linear_control(e, u)
 
     def forward(self, e: torch.Tensor, subgoal: torch.Tensor) -> torch.Tensor:
         """ê for residuals e (..., d) and integer subgoal labels (...)."""
