@@ -217,7 +217,7 @@ def residual_stream_batches(
             "subgoals": torch.as_tensor(b["subgoals"], device=base.device),
         }
         if expert_probs:
-            from agents.diagnostics import optimal_action_mask
+            from internal_rl_gym.envs.grid_expert import optimal_action_mask
 
             optimal = optimal_action_mask(b).astype(np.float32)
             probs = optimal / np.maximum(optimal.sum(-1, keepdims=True), 1.0)

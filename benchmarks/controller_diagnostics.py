@@ -25,7 +25,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.common import atomic_write_json  # noqa: E402
 from agents.data_sources import EpisodePool, residual_stream_batches  # noqa: E402
-from agents.diagnostics import optimal_action_mask  # noqa: E402
 from agents.probe import (  # noqa: E402
     DIAGNOSTIC_TASKS,
     controlled_nll,
@@ -33,7 +32,10 @@ from agents.probe import (  # noqa: E402
     load_subgoal_controllers,
     train_subgoal_controllers,
 )
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
+from internal_rl_gym.envs.grid_expert import (
+    collect_grid_demonstrations,  # noqa: E402
+    optimal_action_mask,  # noqa: E402
+)
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
 

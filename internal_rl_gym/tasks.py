@@ -49,6 +49,8 @@ N_ABSTRACT_SUBGOALS = 4
 
 # --- gridworld-pinpad ------------------------------------------------------------------------
 GRID_N_COLOURS = 8
+GRID_SIZE = 7  # the paper's G (§A.1)
+GRID_N_WALLS = 4  # the paper's W
 #: The grid's abstract subgoals: two consecutive coloured cells (paper Results).
 GRID_SUBGOALS: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5), (6, 7))
 #: Table A1, in the paper's order.

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.diagnostics import grid_layouts_from_obs, last_visited_colours, optimal_action_mask
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from agents.diagnostics import last_visited_colours
+from internal_rl_gym.envs.grid_expert import (
+    collect_grid_demonstrations,
+    grid_layouts_from_obs,
+    optimal_action_mask,
+)
 
 
 def test_expert_actions_are_always_optimal_and_ties_exist():

@@ -20,7 +20,13 @@ import numpy as np
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs import grid_core
 from internal_rl_gym.envs.grid_pinpad import GridPinpadEnv
-from internal_rl_gym.tasks import format_task, grid_subgoal_of_colour
+from internal_rl_gym.tasks import (
+    GRID_N_COLOURS,
+    GRID_N_WALLS,
+    GRID_SIZE,
+    format_task,
+    grid_subgoal_of_colour,
+)
 
 
 class GridPinpadExpert:
@@ -97,9 +103,9 @@ def collect_grid_demonstrations(
     *,
     epsilon: float = 0.0,
     seed: int = 0,
-    size: int = 7,
-    n_colours: int = 8,
-    n_walls: int = 4,
+    size: int = GRID_SIZE,
+    n_colours: int = GRID_N_COLOURS,
+    n_walls: int = GRID_N_WALLS,
     max_steps: int = 100,
     batch_size: int = 4096,
     progress: bool = False,
@@ -245,3 +251,34 @@ def _collect_batch(
         metadata={},
     )
     return data, n - len(keep)
+
+
+def grid_layouts_from_obs(
+    first_obs: np.ndarray, size: int = GRID_SIZE, n_walls: int = GRID_N_WALLS
+):
+    """Recover (walls, colours) cell arrays from first observations (N, size*size*C)."""
+    n = first_obs.shape[0]
+    c = first_obs.shape[1] // (size * size)
+    grid = first_obs.reshape(n, size * size, c)
+    walls = np.argmax(grid[:, :, :n_walls], axis=1)  # (N, W): cell of wall k
+    colours = np.argmax(grid[:, :, n_walls : c - 1], axis=1)  # (N, O)
+    return walls, colours
+
+
+def optimal_action_mask(
+    batch: dict[str, np.ndarray], size: int = GRID_SIZE, n_walls: int = GRID_N_WALLS
+) -> np.ndarray:
+    """(B, T, 4) bool: the expert's shortest-path actions at every step of a padded batch."""
+    obs, targets = batch["obs"], batch["targets"]
+    b, t = targets.shape
+    c = obs.shape[-1] // (size * size)
+    walls, colours = grid_layouts_from_obs(obs[:, 0], size, n_walls)
+    dist = grid_core.distance_maps(walls, colours, np.maximum(targets, 0), size)  # (B, T, cells)
+    agent = np.argmax(obs[:, :t].reshape(b, t, size * size, c)[..., c - 1], axis=-1)  # (B, T)
+    walls_mask = np.zeros((b, size * size), dtype=bool)
+    walls_mask[np.arange(b)[:, None], walls] = True
+    flat_agent = agent.reshape(-1)
+    flat_dist = dist.reshape(b * t, -1)
+    flat_walls = np.repeat(walls_mask, t, axis=0)
+    values = grid_core.action_values(flat_agent, flat_dist, flat_walls, size).reshape(b, t, 4)
+    return values == values.min(axis=-1, keepdims=True)

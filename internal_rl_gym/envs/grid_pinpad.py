@@ -14,8 +14,10 @@ from internal_rl_gym.envs import grid_core
 from internal_rl_gym.tasks import (
     COLOUR_RGB,
     GRID_N_COLOURS,
+    GRID_N_WALLS,
     GRID_POST_TASK,
     GRID_PRETRAINING_TASKS,
+    GRID_SIZE,
     Task,
     format_task,
     grid_subgoal_of_colour,
@@ -92,9 +94,9 @@ class GridPinpadEnv(gym.Env, EzPickle):
     def __init__(
         self,
         task: str | Sequence[int] = "post",
-        size: int = 7,
+        size: int = GRID_SIZE,
         n_colours: int = GRID_N_COLOURS,
-        n_walls: int = 4,
+        n_walls: int = GRID_N_WALLS,
         max_steps: int = 100,
         render_mode: str | None = None,
         terminate_on_wrong_colour: bool = True,

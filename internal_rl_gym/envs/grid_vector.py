@@ -19,7 +19,7 @@ from gymnasium.vector.utils import batch_space
 
 from internal_rl_gym.envs import grid_core
 from internal_rl_gym.envs.grid_pinpad import GridPinpadEnv
-from internal_rl_gym.tasks import TaskSampler, format_task
+from internal_rl_gym.tasks import GRID_N_COLOURS, GRID_N_WALLS, GRID_SIZE, TaskSampler, format_task
 
 _WALL = -2  # cell codes: -2 wall, -1 empty, i >= 0 colour i
 _EMPTY = -1
@@ -105,9 +105,9 @@ class GridPinpadVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         task: str | Sequence[int] = "post",
-        size: int = 7,
-        n_colours: int = 8,
-        n_walls: int = 4,
+        size: int = GRID_SIZE,
+        n_colours: int = GRID_N_COLOURS,
+        n_walls: int = GRID_N_WALLS,
         max_steps: int = 100,
         render_mode: str | None = None,
         terminate_on_wrong_colour: bool = True,

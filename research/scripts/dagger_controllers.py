@@ -36,9 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.common import atomic_write_json, progress_bar  # noqa: E402
 from agents.data_sources import fresh_activation_batches, observations_to_device  # noqa: E402
-from agents.diagnostics import optimal_action_mask  # noqa: E402
 from agents.probe import evaluate_controllers, load_subgoal_controllers  # noqa: E402
 from agents.rollout import rollout  # noqa: E402
+from internal_rl_gym.envs.grid_expert import optimal_action_mask  # noqa: E402
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
 TASKS = ["0-1-2-3", "0-1-4-5", "pretraining", "post"]

@@ -27,9 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.common import atomic_write_json  # noqa: E402
-from agents.diagnostics import optimal_action_mask  # noqa: E402
 from agents.probe import controlled_log_probs, load_subgoal_controllers  # noqa: E402
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
+from internal_rl_gym.envs.grid_expert import (
+    collect_grid_demonstrations,  # noqa: E402
+    optimal_action_mask,  # noqa: E402
+)
 from internal_rl_gym.hub import load_base_model  # noqa: E402
 
 
