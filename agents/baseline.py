@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.common import (
+from .common import (
     Logger,
     atomic_write_json,
     pick_device,
@@ -30,7 +30,7 @@ from agents.common import (
     seed_everything,
     set_threads,
 )
-from agents.rollout import rollout
+from .rollout import rollout
 from internal_rl_gym.hub import load_base_model
 
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agents.common import add_config_arguments, config_from_args
+from .common import add_config_arguments, config_from_args
 
 
 @dataclass
@@ -99,8 +99,8 @@ class DiagnoseConfig:
 
 
 def diagnose(cfg: DiagnoseConfig) -> None:
-    from agents import diagnostics
-    from agents.common import atomic_write_json
+    from . import diagnostics
+    from .common import atomic_write_json
     from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
     from internal_rl_gym.hub import load_base_model
 
@@ -113,67 +113,67 @@ def diagnose(cfg: DiagnoseConfig) -> None:
 
 
 def _pretrain_command():
-    from agents.pretrain import PretrainConfig, run
+    from .pretrain import PretrainConfig, run
 
     return PretrainConfig, run
 
 
 def _probe_command():
-    from agents.probe import ProbeConfig, run
+    from .probe import ProbeConfig, run
 
     return ProbeConfig, run
 
 
 def _train_command():
-    from agents.train import TrainConfig, run
+    from .train import TrainConfig, run
 
     return TrainConfig, run
 
 
 def _baseline_command():
-    from agents.baseline import BaselineConfig, run
+    from .baseline import BaselineConfig, run
 
     return BaselineConfig, run
 
 
 def _evaluate_command():
-    from agents.evaluate import EvaluateConfig, run
+    from .evaluate import EvaluateConfig, run
 
     return EvaluateConfig, run
 
 
 def _discover_command():
-    from agents.discover import DiscoverConfig, run
+    from .discover import DiscoverConfig, run
 
     return DiscoverConfig, run
 
 
 def _compare_command():
-    from agents.compare import CompareConfig, run
+    from .compare import CompareConfig, run
 
     return CompareConfig, run
 
 
 def _sweep_command():
-    from agents.sweep import SweepConfig, run
+    from .sweep import SweepConfig, run
 
     return SweepConfig, run
 
 
 def _sweep_plot_command():
-    from agents.sweep import PlotConfig, run_plot
+    from .sweep import PlotConfig, run_plot
 
     return PlotConfig, run_plot
 
 
 def _push_command():
-    from agents.hub_commands import PushConfig, push
+    from .hub_commands import PushConfig, push
 
     return PushConfig, push
 
 
 def _pull_command():
-    from agents.hub_commands import PullConfig, pull
+    from .hub_commands import PullConfig, pull
 
     return PullConfig, pull
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.baseline import BaselineConfig, train_raw
-from agents.common import atomic_write_bytes, atomic_write_json
-from agents.train import TrainConfig, train
+from .baseline import BaselineConfig, train_raw
+from .common import atomic_write_bytes, atomic_write_json
+from .train import TrainConfig, train
 
 METHODS = {
     "ppo": "internal RL, stock SB3 PPO (MlpPolicy)",

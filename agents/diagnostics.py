@@ -339,7 +339,7 @@ def env_free_play(
     """Free play in any pinpad env (the ant's counterpart of :func:`grid_free_play`): the model
     acts from its own head (one batched forward per step) in fresh layouts of the pretraining
     tasks; ``task_consistent`` = the colours it visits form one of ``tasks``."""
-    from agents.rollout import rollout
+    from .rollout import rollout
 
     model.eval()
     envs = [

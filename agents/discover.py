@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.common import (
+from .common import (
     Logger,
     atomic_save_pretrained,
     atomic_write_json,
@@ -44,7 +44,7 @@ from agents.common import (
     torch_load_state,
     torch_save_atomic,
 )
-from agents.data_sources import fresh_activation_batches
+from .data_sources import fresh_activation_batches
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
 from internal_rl_gym.models import Metacontroller
@@ -433,7 +433,7 @@ def code_informativeness(
 def _probe_accuracy(
     x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, n_classes: int
 ) -> float:
-    from agents.diagnostics import train_linear_probe
+    from .diagnostics import train_linear_probe
 
     xt = torch.as_tensor(x, dtype=torch.float32)
     with torch.enable_grad():  # callers may run under no_grad

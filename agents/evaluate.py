@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.common import atomic_write_json
-from agents.train import TrainConfig, finished_episodes, make_vec
+from .common import atomic_write_json
+from .train import TrainConfig, finished_episodes, make_vec
 
 
 @dataclass

@@ -45,9 +45,9 @@ from internal_rl_gym.hub import (
 
 RESULTS_NAME = "results.json"
 _TRAINING_COMMANDS = {
-    "base_model": ("pretrain", "agents.pretrain", "PretrainConfig"),
-    "metacontroller": ("discover", "agents.discover", "DiscoverConfig"),
-    "policy": ("train", "agents.train", "TrainConfig"),
+    "base_model": ("pretrain", ".pretrain", "PretrainConfig"),
+    "metacontroller": ("discover", ".discover", "DiscoverConfig"),
+    "policy": ("train", ".train", "TrainConfig"),
 }
 
 
@@ -338,7 +338,7 @@ def _training_command(kind: str, run_config: Any) -> str | None:
     try:
         import importlib
 
-        config_cls = getattr(importlib.import_module(module), cls_name)
+        config_cls = getattr(importlib.import_module(module, __package__), cls_name)
     except (ImportError, AttributeError):
         return None
     parts = [f"internal-rl {command}"]

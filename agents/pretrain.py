@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents import diagnostics
-from agents.common import (
+from . import diagnostics
+from .common import (
     Logger,
     atomic_save_pretrained,
     atomic_write_json,
@@ -45,7 +45,7 @@ from agents.common import (
     torch_load_state,
     torch_save_atomic,
 )
-from agents.data_sources import EpisodePool, observations_to_device, online_grid_pool
+from .data_sources import EpisodePool, observations_to_device, online_grid_pool
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.models import (
     ANT_CPU_PRESET,
@@ -405,7 +405,7 @@ def run(cfg: PretrainConfig) -> None:
 if __name__ == "__main__":
     import argparse
 
-    from agents.common import add_config_arguments, config_from_args
+    from .common import add_config_arguments, config_from_args
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from agents import diagnostics
-from agents.common import (
+from . import diagnostics
+from .common import (
     atomic_save_pretrained,
     atomic_write_bytes,
     atomic_write_json,
@@ -40,8 +40,8 @@ from agents.common import (
     seed_everything,
     set_threads,
 )
-from agents.data_sources import EpisodePool, fresh_activation_batches, residual_stream_batches
-from agents.rollout import rollout
+from .data_sources import EpisodePool, fresh_activation_batches, residual_stream_batches
+from .rollout import rollout
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_base_model, model_fingerprint

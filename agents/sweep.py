@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.common import add_config_arguments, atomic_write_bytes, atomic_write_json
+from .common import add_config_arguments, atomic_write_bytes, atomic_write_json
 
 RAY_MISSING = (
     "sweep: Ray Tune is not installed. It is an optional extra of this package: run\n"
@@ -169,7 +169,7 @@ class Trial:
 # --- settings -> the programs' own configs ---------------------------------------------------
 def program_parts(stage: str) -> tuple[type, Any]:
     """(config dataclass, run function) of an ``internal-rl`` program, as the CLI loads them."""
-    from agents.cli import COMMANDS
+    from .cli import COMMANDS
 
     return COMMANDS[stage][1]()
 
@@ -186,7 +186,7 @@ def build_config(stage: str, settings: dict[str, str]) -> Any:
     same one ``internal-rl <stage>`` uses), so types, defaults and errors are the CLI's."""
     import typing
 
-    from agents.common import config_from_args
+    from .common import config_from_args
 
     cfg_cls, _ = program_parts(stage)
     types = typing.get_type_hints(cfg_cls)

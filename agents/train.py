@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.baseline import clipped_surrogate, trajectory_advantages
-from agents.common import (
+from .baseline import clipped_surrogate, trajectory_advantages
+from .common import (
     Logger,
     atomic_write_bytes,
     atomic_write_json,

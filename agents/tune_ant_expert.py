@@ -37,7 +37,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from agents.common import (
+from .common import (
     add_config_arguments,
     atomic_write_bytes,
     atomic_write_json,
