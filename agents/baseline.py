@@ -22,6 +22,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from internal_rl_gym.hub import load_base_model
+
 from .common import (
     Logger,
     atomic_write_json,
@@ -31,7 +33,6 @@ from .common import (
     set_threads,
 )
 from .rollout import rollout
-from internal_rl_gym.hub import load_base_model
 
 
 @dataclass

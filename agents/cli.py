@@ -99,10 +99,11 @@ class DiagnoseConfig:
 
 
 def diagnose(cfg: DiagnoseConfig) -> None:
-    from . import diagnostics
-    from .common import atomic_write_json
     from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
     from internal_rl_gym.hub import load_base_model
+
+    from . import diagnostics
+    from .common import atomic_write_json
 
     model = load_base_model(cfg.model)
     heldout = collect_grid_demonstrations(cfg.episodes, "pretraining", seed=10_000_019 + cfg.seed)

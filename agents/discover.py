@@ -30,6 +30,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
+from internal_rl_gym.models import Metacontroller
+
 from .common import (
     Logger,
     atomic_save_pretrained,
@@ -45,9 +49,6 @@ from .common import (
     torch_save_atomic,
 )
 from .data_sources import fresh_activation_batches
-from internal_rl_gym.data import Demonstrations
-from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
-from internal_rl_gym.models import Metacontroller
 
 
 @dataclass

@@ -31,6 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.models import (
+    ANT_CPU_PRESET,
+    ANT_PAPER_PRESET,
+    GRID_CPU_PRESET,
+    GRID_PAPER_PRESET,
+    BaseModel,
+)
+
 from . import diagnostics
 from .common import (
     Logger,
@@ -46,14 +55,6 @@ from .common import (
     torch_save_atomic,
 )
 from .data_sources import EpisodePool, observations_to_device, online_grid_pool
-from internal_rl_gym.data import Demonstrations
-from internal_rl_gym.models import (
-    ANT_CPU_PRESET,
-    ANT_PAPER_PRESET,
-    GRID_CPU_PRESET,
-    GRID_PAPER_PRESET,
-    BaseModel,
-)
 
 PRESETS = {
     "grid-cpu": GRID_CPU_PRESET,

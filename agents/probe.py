@@ -28,6 +28,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from internal_rl_gym.hub import load_base_model, model_fingerprint
+from internal_rl_gym.hub import load_subgoal_controllers as hub_load_subgoal_controllers
+from internal_rl_gym.models import SubgoalControllers
+from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS, N_ABSTRACT_SUBGOALS
+
 from . import diagnostics
 from .common import (
     atomic_save_pretrained,
@@ -42,12 +49,6 @@ from .common import (
 )
 from .data_sources import EpisodePool, fresh_activation_batches, residual_stream_batches
 from .rollout import rollout
-from internal_rl_gym.data import Demonstrations
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
-from internal_rl_gym.hub import load_base_model, model_fingerprint
-from internal_rl_gym.hub import load_subgoal_controllers as hub_load_subgoal_controllers
-from internal_rl_gym.models import SubgoalControllers
-from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS, N_ABSTRACT_SUBGOALS
 
 #: Tasks that separate the post task's two difficulties: one pair; one seen (+2 / -1) or unseen
 #: (+1) transition; six pairs made only of seen transitions.

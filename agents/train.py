@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from internal_rl_gym.internal_control import make_internal_control_vec_env
+
 from .baseline import clipped_surrogate, trajectory_advantages
 from .common import (
     Logger,
@@ -41,7 +43,6 @@ from .common import (
     torch_load_state,
     torch_save_atomic,
 )
-from internal_rl_gym.internal_control import make_internal_control_vec_env
 
 
 @dataclass

@@ -37,17 +37,18 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from .common import (
-    add_config_arguments,
-    atomic_write_bytes,
-    atomic_write_json,
-    config_from_args,
-)
 from internal_rl_gym.envs.ant_expert import (
     WALK_SEARCH_RANGES,
     PlannerParams,
     search_walking_gait,
     tune_gait,
+)
+
+from .common import (
+    add_config_arguments,
+    atomic_write_bytes,
+    atomic_write_json,
+    config_from_args,
 )
 
 
