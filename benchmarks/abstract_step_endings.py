@@ -11,17 +11,14 @@ run to ``max_primitive_steps``.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import internal_rl_gym  # noqa: E402, F401  (registers the ids)
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.internal_control import ControlOptions  # noqa: E402
+import internal_rl_gym  # noqa: F401  (registers the ids)
+from internal_rl_gym.internal_control import ControlOptions
 
 
 def main() -> None:

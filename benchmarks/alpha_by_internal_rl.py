@@ -22,9 +22,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from internal_rl_agents.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from agents.cli import main  # noqa: E402
 
 RUNS = Path("runs/sweeps/alpha_by_internal_rl")
 RESULTS = ROOT / "benchmarks/results/sweeps/alpha_by_internal_rl"

@@ -17,13 +17,11 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.envs.ant_expert import AntPinpadExpert, evaluate_ant_expert  # noqa: E402
+from internal_rl_agents.common import atomic_write_json
+
+from internal_rl_gym.envs.ant_expert import AntPinpadExpert, evaluate_ant_expert
 
 TARGETS = {"pretraining": 0.8, "post": 0.7}
 

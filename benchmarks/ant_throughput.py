@@ -19,18 +19,14 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from internal_rl_agents.common import atomic_write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import internal_rl_gym  # noqa: E402,F401
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations  # noqa: E402
-from internal_rl_gym.envs.ant_pinpad import AntPinpadEnv  # noqa: E402
+from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
+from internal_rl_gym.envs.ant_pinpad import AntPinpadEnv
 
 if "AntPinpad-v0" not in gym.registry:  # the package registers it; this keeps the script standalone
     gym.register("AntPinpad-v0", entry_point=AntPinpadEnv)

@@ -19,12 +19,11 @@ import sys
 from pathlib import Path
 
 import torch
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.diagnostics import grid_free_play
+from internal_rl_agents.probe import card_metrics
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from agents.diagnostics import grid_free_play  # noqa: E402
-from agents.probe import card_metrics  # noqa: E402
-from internal_rl_gym.hub import load_base_model  # noqa: E402
+from internal_rl_gym.hub import load_base_model
 
 
 def main() -> None:

@@ -23,16 +23,14 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.diagnostics import train_linear_probe
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from agents.diagnostics import train_linear_probe  # noqa: E402
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
-from internal_rl_gym.hub import load_base_model, load_metacontroller  # noqa: E402
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from internal_rl_gym.hub import load_base_model, load_metacontroller
 
 LABELS = ("subgoal", "quadrant", "direction", "first_move", "transition")
 

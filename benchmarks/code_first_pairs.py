@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from pathlib import Path
 
 import numpy as np
+from internal_rl_agents.common import atomic_write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.internal_control import make_internal_control_vec_env  # noqa: E402
+from internal_rl_gym.internal_control import make_internal_control_vec_env
 
 
 def first_pairs(vec, action: np.ndarray, max_abstract_steps: int = 20) -> list[int]:

@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from internal_rl_agents.common import atomic_write_json, progress_bar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json, progress_bar  # noqa: E402
-from internal_rl_gym.internal_control import (  # noqa: E402
+from internal_rl_gym.internal_control import (
     ControlOptions,
     InternalControlCore,
     load_frozen_models,

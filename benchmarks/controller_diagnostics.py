@@ -16,27 +16,24 @@ Writes a JSON (default ``benchmarks/results/controller_diagnostics.json``).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from agents.data_sources import EpisodePool, residual_stream_batches  # noqa: E402
-from agents.probe import (  # noqa: E402
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.data_sources import EpisodePool, residual_stream_batches
+from internal_rl_agents.probe import (
     DIAGNOSTIC_TASKS,
     controlled_nll,
     evaluate_controllers,
     load_subgoal_controllers,
     train_subgoal_controllers,
 )
+
 from internal_rl_gym.envs.grid_expert import (
-    collect_grid_demonstrations,  # noqa: E402
-    optimal_action_mask,  # noqa: E402
+    collect_grid_demonstrations,
+    optimal_action_mask,
 )
-from internal_rl_gym.hub import load_base_model  # noqa: E402
+from internal_rl_gym.hub import load_base_model
 
 
 def expert_nll_floor(data) -> float:

@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.probe import ScaledControllers, load_subgoal_controllers
+from internal_rl_agents.rollout import rollout
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from agents.probe import ScaledControllers, load_subgoal_controllers  # noqa: E402
-from agents.rollout import rollout  # noqa: E402
-from internal_rl_gym.hub import load_base_model  # noqa: E402
+from internal_rl_gym.hub import load_base_model
 
 
 class LastStep(gym.Wrapper):

@@ -16,17 +16,13 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from internal_rl_agents.common import atomic_write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import internal_rl_gym  # noqa: E402,F401
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 
 
 def steps_per_second(env_id: str, seconds: float, **kwargs) -> float:

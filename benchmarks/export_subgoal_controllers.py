@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agents.common import atomic_save_pretrained
-from agents.probe import load_subgoal_controllers
+from internal_rl_agents.common import atomic_save_pretrained
+from internal_rl_agents.probe import load_subgoal_controllers
+
 from internal_rl_gym.hub import load_base_model
 
 

@@ -24,14 +24,10 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import internal_rl_gym  # noqa: E402,F401
-from agents.common import atomic_write_json  # noqa: E402
+from internal_rl_agents.common import atomic_write_json
 
 MODES = ("vector_entry_point", "sync")
 

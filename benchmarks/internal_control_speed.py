@@ -21,22 +21,20 @@ when present, else random weights of the same sizes.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.hub import available_defaults, load_base_model, load_metacontroller  # noqa: E402
-from internal_rl_gym.internal_control import (  # noqa: E402
+from internal_rl_gym.hub import available_defaults, load_base_model, load_metacontroller
+from internal_rl_gym.internal_control import (
     InternalControlEnv,
     make_internal_control_vec_env,
 )
-from internal_rl_gym.models import GRID_CPU_PRESET, BaseModel, Metacontroller  # noqa: E402
+from internal_rl_gym.models import GRID_CPU_PRESET, BaseModel, Metacontroller
 
 
 def models(tmp: Path, base_model: str, metacontroller: str) -> tuple[str, str, str]:

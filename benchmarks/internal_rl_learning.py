@@ -10,10 +10,8 @@ Writes ``benchmarks/results/internal_rl_learning.json`` and ``.png``; runs are k
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.cli import main  # noqa: E402
+from internal_rl_agents.cli import main
 
 COMMITTED = [
     "compare",

@@ -13,16 +13,13 @@ entropy means the code z carries per-step action choices, not just the subgoal.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
-from internal_rl_gym.hub import load_base_model, load_metacontroller  # noqa: E402
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from internal_rl_gym.hub import load_base_model, load_metacontroller
 
 
 def per_step_mean(x: torch.Tensor, mask: torch.Tensor, steps: int) -> list[float]:

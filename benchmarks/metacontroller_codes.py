@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from agents.discover import (  # noqa: E402
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.discover import (
     abstract_action_check,
     cache_activations,
     collapse_warning,
     evaluate_metacontroller,
     format_report,
 )
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
-from internal_rl_gym.internal_control import load_frozen_models  # noqa: E402
+
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from internal_rl_gym.internal_control import load_frozen_models
 
 
 def main() -> None:

@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
+from internal_rl_agents.common import atomic_write_json, autocast
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json, autocast  # noqa: E402
-from internal_rl_gym.models import ANT_CPU_PRESET, GRID_CPU_PRESET, BaseModel  # noqa: E402
-from internal_rl_gym.models.layers import RGLRU  # noqa: E402
+from internal_rl_gym.models import ANT_CPU_PRESET, GRID_CPU_PRESET, BaseModel
+from internal_rl_gym.models.layers import RGLRU
 
 
 def timeit(fn, min_seconds: float = 1.0) -> float:

@@ -26,12 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.baseline import BaselineConfig, train_raw  # noqa: E402
-from agents.common import atomic_write_bytes, atomic_write_json  # noqa: E402
-from agents.compare import finished_run, windowed  # noqa: E402
-from agents.train import TrainConfig, train  # noqa: E402
+from internal_rl_agents.baseline import BaselineConfig, train_raw
+from internal_rl_agents.common import atomic_write_bytes, atomic_write_json
+from internal_rl_agents.compare import finished_run, windowed
+from internal_rl_agents.train import TrainConfig, train
 
 STAGES = ("0-1-2-3-4-5", "0-1-2-3-4-5-6-7", "post")
 

@@ -21,17 +21,14 @@ expert episodes on the pretraining tasks.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.data_sources import EpisodePool, observations_to_device
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
-from agents.data_sources import EpisodePool, observations_to_device  # noqa: E402
-from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations  # noqa: E402
+from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 
 
 def measure(data, batch_size: int, mode: str, n_batches: int, seed: int) -> tuple[float, int]:

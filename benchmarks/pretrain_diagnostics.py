@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.common import atomic_write_json  # noqa: E402
+from internal_rl_agents.common import atomic_write_json
 
 KEYS = (
     "accuracy_determined",
