@@ -256,14 +256,21 @@ def test_a_stop_signal_saves_the_current_step_and_returns(tmp_path, monkeypatch,
         return next_batch(self, *args, **kwargs)
 
     monkeypatch.setattr(data_sources.EpisodePool, "next_batch", signal_at_step_4)
-    before = signal.getsignal(sig)
-    run = tmp_path / "s"
-    pretrain(tiny_config(run, steps=12, checkpoint_every=100))
-    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 4
-    assert signal.getsignal(sig) is before  # the handler is put back
-    monkeypatch.undo()
-    pretrain(tiny_config(run, steps=12, checkpoint_every=100))
-    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 12
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # pretrain rightly leaves an ignored signal alone: give the test the interactive handling.
+    inherited = signal.getsignal(sig)
+    before = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+    signal.signal(sig, before)
+    try:
+        run = tmp_path / "s"
+        pretrain(tiny_config(run, steps=12, checkpoint_every=100))
+        assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 4
+        assert signal.getsignal(sig) is before  # the handler is put back
+        monkeypatch.undo()
+        pretrain(tiny_config(run, steps=12, checkpoint_every=100))
+        assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 12
+    finally:
+        signal.signal(sig, inherited)
 
 
 def test_a_stop_signal_during_an_evaluation_still_saves_that_step(tmp_path, monkeypatch):
