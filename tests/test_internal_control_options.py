@@ -401,25 +401,114 @@ def test_a_metacontroller_trained_on_another_base_model_is_refused(tiny_checkpoi
         )
 
 
-def test_metacontroller_revision_picks_that_commit(fake_hub, tiny_checkpoints, tmp_path):
-    """Mutants: metacontroller_revision not passed on (gym.make, the batched VecEnv): main's
-    weights would load instead."""
+def test_revisions_pick_those_commits_and_survive_pickling(fake_hub, tiny_checkpoints, tmp_path):
+    """Hub repos with two commits each: the metacontroller at its old commit, the base model at
+    the old commit it was trained on (main holds another base model, which the metacontroller's
+    fingerprint refuses). Mutants: a revision not passed on (gym.make, the batched VecEnv) or
+    dropped from the pickled constructor arguments: main's weights would load instead."""
+    import pickle
+
     from internal_rl_gym.hub import load_base_model, load_metacontroller, model_fingerprint
     from internal_rl_gym.internal_control import make_internal_control_vec_env
 
     base = load_base_model(tiny_checkpoints["base_model"])
     torch.manual_seed(5)
-    tiny_meta(base).save_pretrained(tmp_path / "new")
-    old = fake_hub.add_repo("ic-options/meta", tiny_checkpoints["metacontroller"])
-    fake_hub.add_repo("ic-options/meta", tmp_path / "new")
+    tiny_meta(base).save_pretrained(tmp_path / "new_meta")
+    tiny_models(seed=1)[0].save_pretrained(tmp_path / "new_base")
+    old_meta = fake_hub.add_repo("ic-options/meta", tiny_checkpoints["metacontroller"])
+    fake_hub.add_repo("ic-options/meta", tmp_path / "new_meta")
+    old_base = fake_hub.add_repo("ic-options/base", tiny_checkpoints["base_model"])
+    fake_hub.add_repo("ic-options/base", tmp_path / "new_base")
     kw = dict(
-        base_model=tiny_checkpoints["base_model"],
+        base_model="ic-options/base",
+        base_model_revision=old_base,
         metacontroller="ic-options/meta",
-        metacontroller_revision=old,
+        metacontroller_revision=old_meta,
         hub_kwargs={"endpoint": fake_hub.url, "cache_dir": str(tmp_path / "cache")},
     )
     want = model_fingerprint(load_metacontroller(tiny_checkpoints["metacontroller"]))
     env = gym.make("InternalControl-v0", **kw)
-    assert model_fingerprint(env.unwrapped.metacontroller) == want
+    clone = pickle.loads(pickle.dumps(env.unwrapped))
     vec = make_internal_control_vec_env(1, monitor=False, **kw)
-    assert model_fingerprint(vec.core.meta) == want
+    for meta, base_model in [
+        (env.unwrapped.metacontroller, env.unwrapped.base_model),
+        (clone.metacontroller, clone.base_model),
+        (vec.core.meta, vec.core.base),
+    ]:
+        assert model_fingerprint(meta) == want
+        assert model_fingerprint(base_model) == model_fingerprint(base)
+
+
+def test_step_count_feature_and_episode_bookkeeping(tiny_checkpoints):
+    """include_step_count: the last feature is abstract steps / max_abstract_steps (0 at reset);
+    info counts the abstract steps of this episode; reset's info has success False; reset
+    options reach the task env; a finished episode must be reset. Mutants: the feature built
+    from None; the count restarting at 1; success None; reset's options dropped; "needs reset"
+    only when terminated *and* truncated."""
+    env = gym.make(
+        "InternalControl-v0", **tiny_checkpoints, task="0-1", include_step_count=True,
+        max_abstract_steps=10, max_primitive_steps=2, env_kwargs={"max_steps": 8},
+    )  # fmt: skip
+    layout = {"walls": [0, 1, 2, 3], "colours": [10, 11, 12, 13, 14, 15, 16, 17], "agent": 24}
+    obs, info = env.reset(seed=0, options={"layout": layout})
+    assert env.unwrapped.task_env.unwrapped.walls.tolist() == layout["walls"]
+    assert obs.dtype == np.float32 and obs[-1] == 0.0 and info["success"] is False
+    done, k = False, 0
+    while not done:
+        obs, _, term, trunc, info = env.step(np.zeros(4, np.float32))
+        k += 1
+        done = term or trunc
+        assert info["abstract_steps"] == k and obs[-1] == np.float32(k / 10)
+        assert obs.dtype == np.float32
+    with pytest.raises(RuntimeError, match="Call reset"):
+        env.step(np.zeros(4, np.float32))
+
+
+def test_vec_env_returns_sb3_dtypes_and_reseeding_repeats(tiny_checkpoints):
+    """Mutants: observations or rewards left float64, dones not bool; a second seed() ignored
+    (the rows' generators made only once); n_envs < 1's message dropped."""
+    from internal_rl_gym.internal_control import make_internal_control_vec_env
+
+    vec = make_internal_control_vec_env(2, task="0-1", monitor=False, **tiny_checkpoints)
+    runs = []
+    for _ in range(2):
+        vec.seed(7)
+        first = vec.reset()
+        obs, rewards, dones, _ = vec.step(np.zeros((2, 4), np.float32))
+        runs.append((first, obs))
+        vec.step(np.ones((2, 4), np.float32))  # move the generators on
+    assert obs.dtype == rewards.dtype == np.float32 and dones.dtype == bool
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    with pytest.raises(ValueError, match="n_envs must be >= 1, got 0"):
+        make_internal_control_vec_env(0, **tiny_checkpoints)
+
+
+class _NoSubgoal(gym.Wrapper):
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs, {k: v for k, v in info.items() if k != "subgoal"}
+
+
+class _TwoColumns(gym.ObservationWrapper):
+    def __init__(self, env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(0, 1, (637, 2), np.float32)
+
+    def observation(self, obs):
+        return np.stack([obs, obs], -1)
+
+
+def test_task_envs_that_cannot_be_steered_are_refused(tiny_oracle):
+    """Mutants: the observation check passing a (637, 2) observation (``and`` for ``or``); the
+    oracle's missing-subgoal message changed."""
+    from internal_rl_gym.hub import load_base_model, load_subgoal_controllers
+
+    base, meta = tiny_models()
+    with pytest.raises(ValueError, match=r"observations have shape \(637, 2\)"):
+        InternalControlWrapper(_TwoColumns(gym.make("GridPinpad-v0")), base, meta)
+    base = load_base_model(tiny_oracle["base_model"])
+    ctrl = load_subgoal_controllers(tiny_oracle["metacontroller"], base_model=base)
+    env = InternalControlWrapper(_NoSubgoal(gym.make("GridPinpad-v0")), base, ctrl)
+    with pytest.raises(ValueError, match=r"reports no 'subgoal'; use GridPinpad-v0 or AntPinpad"):
+        env.reset(seed=0)
