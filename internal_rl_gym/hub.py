@@ -507,34 +507,53 @@ def load_subgoal_controllers(
     return ctrl
 
 
-def check_compatible(metacontroller: torch.nn.Module, base_model: torch.nn.Module) -> None:
-    """Raise :class:`CheckpointError` unless ``metacontroller`` was trained on ``base_model``.
-
-    Checks the residual-stream width, that the controlled layer exists, and the recorded
-    fingerprint of the base model's weights (skipped, with a warning, when none is recorded).
-    """
+def _names(metacontroller: torch.nn.Module, base_model: torch.nn.Module) -> tuple[str, str, str]:
+    """(the metacontroller's name, the base model it records, the given base model's name)."""
     meta_name = getattr(metacontroller, "_checkpoint_source", "the metacontroller")
     recorded = getattr(metacontroller, "base_model_name", "") or "<not recorded>"
     base_cfg = getattr(base_model, "config", None)
     base_name = getattr(base_model, "_checkpoint_source", None) or (
         getattr(base_cfg, "name", "") or "an unnamed base model"
     )
-    fix = (
+    return meta_name, recorded, base_name
+
+
+def _fix(recorded: str) -> str:
+    return (
         f"Load the base model it was trained on (load_base_model({recorded!r})), or train a "
         "metacontroller for this base model (`internal-rl discover --base-model ...`)."
     )
+
+
+def check_shapes(metacontroller: torch.nn.Module, base_model: torch.nn.Module) -> None:
+    """Raise :class:`CheckpointError` unless ``metacontroller`` (or ground-truth controllers)
+    can steer ``base_model`` at all: the same residual-stream width and a controlled layer the
+    base model has. :func:`check_compatible` adds the weights' fingerprint."""
+    meta_name, recorded, base_name = _names(metacontroller, base_model)
     d_meta, d_base = int(metacontroller.d_model), int(base_model.d_model)
     if d_meta != d_base:
         raise CheckpointError(
             f"Metacontroller {meta_name!r} steers a d_model={d_meta} residual stream, but base "
-            f"model {base_name!r} has d_model={d_base}. {fix}"
+            f"model {base_name!r} has d_model={d_base}. {_fix(recorded)}"
         )
     layer, n_layers = int(metacontroller.layer), int(base_model.n_layers)
     if not 0 <= layer <= n_layers:
         raise CheckpointError(
             f"Metacontroller {meta_name!r} controls layer {layer}, which base model "
-            f"{base_name!r} ({n_layers} layers) does not have. {fix}"
+            f"{base_name!r} ({n_layers} layers) does not have. {_fix(recorded)}"
         )
+
+
+def check_compatible(metacontroller: torch.nn.Module, base_model: torch.nn.Module) -> None:
+    """Raise :class:`CheckpointError` unless ``metacontroller`` was trained on ``base_model``.
+
+    Checks the residual-stream width, that the controlled layer exists (:func:`check_shapes`),
+    and the recorded fingerprint of the base model's weights (skipped, with a warning, when
+    none is recorded).
+    """
+    check_shapes(metacontroller, base_model)
+    meta_name, recorded, base_name = _names(metacontroller, base_model)
+    fix = _fix(recorded)
     expected = getattr(metacontroller, "base_model_fingerprint", "")
     if not expected:
         warnings.warn(

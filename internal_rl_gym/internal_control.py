@@ -37,7 +37,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
-from internal_rl_gym.hub import CheckpointError
+from internal_rl_gym.hub import check_shapes
 
 #: z = ACTION_SCALE * action. The metacontroller's prior over z is N(0, I), so the action box
 #: [-1, 1] covers +-3 standard deviations.
@@ -131,7 +131,7 @@ class InternalControlCore:
         self.oracle = hasattr(metacontroller, "n_subgoals")
         # A metacontroller with categorical codes: the action picks one of its n_z codes.
         self.categorical = bool(getattr(metacontroller, "discrete_codes", False))
-        self._check_compatible()
+        check_shapes(metacontroller, base_model)  # the loaders also check the fingerprint
         self.layer = int(metacontroller.layer)
         self.n = len(self.envs)
         self.n_z = 1 if self.oracle else int(metacontroller.n_z)
@@ -154,19 +154,6 @@ class InternalControlCore:
         self.e = torch.zeros(self.n, base_model.d_model, device=self.device)
         self.rngs = [np.random.default_rng(i) for i in range(self.n)]
         self.abstract_steps = np.zeros(self.n, dtype=np.int64)
-
-    def _check_compatible(self) -> None:
-        if int(self.meta.d_model) != int(self.base.d_model):
-            raise CheckpointError(
-                f"The metacontroller controls a d_model={self.meta.d_model} residual stream but "
-                f"the base model has d_model={self.base.d_model}; load the base model it was "
-                f"trained on ({self.meta.base_model_name or 'see its config.json'})."
-            )
-        if not 0 <= int(self.meta.layer) <= int(self.base.n_layers):
-            raise CheckpointError(
-                f"The metacontroller's layer {self.meta.layer} does not exist in a "
-                f"{self.base.n_layers}-layer base model."
-            )
 
     @property
     def index_actions(self) -> bool:

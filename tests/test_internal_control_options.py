@@ -247,12 +247,14 @@ def test_modules_passed_directly_are_checked_against_each_other():
     base, _ = tiny_models()
     task = gym.make("GridPinpad-v0", task="0-1")
     wide = tiny_meta(base, d_model=24)
-    with pytest.raises(CheckpointError, match=r"d_model=24 .* trained on \(tiny-grid\)\.$"):
+    with pytest.raises(CheckpointError, match=r"d_model=24 .*load_base_model\('tiny-grid'\)"):
         InternalControlWrapper(task, base, wide)
     unnamed = tiny_meta(base, d_model=24, base_model_name="")
-    with pytest.raises(CheckpointError, match=r"trained on \(see its config.json\)\.$"):
+    with pytest.raises(CheckpointError, match=r"load_base_model\('<not recorded>'\)"):
         InternalControlWrapper(task, base, unnamed)
-    with pytest.raises(CheckpointError, match=r"layer 3 does not exist in a 2-layer base model"):
+    with pytest.raises(
+        CheckpointError, match=r"controls layer 3, which base model .* \(2 layers\) does not have"
+    ):
         InternalControlWrapper(task, base, tiny_meta(base, layer=3))
     env = InternalControlWrapper(task, base, tiny_meta(base, layer=0))
     env.reset(seed=0)
