@@ -6,8 +6,8 @@ checkpoints, which complete the task now and then, so the numbers checked are no
 
 The console script is ``internal-rl`` next to the test's Python (the venv's ``bin/``), else the
 one on ``PATH``; only when neither exists (the package is not installed) do the tests fall back
-to ``python -m agents.cli``. Subprocesses run offline, one thread each, with a private Hugging
-Face cache; ``PYTHONPATH`` passes through, so a mutation run's copy of the code is what runs.
+to ``python -m agents.cli`` with the repository on ``PYTHONPATH``. Subprocesses run offline, one
+thread each, with a private Hugging Face cache.
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ from internal_rl_gym.hub import (
     model_fingerprint,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 
-def internal_rl() -> list[str]:
-    """The installed console script (see the module docstring)."""
+
+def internal_rl() -> list[str] | None:
+    """The installed console script (see the module docstring); None if there is none."""
     beside = Path(sys.executable).parent / "internal-rl"
     found = str(beside) if beside.is_file() else shutil.which("internal-rl")
-    return [found] if found else [sys.executable, "-m", "agents.cli"]
+    return [found] if found else None
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +58,14 @@ def cli(tmp_path_factory):
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env.pop("HF_TOKEN", None)
+    command = internal_rl()
+    if command is None:  # not installed: the package from this checkout
+        command = [sys.executable, "-m", "agents.cli"]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
 
     def run(*args: str, online: bool = False) -> str:
         out = subprocess.run(
-            [*internal_rl(), *map(str, args)],
+            [*command, *map(str, args)],
             env={**env, "HF_HUB_OFFLINE": "0"} if online else env,
             cwd=home,
             capture_output=True,

@@ -39,16 +39,20 @@ def test_static_observations_are_one_hot_per_wall_and_colour():
 
 
 def test_next_colour_entered_follows_the_pinpad_visit_rule():
-    """3x3 grid, wall at 6, colour 0 at cell 1, colour 1 at cell 5. The agent walks 0 -> 1
-    (enters colour 0), bumps the border on 1 (stays: enters nothing), 1 -> 2, 2 -> 5 (enters
-    colour 1), 5 -> 4 and 4 -> 3 (nothing after). Mutants: the stay counted as entering (the
-    comparison against the first position only, or +1 for "none"), "none" as None, the
-    trailing "none" as +1/-2/None, the backward loop running one step past the start."""
-    obs = episode_obs([6], [1, 5], [0, 1, 1, 2, 5, 4, 3], size=3)
-    assert next_colours_entered(obs, n_walls=1, n_colours=2).tolist() == [0, 1, 1, 1, -1, -1]
+    """3x3 grid, walls at 6 and 7, colour 0 at cell 1, colour 1 at cell 5. The agent walks
+    0 -> 1 (enters colour 0), bumps the border on 1 (stays: enters nothing), 1 -> 2, 2 -> 5
+    (enters colour 1), 5 -> 4 and 4 -> 3 (nothing after). Mutants: the stay counted as entering
+    (the comparison against the first position only, or +1 for "none"), "none" as None, the
+    trailing "none" as +1/-2/None, the backward loop starting one step early or running one
+    past the start, the colour channels' slice ending elsewhere."""
+    obs = episode_obs([6, 7], [1, 5], [0, 1, 1, 2, 5, 4, 3], size=3)
+    assert next_colours_entered(obs, n_walls=2, n_colours=2).tolist() == [0, 1, 1, 1, -1, -1]
     # starting on a colour is no visit; leaving it and coming back is one
-    obs = episode_obs([6], [1, 5], [1, 1, 0, 1, 0], size=3)
-    assert next_colours_entered(obs, n_walls=1, n_colours=2).tolist() == [0, 0, 0, -1]
+    obs = episode_obs([6, 7], [1, 5], [1, 1, 0, 1, 0], size=3)
+    assert next_colours_entered(obs, n_walls=2, n_colours=2).tolist() == [0, 0, 0, -1]
+    # the last step enters a colour
+    obs = episode_obs([6, 7], [1, 5], [0, 1], size=3)
+    assert next_colours_entered(obs, n_walls=2, n_colours=2).tolist() == [0]
 
 
 def test_distances_on_an_open_grid_are_manhattan_and_zero_on_the_target():

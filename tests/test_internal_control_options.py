@@ -313,7 +313,7 @@ def test_a_pickled_env_keeps_every_option(tiny_checkpoints):
     for e in (env, clone):
         assert e._core.options == env._core.options and e._core.options.max_abstract_steps == 9
         assert e.task_env.unwrapped.max_steps == 7 and e.render_mode == "ansi"
-        e.reset(seed=0)
+        assert e.reset(seed=0)[1]["task"] == "0-1"
         assert isinstance(e.render(), str)
     assert env._core.options.beta_threshold == 0.7 and env.observation_space.shape == (17,)
 
@@ -375,12 +375,15 @@ def test_vec_env_passes_reset_options_and_keeps_its_reset_infos(tiny_checkpoints
 
 def test_wrapper_takes_the_loading_arguments_and_seeds_the_task_env():
     """Mutants: a loading argument (device, base_model_revision) left in the ControlOptions
-    (TypeError); a given seed replaced by a drawn one."""
+    (TypeError); a given seed replaced by a drawn one; the options left out of the wrapper's
+    recorded constructor arguments (its spec)."""
     base, meta = tiny_models()
     env = InternalControlWrapper(
         gym.make("GridPinpad-v0", task="0-1"), base, meta, device="cpu",
         base_model_revision=None, metacontroller_revision=None, hub_kwargs={},
+        max_primitive_steps=6,
     )  # fmt: skip
+    assert env.spec.additional_wrappers[-1].kwargs["max_primitive_steps"] == 6
     env.reset(seed=3)
     plain = gym.make("GridPinpad-v0", task="0-1")
     plain.reset(seed=3)
@@ -468,7 +471,8 @@ def test_step_count_feature_and_episode_bookkeeping(tiny_checkpoints):
 
 def test_vec_env_returns_sb3_dtypes_and_reseeding_repeats(tiny_checkpoints):
     """Mutants: observations or rewards left float64, dones not bool; a second seed() ignored
-    (the rows' generators made only once); n_envs < 1's message dropped."""
+    (the rows' generators made only once); n_envs < 1's message dropped; the action space not
+    passed to SB3's VecEnv; env_is_wrapped's indices ignored."""
     from internal_rl_gym.internal_control import make_internal_control_vec_env
 
     vec = make_internal_control_vec_env(2, task="0-1", monitor=False, **tiny_checkpoints)
@@ -480,6 +484,8 @@ def test_vec_env_returns_sb3_dtypes_and_reseeding_repeats(tiny_checkpoints):
         runs.append((first, obs))
         vec.step(np.ones((2, 4), np.float32))  # move the generators on
     assert obs.dtype == rewards.dtype == np.float32 and dones.dtype == bool
+    assert vec.action_space == gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    assert vec.env_is_wrapped(gym.Wrapper, indices=[1]) == [True]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     with pytest.raises(ValueError, match="n_envs must be >= 1, got 0"):

@@ -71,13 +71,18 @@ def _stop_at(step: int):
     return around
 
 
-def test_a_stop_request_checkpoints_the_step_under_way_and_returns_the_model(tmp_path, monkeypatch):
-    """Mutant: the loop left with ``return`` (no model path, the logger left open)."""
+def test_a_stop_request_checkpoints_the_step_under_way_and_returns_the_model(
+    tmp_path, monkeypatch, capsys
+):
+    """Mutants: the loop left with ``return`` (no model path, the logger left open); the
+    message naming another step or losing how to resume."""
     monkeypatch.setattr(pretrain_module._StopRequest, "around", _stop_at(2))
     run = tmp_path / "stop"
     out = pretrain(tiny_config(run, steps=12, checkpoint_every=100))
     assert out == run / "model" and (out / "model.safetensors").is_file()
     assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 3
+    message = "stop requested (SIGTERM): saved step 3; rerun the same command to resume"
+    assert message in capsys.readouterr().out
 
 
 def test_a_data_error_is_raised_unless_a_stop_was_requested(tmp_path, monkeypatch):
