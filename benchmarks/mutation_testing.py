@@ -203,9 +203,16 @@ def run_target(name: str, target: Target, args: argparse.Namespace, root: Path) 
     )
     print(f"{name}: {len(chosen)} of {len(in_scope)} mutants of {target.source}", flush=True)
     t0 = time.time()
+    run = ["run", "--max-children", str(args.max_children), *chosen]
     with open(dest / "mutmut.log", "w") as log:
-        run = ["run", "--max-children", str(args.max_children), *chosen]
         done = _mutmut(run, dest, args.mutmut_path, log)
+    if done.returncode != 0 and "BadTestExecutionCommands" in (dest / "mutmut.log").read_text():
+        # mutmut's first pytest call in a fresh export now and then ends as a usage error
+        # (exit 4) on this machine; once more, with mutmut's debug output in the log
+        with open(dest / "pyproject.toml", "a") as f:
+            f.write("debug = true\n")
+        with open(dest / "mutmut.log", "a") as log:
+            done = _mutmut(run, dest, args.mutmut_path, log)
     seconds = time.time() - t0
     meta = dest / "mutants" / f"{target.source}.meta"
     if done.returncode != 0 or not meta.exists():
