@@ -206,13 +206,6 @@ def run_target(name: str, target: Target, args: argparse.Namespace, root: Path) 
     run = ["run", "--max-children", str(args.max_children), *chosen]
     with open(dest / "mutmut.log", "w") as log:
         done = _mutmut(run, dest, args.mutmut_path, log)
-    if done.returncode != 0 and "BadTestExecutionCommands" in (dest / "mutmut.log").read_text():
-        # mutmut's first pytest call in a fresh export now and then ends as a usage error
-        # (exit 4) on this machine; once more, with mutmut's debug output in the log
-        with open(dest / "pyproject.toml", "a") as f:
-            f.write("debug = true\n")
-        with open(dest / "mutmut.log", "a") as log:
-            done = _mutmut(run, dest, args.mutmut_path, log)
     seconds = time.time() - t0
     meta = dest / "mutants" / f"{target.source}.meta"
     if done.returncode != 0 or not meta.exists():
@@ -273,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     if check.returncode != 0:
         raise SystemExit(f'mutmut is not importable: pip install "mutmut=={MUTMUT_VERSION}"')
     version = check.stdout.strip()
+    deps = subprocess.run([sys.executable, "-c", "import torch, gymnasium, pytest"])
+    if deps.returncode != 0:  # mutmut runs the tests with this interpreter
+        raise SystemExit(
+            f"{sys.executable} cannot import the project's dependencies: run this script with "
+            'the Python of the environment that has `pip install -e ".[test]"`.'
+        )
     if version != MUTMUT_VERSION:
         print(f"warning: mutmut {version}, this script was written for {MUTMUT_VERSION}")
     t0 = time.time()
