@@ -241,3 +241,18 @@ class Logger:
     def close(self) -> None:
         self.writer.close()
         self._jsonl.close()
+
+
+def command_line(program: str, cfg: Any, skip: tuple[str, ...] = ()) -> str:
+    """The ``internal-rl <program>`` command that gives the dataclass config ``cfg``: the
+    options that differ from their defaults (recorded in reports, so a result says how it was made)."""
+    parts = [f"internal-rl {program}"]
+    for f in dataclasses.fields(cfg):
+        if f.name in skip:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(cfg, f.name)
+        if value != default:
+            shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"--{f.name.replace('_', '-')} {shown}")
+    return " ".join(parts)

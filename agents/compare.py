@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .baseline import BaselineConfig, train_raw
 from .common import atomic_write_bytes, atomic_write_json
+from .common import command_line as _command_line
 from .train import TrainConfig, train
 
 METHODS = {
@@ -221,14 +222,7 @@ def plot(report: dict, path: Path) -> None:
 def command_line(cfg: CompareConfig) -> str:
     """The `internal-rl compare` command that gives ``cfg`` (options that differ from the
     defaults), recorded in the report."""
-    parts = ["internal-rl compare"]
-    for f in fields(CompareConfig):
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        value = getattr(cfg, f.name)
-        if value != default:
-            shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
-            parts.append(f"--{f.name.replace('_', '-')} {shown}")
-    return " ".join(parts)
+    return _command_line("compare", cfg)
 
 
 def run(cfg: CompareConfig) -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import itertools
 import json
 import math
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from .common import add_config_arguments, atomic_write_bytes, atomic_write_json
+from .common import command_line as _command_line
 
 RAY_MISSING = (
     "sweep: Ray Tune is not installed. It is an optional extra of this package: run\n"
@@ -788,16 +788,7 @@ def _save(fig: Any, path: Path) -> Path:
 # --- the CLI -----------------------------------------------------------------------------------
 def command_line(cfg: SweepConfig) -> str:
     """The ``internal-rl sweep`` command that gives ``cfg`` (recorded in the summary)."""
-    parts = ["internal-rl sweep", cfg.program]
-    for f in dataclasses.fields(SweepConfig):
-        if f.name == "program":
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        value = getattr(cfg, f.name)
-        if value != default:
-            shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
-            parts.append(f"--{f.name.replace('_', '-')} {shown}")
-    return " ".join(parts)
+    return _command_line(f"sweep {cfg.program}", cfg, skip=("program",))
 
 
 def run(cfg: SweepConfig) -> None:
