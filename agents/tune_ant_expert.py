@@ -37,12 +37,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from internal_rl_gym.envs.ant_expert import (
-    WALK_SEARCH_RANGES,
-    PlannerParams,
-    search_walking_gait,
-    tune_gait,
-)
+from internal_rl_gym.envs.ant_expert import PlannerParams, tune_gait
+from internal_rl_gym.envs.ant_gait import WALK_SEARCH_RANGES, search_walking_gait
 
 from .common import (
     add_config_arguments,

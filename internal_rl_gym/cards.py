@@ -567,7 +567,7 @@ def _action_summary(c: Mapping[str, Any]) -> str:
 def _guess_env(c: Mapping[str, Any]) -> str | None:
     if c.get("obs_encoder") in ("grid_cells", "grid_egocentric"):
         return "GridPinpad-v0"
-    from internal_rl_gym.models.base_model import GRID_CPU_PRESET as grid
+    from internal_rl_gym.models.config import GRID_CPU_PRESET as grid
 
     discrete = c.get("action_type", "discrete") == "discrete"
     if discrete and c.get("obs_dim") == grid.obs_dim and c.get("n_actions") == grid.n_actions:
@@ -581,7 +581,7 @@ def _guess_preset(c: Mapping[str, Any]) -> str | None:
     """Which size preset a base-model config matches (the card must say CPU or paper size)."""
     if not c:
         return None
-    from internal_rl_gym.models import base_model as bm
+    from internal_rl_gym.models import config as bm
 
     presets = {
         bm.GRID_CPU_PRESET: "CPU size",

@@ -17,13 +17,12 @@ from internal_rl_gym.envs import grid_core
 from internal_rl_gym.envs.ant_expert import (
     ANT_EXPERT_CONFIG,
     AntPinpadExpert,
-    GaitParams,
     PlannerParams,
     collect_ant_demonstrations,
     load_ant_expert_params,
     run_episode,
-    search_walking_gait,
 )
+from internal_rl_gym.envs.ant_gait import GaitParams, search_walking_gait
 from internal_rl_gym.envs.ant_pinpad import AntPinpadEnv, AntPinpadShapedEnv, cell_centre
 from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS
 

@@ -360,7 +360,7 @@ def test_masked_step_layers_leaves_inactive_rows_untouched(arch):
 
 
 def test_egocentric_encoder_recentres_the_grid_on_the_agent():
-    from internal_rl_gym.models.base_model import GridEgocentricEncoder
+    from internal_rl_gym.models.encoders import GridEgocentricEncoder
 
     torch.manual_seed(0)
     g, c = 5, 6
@@ -390,7 +390,7 @@ def test_egocentric_encoder_recentres_the_grid_on_the_agent():
 def test_egocentric_encoder_inference_path_matches_the_view():
     """Without gradients the encoder sums the linear layer's columns picked by the non-zero
     entries instead of building the view; it must compute the same function."""
-    from internal_rl_gym.models.base_model import GridEgocentricEncoder
+    from internal_rl_gym.models.encoders import GridEgocentricEncoder
 
     torch.manual_seed(0)
     g, c = 5, 6

@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode
 import internal_rl_gym  # noqa: F401
 from internal_rl_gym.envs import GridPinpadEnv, GridPinpadVectorEnv, grid_core
 from internal_rl_gym.envs.grid_expert import GridPinpadExpert
-from internal_rl_gym.envs.grid_vector import solvable_layouts
+from internal_rl_gym.envs.grid_layouts import solvable_layouts
 
 UP, RIGHT, DOWN, LEFT = range(4)
 # Agent at (3,3)=24; colour 0 to its right (25), colour 1 to its left (23), a wall above (17).

@@ -15,13 +15,19 @@ Two execution modes compute the same function:
 * one timestep at a time for many episodes in a batch (each row at its own position):
   :meth:`BaseModel.init_state`, :meth:`BaseModel.step_layers`, :meth:`BaseModel.step`,
   :meth:`BaseModel.reset_state`.
+
+Its parts live beside it: the constructor arguments and presets in
+:mod:`~internal_rl_gym.models.config`, the outputs and stepping state in
+:mod:`~internal_rl_gym.models.outputs`, the linear control in
+:mod:`~internal_rl_gym.models.linear_control` and the grid observation encoders in
+:mod:`~internal_rl_gym.models.encoders`. Their names stay importable from this module.
+The module stays over 600 lines for the one class left, on purpose: its two execution modes
+share their checks and per-block helpers and must compute the same function, so they stay
+together.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,8 +36,32 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
+from internal_rl_gym.models.config import (
+    ACTION_TYPES,
+    ANT_CPU_PRESET,
+    ANT_PAPER_PRESET,
+    ARCHS,
+    GRID_CPU_PRESET,
+    GRID_PAPER_PRESET,
+    OBS_ENCODERS,
+    OBS_LOSSES,
+    BaseModelConfig,
+)
+from internal_rl_gym.models.config import validate_config as _validate_config
+from internal_rl_gym.models.encoders import GridCellEncoder, GridEgocentricEncoder
 from internal_rl_gym.models.layers import HawkBlock, RMSNorm, TransformerBlock, init_linear_
+from internal_rl_gym.models.linear_control import Intervention, apply_linear_control
+from internal_rl_gym.models.outputs import (
+    BaseModelOutput,
+    HawkState,
+    HeadOutput,
+    LossOutput,
+    ModelState,
+    TransformerState,
+)
 
+# The configuration, outputs, control and encoders live in their own modules; the names stay
+# importable from here (older code and pickles refer to internal_rl_gym.models.base_model).
 __all__ = [
     "BaseModel",
     "BaseModelConfig",
@@ -42,425 +72,20 @@ __all__ = [
     "TransformerState",
     "HawkState",
     "GridCellEncoder",
+    "GridEgocentricEncoder",
     "apply_linear_control",
     "Intervention",
     "GRID_CPU_PRESET",
     "GRID_PAPER_PRESET",
     "ANT_CPU_PRESET",
     "ANT_PAPER_PRESET",
+    "ACTION_TYPES",
+    "ARCHS",
+    "OBS_ENCODERS",
+    "OBS_LOSSES",
 ]
 
-#: A function mapping the residual stream at one layer to its controlled version, shape-preserving:
-#: ``(B, T, d) -> (B, T, d)`` in whole-sequence calls, ``(B, d) -> (B, d)`` when stepping.
-Intervention = Callable[[Tensor], Tensor]
-
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-
-ARCHS = ("transformer", "hawk")
-ACTION_TYPES = ("discrete", "continuous")
-OBS_ENCODERS = ("linear", "grid_cells", "grid_egocentric")
-OBS_LOSSES = ("bce", "mse")
-
-
-# --------------------------------------------------------------------------------------------
-# configuration
-
-
-@dataclass(frozen=True)
-class BaseModelConfig:
-    """The constructor arguments of :class:`BaseModel` (same names, same defaults).
-
-    ``obs_dim`` and ``n_actions`` (discrete) or ``action_dim`` (continuous) depend on the env:
-    fill them with :meth:`replace` or :meth:`with_spaces` before building a model.
-    """
-
-    arch: str = "transformer"
-    obs_dim: int | None = None
-    n_actions: int | None = None
-    action_dim: int | None = None
-    action_type: str = "discrete"
-    d_model: int = 128
-    n_layers: int = 6
-    n_heads: int = 4
-    d_head: int = 32
-    d_mlp: int = 512
-    obs_encoder: str = "linear"
-    grid_size: int = 7
-    grid_channels: int = 13
-    cell_features: int = 32
-    obs_loss: str = "mse"
-    max_len: int = 256
-    rel_buckets: int = 32
-    rel_max_distance: int = 128
-    lru_width: int | None = None
-    conv_width: int = 4
-    init_scale: float = 0.1
-    name: str = ""
-    #: the layer whose residual stream controllers steer by default (None = L/2, the paper's
-    #: choice); chosen by measurement with ``internal-rl probe`` and recorded with the checkpoint
-    control_layer: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (the ``config.json`` content)."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> BaseModelConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-    def with_spaces(self, observation_space: Any, action_space: Any) -> BaseModelConfig:
-        """Fill ``obs_dim`` and the action fields from Gymnasium spaces (Box obs; Discrete or Box
-        actions)."""
-        obs_dim = int(observation_space.shape[-1])
-        if hasattr(action_space, "n"):
-            return self.replace(
-                obs_dim=obs_dim, action_type="discrete", n_actions=int(action_space.n)
-            )
-        return self.replace(
-            obs_dim=obs_dim, action_type="continuous", action_dim=int(action_space.shape[-1])
-        )
-
-
-#: Gridworld-pinpad, sized for CPU training (GridPinpad-v0: 7x7 cells x 13 channels, 4 actions),
-#: with the egocentric grid encoder (it learns to navigate faster than the allocentric
-#: "grid_cells" encoder: benchmarks/results/pretrain_diagnostics.json).
-GRID_CPU_PRESET = BaseModelConfig(
-    arch="transformer",
-    obs_dim=7 * 7 * 13,
-    n_actions=4,
-    action_type="discrete",
-    d_model=128,
-    n_layers=6,
-    n_heads=4,
-    d_head=32,
-    d_mlp=512,
-    obs_encoder="grid_egocentric",
-    grid_size=7,
-    grid_channels=13,
-    obs_loss="bce",
-    name="grid-cpu",
-)
-#: Gridworld-pinpad at the paper's size (Tables A4, A16).
-GRID_PAPER_PRESET = GRID_CPU_PRESET.replace(d_model=256, d_head=64, name="grid-paper")
-#: Ant-pinpad (Hawk), sized for CPU. Set ``obs_dim`` and ``action_dim`` from the env.
-ANT_CPU_PRESET = BaseModelConfig(
-    arch="hawk",
-    action_type="continuous",
-    d_model=128,
-    n_layers=6,
-    n_heads=4,
-    d_mlp=512,
-    obs_encoder="linear",
-    obs_loss="mse",
-    name="ant-cpu",
-)
-#: Ant-pinpad at the paper's size (Tables A5, A15: 8 layers, LRU 256 with 8 heads).
-ANT_PAPER_PRESET = ANT_CPU_PRESET.replace(
-    d_model=256, n_layers=8, n_heads=8, lru_width=256, name="ant-paper"
-)
-
-
-# --------------------------------------------------------------------------------------------
-# outputs and recurrent state
-
-
-@dataclass
-class HeadOutput:
-    """Predictions read from the final residual stream ``e_L`` (leading dims as the input).
-
-    ``action_logits`` (…, n_actions) for discrete actions; ``action_mean`` and
-    ``action_log_std`` (…, action_dim) for continuous ones; ``obs_pred`` (…, obs_dim) predicts
-    ``o_{t+1}`` (logits for ``obs_loss="bce"``, values for ``"mse"``).
-    """
-
-    obs_pred: Tensor | None
-    action_logits: Tensor | None = None
-    action_mean: Tensor | None = None
-    action_log_std: Tensor | None = None
-
-
-@dataclass
-class BaseModelOutput(HeadOutput):
-    """:class:`HeadOutput` of a whole-sequence forward pass, plus the residual stream.
-
-    ``residuals``: ``[e_0, …, e_L]`` (each (B, T, d)) when requested; the entry at the intervened
-    layer is the *uncontrolled* ``e_l`` (what a controller observes), and ``controlled`` is
-    ``ê_l`` (what the blocks above received).
-    """
-
-    residuals: list[Tensor] | None = None
-    controlled: Tensor | None = None
-
-
-@dataclass
-class LossOutput:
-    """Paper Eq. 5 averaged over valid steps. ``loss`` is differentiable."""
-
-    loss: Tensor
-    action_nll: Tensor
-    obs_loss: Tensor
-    action_accuracy: Tensor | None = None
-
-    def __getitem__(self, key: str) -> Tensor | None:
-        return getattr(self, key)
-
-    def to_dict(self) -> dict[str, float]:
-        """Detached floats, for logging."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {k: float(v.detach()) for k, v in values.items() if isinstance(v, Tensor)}
-
-
-@dataclass
-class ModelState:
-    """Per-layer caches for stepping. ``layer_lengths`` (n_layers, B) long counts the timesteps
-    each layer has consumed in each row's current episode (layers may be stepped separately,
-    e.g. the frozen lower half once per step and the controlled upper half later)."""
-
-    layer_lengths: Tensor
-
-    @property
-    def lengths(self) -> Tensor:
-        """(B,) timesteps consumed in each row's episode (by the most advanced layer)."""
-        return self.layer_lengths.max(dim=0).values
-
-    @property
-    def batch_size(self) -> int:
-        return self.layer_lengths.shape[1]
-
-    def clone(self) -> ModelState:
-        """A deep copy (tensors cloned), e.g. to branch a rollout."""
-        fields = dataclasses.fields(self)
-        return dataclasses.replace(self, **{f.name: _clone(getattr(self, f.name)) for f in fields})
-
-
-def _clone(x: Any) -> Any:
-    if isinstance(x, Tensor):
-        return x.clone()
-    if isinstance(x, list):
-        return [_clone(v) for v in x]
-    return x
-
-
-@dataclass
-class TransformerState(ModelState):
-    """KV caches: ``keys[l]``, ``values[l]`` of shape (B, n_heads, max_len, d_head) for block
-    ``l + 1``; slot ``p`` of row ``b`` holds position ``p`` of that row's episode."""
-
-    keys: list[Tensor] = dataclasses.field(default_factory=list)
-    values: list[Tensor] = dataclasses.field(default_factory=list)
-    max_len: int = 0
-
-
-@dataclass
-class HawkState(ModelState):
-    """Recurrent state: ``h[l]`` (B, lru_width) RG-LRU hidden state and ``conv[l]``
-    (B, conv_width - 1, lru_width) the Conv1D's last inputs, for block ``l + 1``."""
-
-    h: list[Tensor] = dataclasses.field(default_factory=list)
-    conv: list[Tensor] = dataclasses.field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------
-# linear residual control
-
-
-def _align_batch(m: Tensor, e: Tensor) -> Tensor:
-    """Insert singleton dims after ``m``'s batch dims so they align *from the left* with
-    ``e``'s leading dims (a per-sequence (B, d, d) matrix then applies at every timestep)."""
-    n_missing = (e.dim() - 1) - (m.dim() - 2)
-    if n_missing < 0:
-        raise ValueError(
-            f"controller of shape {tuple(m.shape)} has more batch dims than the residual "
-            f"stream of shape {tuple(e.shape)}"
-        )
-    for _ in range(n_missing):
-        m = m.unsqueeze(-3)
-    return m
-
-
-def apply_linear_control(e: Tensor, U: Tensor | tuple[Tensor, Tensor]) -> Tensor:
-    """``ê = e + U e`` (paper Eq. 1) for a residual stream ``e`` of shape (…, d).
-
-    ``U`` is either a dense matrix of shape (*batch, d, d) or a low-rank pair ``(A, Bm)`` with
-    ``U = A Bmᵀ`` and ``A``, ``Bm`` of shape (*batch, d, r). Batch dims align with ``e``'s
-    leading dims from the left and broadcast, so ``U`` may be (B, T, d, d) per step,
-    (B, d, d) per sequence or (d, d) shared. The low-rank form computes ``(eᵀ Bm) Aᵀ`` without
-    materialising a d×d matrix.
-    """
-    d = e.shape[-1]
-    if isinstance(U, (tuple, list)):
-        A, Bm = U
-        if A.shape[-2] != d or Bm.shape[-2] != d or A.shape[-1] != Bm.shape[-1]:
-            raise ValueError(
-                f"low-rank controller factors must be (..., d={d}, r) each, got A "
-                f"{tuple(A.shape)} and Bm {tuple(Bm.shape)}"
-            )
-        A, Bm = _align_batch(A, e), _align_batch(Bm, e)
-        coef = torch.matmul(e.unsqueeze(-2), Bm)  # (…, 1, r)
-        return e + torch.matmul(coef, A.transpose(-1, -2)).squeeze(-2)
-    if U.shape[-2:] != (d, d):
-        raise ValueError(f"controller must be (..., {d}, {d}), got {tuple(U.shape)}")
-    U = _align_batch(U, e)
-    return e + torch.matmul(U, e.unsqueeze(-1)).squeeze(-1)
-
-
-# --------------------------------------------------------------------------------------------
-# observation encoders
-
-
-class GridCellEncoder(nn.Module):
-    """One token from a multi-hot grid observation laid out cell-major, (cells, channels).
-
-    Two branches over the cells, summed:
-
-    * where: per cell ``f = ReLU(W_c x_cell + p_cell)`` (shared ``W_c``, learned cell embedding
-      ``p``), then ``W (flatten f)``: what is where (the agent's position, the layout);
-    * what: per cell ``g = ReLU(V_c x_cell)`` without position, summed over cells, then
-      ``V g_sum``: position-free within-cell conjunctions, e.g. "the agent stands on colour c"
-      wherever that is. Every visit of every cell trains the same weights, which is what lets
-      a small model learn which colours were visited (the task state) from few examples.
-    """
-
-    def __init__(
-        self, grid_size: int, grid_channels: int, cell_features: int, d_model: int, scale: float
-    ) -> None:
-        super().__init__()
-        self.cells, self.channels = grid_size * grid_size, grid_channels
-        self.cell_linear = nn.Linear(grid_channels, cell_features)
-        self.cell_embedding = nn.Parameter(torch.empty(self.cells, cell_features))
-        self.out = nn.Linear(self.cells * cell_features, d_model)
-        self.pooled_linear = nn.Linear(grid_channels, cell_features)
-        self.pooled_out = nn.Linear(cell_features, d_model)
-        for layer in (self.cell_linear, self.out, self.pooled_linear, self.pooled_out):
-            init_linear_(layer, scale)
-        with torch.no_grad():
-            self.cell_embedding.normal_(0.0, (scale / grid_channels) ** 0.5)
-            # a negative bias makes the pooled units conjunctions (on only if >= 2 channels fire)
-            self.pooled_linear.bias.fill_(-0.5 * float(self.pooled_linear.weight.abs().mean()))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        x = obs.unflatten(-1, (self.cells, self.channels))
-        f = F.relu(self.cell_linear(x) + self.cell_embedding)
-        g = F.relu(self.pooled_linear(x)).sum(-2)
-        return self.out(f.flatten(-2)) + self.pooled_out(g)
-
-
-class GridEgocentricEncoder(nn.Module):
-    """One token from a multi-hot grid observation, seen from the agent (cell-major layout, the
-    agent in the last channel).
-
-    The grid is re-indexed around the agent's cell into a ``(2G-1) x (2G-1)`` view (cells
-    beyond the grid's edge get an extra "outside" channel), so "colour c is two cells to the
-    right" is one linear feature, and token = ``W (flatten view)`` plus the position-free pooled
-    branch of :class:`GridCellEncoder` ("the agent stands on colour c"). It is a fixed function of
-    the observation (the paper's interface: one token per observation); it spares a small model
-    from learning to compare the agent's cell with every colour's cell, which on CPU budgets
-    otherwise stalls at movement heuristics.
-    """
-
-    def __init__(
-        self, grid_size: int, grid_channels: int, cell_features: int, d_model: int, scale: float
-    ) -> None:
-        super().__init__()
-        g = grid_size
-        self.cells, self.channels, self.view = g * g, grid_channels, 2 * g - 1
-        # index[a, v]: absolute cell seen at view position v when the agent is in cell a
-        # (self.cells = the padding "outside" cell).
-        index = torch.full((self.cells, self.view * self.view), self.cells, dtype=torch.long)
-        for a in range(self.cells):
-            ar, ac = divmod(a, g)
-            for i in range(self.view):
-                for j in range(self.view):
-                    r, c = ar + i - (g - 1), ac + j - (g - 1)
-                    if 0 <= r < g and 0 <= c < g:
-                        index[a, i * self.view + j] = r * g + c
-        self.register_buffer("index", index, persistent=False)
-        # view_of_cell[a, c]: view position of absolute cell c when the agent is in cell a, and
-        # outside[a, v]: whether view position v lies beyond the grid (for the sparse path)
-        view_of_cell = torch.empty(self.cells, self.cells, dtype=torch.long)
-        outside = torch.ones(self.cells, self.view * self.view)
-        for a in range(self.cells):
-            inside = index[a] < self.cells
-            view_of_cell[a, index[a][inside]] = torch.nonzero(inside).flatten()
-            outside[a, inside] = 0.0
-        self.register_buffer("view_of_cell", view_of_cell, persistent=False)
-        self.register_buffer("outside", outside, persistent=False)
-        self._outside_cache: tuple[Tensor, int, Tensor] | None = None
-        n_in = self.view * self.view * grid_channels
-        self.out = nn.Linear(n_in, d_model)
-        self.pooled_linear = nn.Linear(grid_channels, cell_features)
-        self.pooled_out = nn.Linear(cell_features, d_model)
-        for layer in (self.out, self.pooled_linear, self.pooled_out):
-            init_linear_(layer, scale)
-        with torch.no_grad():
-            self.pooled_linear.bias.fill_(-0.5 * float(self.pooled_linear.weight.abs().mean()))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        # CPU inference takes the sparse path (on a GPU its nonzero() would sync the host);
-        # hooks on the linear layer (captures, pruning) need the dense one
-        out = self.out
-        if (
-            obs.device.type == "cpu"
-            and not (torch.is_grad_enabled() or torch.is_autocast_enabled("cpu"))
-            and type(out) is nn.Linear
-            and not (out._forward_hooks or out._forward_pre_hooks)
-        ):
-            return self._forward_sparse(obs)
-        return self._forward_view(obs)
-
-    def _forward_view(self, obs: Tensor) -> Tensor:
-        x = obs.unflatten(-1, (self.cells, self.channels))  # (..., cells, C)
-        agent = x[..., -1].argmax(-1)  # (...)
-        # the agent channel is constant at the view's centre: reuse it as "outside the grid"
-        cells = F.pad(x[..., :-1], (0, 1))
-        outside = torch.zeros_like(cells[..., :1, :])
-        outside[..., -1] = 1.0
-        padded = torch.cat([cells, outside], dim=-2)  # (..., cells + 1, C)
-        idx = self.index[agent]  # (..., view²)
-        view = torch.gather(padded, -2, idx.unsqueeze(-1).expand(*idx.shape, self.channels))
-        g = F.relu(self.pooled_linear(x)).sum(-2)
-        return self.out(view.flatten(-2)) + self.pooled_out(g)
-
-    def _outside_term(self) -> Tensor:
-        """(cells, d_model) float32: what the view's outside-the-grid positions add for each
-        agent cell; cached until the weights change (a write through ``weight.data`` bypasses
-        the version counter: call ``_outside_cache = None`` after one)."""
-        w = self.out.weight
-        cache = self._outside_cache
-        # the cache holds the weights it was computed from, so their memory cannot be reused
-        # by a new tensor that would match on address and version
-        if cache is None or cache[0].data_ptr() != w.data_ptr() or cache[1] != w._version:
-            outside_columns = w.detach()[:, self.channels - 1 :: self.channels].float()
-            cache = (w.detach(), w._version, self.outside @ outside_columns.T)
-            self._outside_cache = cache
-        return cache[2]
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        return {**state, "_outside_cache": None}  # pickles and copies recompute it
-
-    def _forward_sparse(self, obs: Tensor) -> Tensor:
-        """The same function for inference, from the observation's few non-zero entries: a
-        grid observation sets about one channel per coloured cell, so summing the linear
-        layer's columns they select costs far less than building the view (one row's cost no
-        longer grows with the view's size, which is what stepping a batch pays per row)."""
-        lead = obs.shape[:-1]
-        x = obs.reshape(-1, self.cells, self.channels)
-        agent = x[..., -1].argmax(-1)  # (N,)
-        row, cell, channel = torch.nonzero(x[..., :-1], as_tuple=True)
-        if 2 * row.numel() > x[..., :-1].numel():  # mostly non-zero inputs: the view is cheaper
-            return self._forward_view(obs)
-        w = self.out.weight
-        column = self.view_of_cell[agent[row], cell] * self.channels + channel
-        # sums in float32, as the dense matmul accumulates, whatever the weights' dtype
-        contrib = w.T.index_select(0, column).float() * x[row, cell, channel].float()[:, None]
-        y = (self._outside_term()[agent] + self.out.bias.float()).index_add(0, row, contrib)
-        g = F.relu(self.pooled_linear(x)).sum(-2)
-        return (y.to(w.dtype) + self.pooled_out(g)).reshape(*lead, y.shape[-1])
-
-
-# --------------------------------------------------------------------------------------------
-# the model
 
 
 class BaseModel(
@@ -1030,51 +655,4 @@ class BaseModel(
             action_nll=masked_mean(action_nll),
             obs_loss=masked_mean(obs_l),
             action_accuracy=accuracy,
-        )
-
-
-def _validate_config(c: BaseModelConfig) -> None:
-    """Raise ``ValueError`` naming the first inconsistent constructor argument."""
-
-    def choice(name: str, options: tuple[str, ...]) -> None:
-        if getattr(c, name) not in options:
-            raise ValueError(f"{name} must be one of {options}, got {getattr(c, name)!r}")
-
-    choice("arch", ARCHS)
-    choice("action_type", ACTION_TYPES)
-    choice("obs_encoder", OBS_ENCODERS)
-    choice("obs_loss", OBS_LOSSES)
-    positive = ["obs_dim", "d_model", "n_layers", "n_heads", "d_head", "d_mlp", "max_len"]
-    positive += ["rel_buckets", "rel_max_distance", "conv_width", "grid_size", "grid_channels"]
-    positive += ["cell_features"]
-    for name in positive:
-        v = getattr(c, name)
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if c.action_type == "discrete" and (not isinstance(c.n_actions, int) or c.n_actions < 1):
-        raise ValueError(f"discrete actions need n_actions >= 1, got {c.n_actions!r}")
-    if c.action_type == "continuous" and (not isinstance(c.action_dim, int) or c.action_dim < 1):
-        raise ValueError(f"continuous actions need action_dim >= 1, got {c.action_dim!r}")
-    if c.obs_encoder in ("grid_cells", "grid_egocentric"):
-        expected = c.grid_size * c.grid_size * c.grid_channels
-        if c.obs_dim != expected:
-            raise ValueError(
-                f"obs_encoder={c.obs_encoder!r} needs obs_dim == grid_size² · grid_channels = "
-                f"{c.grid_size}² · {c.grid_channels} = {expected}, got obs_dim={c.obs_dim}"
-            )
-    if c.arch == "hawk":
-        width = c.lru_width or c.d_model
-        if width % c.n_heads:
-            raise ValueError(
-                f"hawk: lru_width={width} must be divisible by n_heads={c.n_heads} "
-                "(block-diagonal RG-LRU gates)"
-            )
-    if c.init_scale <= 0:
-        raise ValueError(f"init_scale must be positive, got {c.init_scale!r}")
-    if c.control_layer is not None and (
-        not isinstance(c.control_layer, int) or not 0 <= c.control_layer <= c.n_layers
-    ):
-        raise ValueError(
-            f"control_layer must be an int in 0..n_layers={c.n_layers} (0 = the embedding), or "
-            f"None for L/2; got {c.control_layer!r}. Pick it with `internal-rl probe`."
         )
