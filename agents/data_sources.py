@@ -4,7 +4,7 @@ the fly (the paper's 256k x 1024 grid sequences suggest fresh sampling from the 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -194,10 +194,13 @@ def residual_stream_batches(
     episode_batches: Iterator[dict[str, np.ndarray]],
     expert_probs: bool = False,
     symmetry_seed: int | None = None,
+    full_streams: Sequence[int] = (),
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Episode batches (:meth:`EpisodePool.next_batch`) run through the frozen base model up to
     ``layer``: ``e`` (B, T, d) float32 residual stream, ``actions``, ``mask`` and the ground-truth
-    ``subgoals`` (B, T), all on the base model's device. With ``expert_probs`` also the grid
+    ``subgoals`` (B, T), all on the base model's device. With ``full_streams`` also
+    ``streams[l]`` (B, T + 1, d) for each listed layer: the stream of every observation
+    including the one after the last action (what a hindsight posterior reads). With ``expert_probs`` also the grid
     expert's action distribution ``expert_probs`` (B, T, 4): uniform over its shortest-path
     actions towards the current target, the distribution each demonstrated action was drawn from.
 
@@ -207,9 +210,16 @@ def residual_stream_batches(
     """
     rng = np.random.default_rng(symmetry_seed)
     for b in episode_batches:
-        obs = observations_to_device(b["obs"][:, :-1], base.obs_dim, base.device)
-        with torch.no_grad():  # the layers below ``layer`` do not depend on what trains there
-            e = base.run_layers(base.embed(obs), 0, layer).float()
+        streams: dict[int, torch.Tensor] = {}
+        if full_streams:
+            obs_all = observations_to_device(b["obs"], base.obs_dim, base.device)
+            streams = stream_layers(base, obs_all, sorted({*full_streams, layer}))
+            obs = obs_all[:, :-1]
+            e = streams[layer][:, :-1]  # the model is causal: the last observation changes nothing
+        else:
+            obs = observations_to_device(b["obs"][:, :-1], base.obs_dim, base.device)
+            with torch.no_grad():  # the layers below ``layer`` do not depend on what trains there
+                e = base.run_layers(base.embed(obs), 0, layer).float()
         out = {
             "e": e,
             "actions": torch.as_tensor(b["actions"], device=base.device),
@@ -224,7 +234,20 @@ def residual_stream_batches(
             out["expert_probs"] = torch.as_tensor(probs, device=base.device)
         if symmetry_seed is not None:
             out.update(_in_other_frames(base, layer, obs, out, rng))
+        if full_streams:
+            out["streams"] = {k: streams[k] for k in full_streams}
         yield out
+
+
+@torch.no_grad()
+def stream_layers(base, obs: torch.Tensor, layers: Sequence[int]) -> dict[int, torch.Tensor]:
+    """The float32 residual stream at each of ``layers`` (sorted, ascending) for observations
+    (B, T, obs_dim), from one pass of the frozen base model."""
+    out, e, at = {}, base.embed(obs), 0
+    for k in layers:
+        e = base.run_layers(e, at, k)
+        out[k], at = e.float(), k
+    return out
 
 
 def _in_other_frames(base, layer: int, obs: torch.Tensor, batch: dict, rng) -> dict:
@@ -266,6 +289,7 @@ def fresh_activation_batches(
     expert_probs: bool = False,
     workers: int = 0,
     symmetry_seed: int | None = None,
+    full_streams: Sequence[int] = (),
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless :func:`residual_stream_batches` of fresh expert episodes of ``task``.
 
@@ -289,6 +313,7 @@ def fresh_activation_batches(
                 iter(lambda: pool.next_batch(decode=decode), None),
                 expert_probs,
                 symmetry_seed,
+                full_streams,
             )
         finally:  # the generator is closed or collected: stop the worker processes
             pool.close()

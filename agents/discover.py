@@ -48,7 +48,7 @@ from .common import (
     torch_load_state,
     torch_save_atomic,
 )
-from .data_sources import fresh_activation_batches
+from .data_sources import fresh_activation_batches, observations_to_device, stream_layers
 
 
 @dataclass
@@ -150,6 +150,28 @@ class DiscoverConfig:
             "so it cannot name a direction. See the README's design choices"
         },
     )
+    posterior: str = field(
+        default="sequence",
+        metadata={
+            "help": "sequence: the paper's encoder q(z̃_t | e_t, h_{t-1}, s); hindsight: a "
+            "segment's categorical code is inferred from the residual stream of its end state "
+            "(--hindsight-layer), segments from --segments-from, so a code carries the "
+            "subgoal reached, not the first move (needs --code categorical; see "
+            "docs/design_choices.md)"
+        },
+    )
+    segments_from: str = field(
+        default="",
+        metadata={
+            "help": "hindsight: a metacontroller of the same base model (name, directory or "
+            "Hub id) whose noise-free gate β > 0.5 marks where segments start; the new "
+            "metacontroller's switching unit learns to reproduce it"
+        },
+    )
+    hindsight_layer: int = field(
+        default=0,
+        metadata={"help": "hindsight: the layer of the end state's stream (0 = the embedding)"},
+    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -181,10 +203,58 @@ class CachedActivations:
     mask: torch.Tensor
     subgoals: np.ndarray
     lengths: np.ndarray
+    #: hindsight posterior only: the stream of every observation at its layer (N, T + 1, d)
+    #: and the segmenter's segment starts (N, T)
+    e_hindsight: torch.Tensor | None = None
+    switches: torch.Tensor | None = None
 
     def batch(self, idx: np.ndarray):
         t = int(self.lengths[idx].max())
         return self.e[idx, :t], self.actions[idx, :t], self.mask[idx, :t]
+
+    def hindsight(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(e_hindsight, switches) of episodes ``idx``, cut as :meth:`batch` cuts."""
+        if self.e_hindsight is None or self.switches is None:
+            raise ValueError("these activations were cached without a segmenter (hindsight).")
+        t = int(self.lengths[idx].max())
+        return self.e_hindsight[idx, : t + 1], self.switches[idx, :t]
+
+
+@torch.no_grad()
+def segment_starts(segmenter: Metacontroller, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: where ``segmenter``'s noise-free gate opens (β_t > 0.5; the first step
+    always), on the stream ``e`` at its layer; False at padding."""
+    beta = segmenter(e, mask, sample=False).beta
+    starts = (beta > SWITCH_THRESHOLD) & mask.bool()
+    starts[:, 0] = True
+    return starts
+
+
+@torch.no_grad()
+def add_hindsight(
+    cache: CachedActivations,
+    base,
+    data: Demonstrations,
+    segmenter: Metacontroller,
+    hindsight_layer: int,
+    chunk: int = 256,
+) -> CachedActivations:
+    """Fill ``cache``'s hindsight fields: the stream at ``hindsight_layer`` of every observation
+    (including the last) and the segmenter's segment starts."""
+    n, t_max = cache.e.shape[:2]
+    e_h = torch.zeros(n, t_max + 1, base.d_model)
+    starts = torch.zeros(n, t_max, dtype=torch.bool)
+    for s in range(0, n, chunk):
+        idx = np.arange(s, min(n, s + chunk))
+        b = data.batch(idx)
+        t = b["mask"].shape[1]
+        obs = observations_to_device(b["obs"], base.obs_dim, base.device)
+        streams = stream_layers(base, obs, sorted({hindsight_layer, segmenter.layer}))
+        mask = torch.as_tensor(b["mask"], device=base.device)
+        e_h[idx, : t + 1] = streams[hindsight_layer].cpu()
+        starts[idx, :t] = segment_starts(segmenter, streams[segmenter.layer][:, :-1], mask).cpu()
+    cache.e_hindsight, cache.switches = e_h, starts
+    return cache
 
 
 @torch.no_grad()
@@ -231,15 +301,23 @@ def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations | str, Demo
 
 
 def activation_batches(
-    base, layer: int, source: Demonstrations | str, cfg: DiscoverConfig, seed: int
-) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Endless (e_layer, actions, mask, expert action probabilities or None, e to steer or None)
-    batches: fresh episodes for a task name, else batches of a dataset whose activations are
-    cached once. With ``--symmetry-decode`` the actions, probabilities and the e to steer are
-    those of the episodes in another frame."""
+    base,
+    layer: int,
+    source: Demonstrations | str,
+    cfg: DiscoverConfig,
+    seed: int,
+    segmenter: Metacontroller | None = None,
+) -> Iterator[dict[str, torch.Tensor | None]]:
+    """Endless training batches: ``e`` (the stream at ``layer``), ``actions``, ``mask``,
+    ``probs`` (the expert's action probabilities or None), ``e_control`` (the e to steer, or
+    None) and, with a ``segmenter`` (hindsight posterior), ``e_hindsight`` and ``switches``.
+    Fresh episodes for a task name, else batches of a dataset whose activations are cached once.
+    With ``--symmetry-decode`` the actions, probabilities and the e to steer are those of the
+    episodes in another frame."""
     expert = cfg.action_targets == "expert"
     sym = cfg.symmetry_decode
     if isinstance(source, str):
+        full = () if segmenter is None else (cfg.hindsight_layer, segmenter.layer)
         for b in fresh_activation_batches(
             base,
             layer,
@@ -250,11 +328,20 @@ def activation_batches(
             expert_probs=expert,
             workers=cfg.data_workers,
             symmetry_seed=seed + 7 if sym else None,
+            full_streams=full,
         ):
+            out = {"e": b["e"], "actions": b["actions"], "mask": b["mask"]}
             if sym:
-                yield b["e"], b["actions_sym"], b["mask"], b.get("expert_probs_sym"), b["e_sym"]
+                out.update(actions=b["actions_sym"], probs=b.get("expert_probs_sym"))
+                out["e_control"] = b["e_sym"]
             else:
-                yield b["e"], b["actions"], b["mask"], b.get("expert_probs"), None
+                out.update(probs=b.get("expert_probs"), e_control=None)
+            if segmenter is not None:
+                streams = b["streams"]
+                out["e_hindsight"] = streams[cfg.hindsight_layer]
+                seg_e = streams[segmenter.layer][:, :-1]
+                out["switches"] = segment_starts(segmenter, seg_e, b["mask"])
+            yield out
     if sym:
         raise ValueError("--symmetry-decode needs online grid data (--data online:<task>).")
     if expert:
@@ -263,11 +350,18 @@ def activation_batches(
             "dataset file does not carry the expert's action distribution."
         )
     cache = cache_activations(base, source, layer)
+    if segmenter is not None:
+        add_hindsight(cache, base, source, segmenter, cfg.hindsight_layer)
     rng = np.random.default_rng(seed)
     order = np.argsort(cache.lengths)
     buckets = np.array_split(order, max(1, len(order) // cfg.batch_size))
     while True:
-        yield (*cache.batch(buckets[rng.integers(len(buckets))]), None, None)
+        idx = buckets[rng.integers(len(buckets))]
+        e, act, mask = cache.batch(idx)
+        out = {"e": e, "actions": act, "mask": mask, "probs": None, "e_control": None}
+        if segmenter is not None:
+            out["e_hindsight"], out["switches"] = cache.hindsight(idx)
+        yield out
 
 
 # --- diagnostics -------------------------------------------------------------------------------
@@ -312,7 +406,7 @@ def evaluate_metacontroller(
     meta.eval()
     n = len(held.lengths)
     tp = n_pred = n_true = 0
-    onset_tp = onset_pred = 0
+    onset_tp = onset_pred = seg_tp = seg_pred = 0
     switches, true_counts, betas = [], [], []
     codes, code_labels, code_episode, code_context = [], [], [], []
     nll_sum = kl_sum = steps = 0.0
@@ -320,12 +414,23 @@ def evaluate_metacontroller(
         idx = np.arange(s, min(n, s + 128))
         e, act, mask = held.batch(idx)
         e, act, mask = e.to(base.device), act.to(base.device), mask.to(base.device)
-        out = meta.elbo(base, e, act, mask, alpha)
+        if meta.posterior == "hindsight":
+            e_h, starts = (x.to(base.device) for x in held.hindsight(idx))
+            out = meta.hindsight_elbo(base, e, e_h, starts, act, mask, alpha)
+            # codes from the given segments; β from the switching unit fed those codes
+            det = meta.hindsight_forward(e, e_h, starts, mask, sample=False)
+            for k, i in enumerate(idx):
+                t = int(held.lengths[i])
+                given = [j for j in range(1, t) if bool(starts[k, j])]
+                a, p, _ = match_switches(given, true_boundaries(held.subgoals[i, :t]), tolerance)
+                seg_tp, seg_pred = seg_tp + a, seg_pred + p
+        else:
+            out = meta.elbo(base, e, act, mask, alpha)
+            det = meta(e, mask, sample=False)  # posterior means: the gate as used downstream
         m = mask.float()
         nll_sum += out.action_nll.item() * m.sum().item()
         kl_sum += out.kl.item() * m.sum().item()
         steps += m.sum().item()
-        det = meta(e, mask, sample=False)  # posterior means: the gate as used downstream
         beta = det.beta.cpu().numpy()
         valid = mask.cpu().numpy()
         codes.append(det.z.cpu().numpy()[valid])
@@ -362,8 +467,13 @@ def evaluate_metacontroller(
         np.concatenate(code_episode),
         np.concatenate(code_context),
     )
+    given_segments = {}
+    if meta.posterior == "hindsight":  # how well the segmenter's starts match the truth
+        p, r = seg_tp / max(1, seg_pred), seg_tp / max(1, n_true)
+        given_segments = {"segments_from_f1": 2 * p * r / max(1e-9, p + r)}
     return {
         "alpha": alpha,
+        **given_segments,
         "switch_precision": precision,
         "switch_recall": recall,
         "switch_f1": f1,
@@ -555,19 +665,25 @@ def train_one(
         code=cfg.code,
         code_temperature=cfg.code_temperature,
         controller=cfg.controller,
+        posterior=cfg.posterior,
+        hindsight_layer=cfg.hindsight_layer,
     ).to(device)
+    segmenter = None
+    if cfg.posterior == "hindsight":
+        segmenter = load_metacontroller(cfg.segments_from, base_model=base).to(device)
     if cfg.init_from:
         init = load_metacontroller(cfg.init_from, base_model=base)
-        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder, cfg.code, cfg.controller)
-        theirs = (init.layer, init.rank, init.n_z, init.embedder_kind, init.code, init.controller)
+        mine = (layer, cfg.rank, cfg.n_z, cfg.embedder, cfg.code, cfg.controller, cfg.posterior)
+        theirs = (init.layer, init.rank, init.n_z, init.embedder_kind, init.code, init.controller,
+                  init.posterior)  # fmt: skip
         if theirs != mine:
             raise ValueError(
                 f"--init-from {cfg.init_from} has layer {init.layer}, rank {init.rank}, n_z "
                 f"{init.n_z}, embedder {init.embedder_kind}, code {init.code}, controller "
-                f"{init.controller} but this run asks for layer {layer}, rank {cfg.rank}, n_z "
-                f"{cfg.n_z}, embedder {cfg.embedder}, code {cfg.code}, controller "
-                f"{cfg.controller}; pass matching --layer/--rank/--n-z/--embedder/--code/"
-                "--controller."
+                f"{init.controller}, posterior {init.posterior} but this run asks for layer "
+                f"{layer}, rank {cfg.rank}, n_z {cfg.n_z}, embedder {cfg.embedder}, code "
+                f"{cfg.code}, controller {cfg.controller}, posterior {cfg.posterior}; pass "
+                "matching --layer/--rank/--n-z/--embedder/--code/--controller/--posterior."
             )
         meta.load_state_dict(init.state_dict())  # its weights; τ is this run's
     opt = torch.optim.AdamW(meta.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -580,7 +696,7 @@ def train_one(
         start = int(st["step"])
         print(f"α={alpha}: resumed at step {start}")
     logger = Logger(out, {**cfg.__dict__, "alpha_run": alpha}, resume_step=start or None)
-    batches = activation_batches(base, layer, train_source, cfg, cfg.seed + 101 + start)
+    batches = activation_batches(base, layer, train_source, cfg, cfg.seed + 101 + start, segmenter)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
 
     bar = progress_bar(
@@ -589,20 +705,26 @@ def train_one(
     report: dict[str, float] = {}
     for step in bar:
         meta.train()
-        e, act, mask, probs, e_sym = (x if x is None else x.to(device) for x in next(batches))
+        b = {k: v if v is None else v.to(device) for k, v in next(batches).items()}
+        e, act, mask, probs = b["e"], b["actions"], b["mask"], b["probs"]
         alpha_t = kl_weight(alpha, step, cfg.kl_warmup)
         with autocast(device, cfg.precision):
-            res = meta.elbo(
-                base,
-                e,
-                act,
-                mask,
-                alpha_t,
-                generator=gen,
-                gumbel_gate=cfg.gumbel_temperature > 0,
-                target_probs=probs,
-                e_control=e_sym,
-            )
+            if segmenter is not None:
+                res = meta.hindsight_elbo(
+                    base, e, b["e_hindsight"], b["switches"], act, mask, alpha_t, gen, probs
+                )
+            else:
+                res = meta.elbo(
+                    base,
+                    e,
+                    act,
+                    mask,
+                    alpha_t,
+                    generator=gen,
+                    gumbel_gate=cfg.gumbel_temperature > 0,
+                    target_probs=probs,
+                    e_control=b["e_control"],
+                )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
@@ -619,6 +741,11 @@ def train_one(
                     "train/alpha": alpha_t,
                     "train/beta_mean": beta_mean,
                     "train/action_accuracy": float(res.action_accuracy or 0.0),
+                    **(
+                        {"train/switch_bce": res.switch_bce.item()}
+                        if res.switch_bce is not None
+                        else {}
+                    ),
                 },
             )
             bar.set_postfix(
@@ -647,6 +774,28 @@ def train_one(
     return report
 
 
+def check_hindsight_options(cfg: DiscoverConfig) -> None:
+    """Refuse option combinations the hindsight posterior does not support, saying what to pass."""
+    if cfg.posterior not in ("sequence", "hindsight"):
+        raise ValueError(f"unknown --posterior {cfg.posterior!r}; use sequence or hindsight.")
+    if cfg.posterior == "sequence":
+        if cfg.segments_from:
+            raise ValueError("--segments-from is used only with --posterior hindsight.")
+        return
+    if not cfg.segments_from:
+        raise ValueError(
+            "--posterior hindsight needs --segments-from: a metacontroller of this base model "
+            "whose gate marks the segments (e.g. one trained by `internal-rl discover`)."
+        )
+    if cfg.code != "categorical":
+        raise ValueError("--posterior hindsight needs --code categorical.")
+    if cfg.symmetry_decode or cfg.gumbel_temperature > 0:
+        raise ValueError(
+            "--posterior hindsight takes its segments from --segments-from: drop "
+            "--symmetry-decode and --gumbel-temperature."
+        )
+
+
 def format_report(r: dict[str, float]) -> str:
     return (
         f"α={r['alpha']}: switch F1 {r['switch_f1']:.3f} (P {r['switch_precision']:.2f} "
@@ -666,6 +815,7 @@ def discover(cfg: DiscoverConfig) -> dict:
         raise ValueError(
             f"unknown --action-targets {cfg.action_targets!r}; use sampled (paper) or expert."
         )
+    check_hindsight_options(cfg)
     check_precision(cfg.precision)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -676,6 +826,14 @@ def discover(cfg: DiscoverConfig) -> dict:
     t0 = time.time()
     train_source, held_data = load_demonstrations(cfg)
     held = cache_activations(base, held_data, layer)
+    if cfg.posterior == "hindsight":
+        segmenter = load_metacontroller(cfg.segments_from, base_model=base).to(device)
+        if not 0 <= cfg.hindsight_layer <= base.n_layers:
+            raise ValueError(
+                f"--hindsight-layer must be in 0..{base.n_layers} (0 = the embedding), got "
+                f"{cfg.hindsight_layer}."
+            )
+        add_hindsight(held, base, held_data, segmenter, cfg.hindsight_layer)
     env_id = held_data.metadata.get("env_id", "GridPinpad-v0")
     what = f"fresh '{train_source}' episodes" if isinstance(train_source, str) else "a dataset"
     print(f"training on {what}; {len(held.lengths)} held-out episodes ({time.time() - t0:.1f}s)")
@@ -762,7 +920,12 @@ def plot_beta_traces(
     for k, ax in enumerate(np.atleast_1d(axes)):
         t = int(held.lengths[k])
         e = held.e[k : k + 1, :t].to(base.device)
-        beta = meta(e, held.mask[k : k + 1, :t].to(base.device), sample=False).beta[0].cpu()
+        mask = held.mask[k : k + 1, :t].to(base.device)
+        if meta.posterior == "hindsight":  # the switching unit fed the given segments' codes
+            e_h, starts = (x.to(base.device) for x in held.hindsight(np.array([k])))
+            beta = meta.hindsight_forward(e, e_h, starts, mask, sample=False).beta[0].cpu()
+        else:
+            beta = meta(e, mask, sample=False).beta[0].cpu()
         ax.plot(np.arange(t), beta.numpy(), drawstyle="steps-mid", label="β_t")
         for b in true_boundaries(held.subgoals[k, :t]):
             ax.axvline(b, color="red", linestyle="--", linewidth=1)

@@ -21,6 +21,7 @@ import torch
 from internal_rl_agents.common import atomic_write_json
 from internal_rl_agents.discover import (
     abstract_action_check,
+    add_hindsight,
     cache_activations,
     collapse_warning,
     evaluate_metacontroller,
@@ -28,6 +29,7 @@ from internal_rl_agents.discover import (
 )
 
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
+from internal_rl_gym.hub import load_metacontroller
 from internal_rl_gym.internal_control import load_frozen_models
 
 
@@ -43,14 +45,23 @@ def main() -> None:
         action="store_true",
         help="also sample z ~ N(0, I) at every switch and report the segments (1-2 minutes)",
     )
+    p.add_argument(
+        "--segments-from",
+        default="",
+        help="hindsight metacontrollers: the metacontroller whose gate marks the segments",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
     held = collect_grid_demonstrations(args.episodes, "pretraining", seed=args.seed + 20_000_003)
-    report = evaluate_metacontroller(
-        meta, base, cache_activations(base, held, meta.layer), args.alpha
-    )
+    cache = cache_activations(base, held, meta.layer)
+    if meta.posterior == "hindsight":
+        if not args.segments_from:
+            p.error("this metacontroller infers codes in hindsight: pass --segments-from.")
+        segmenter = load_metacontroller(args.segments_from, base_model=base)
+        add_hindsight(cache, base, held, segmenter, meta.hindsight_layer)
+    report = evaluate_metacontroller(meta, base, cache, args.alpha)
     report["warning"] = collapse_warning(report) or ""
     print(format_report(report))
     if report["warning"]:

@@ -20,6 +20,12 @@ controller decoder     ``U_t = f_hyp(z_t)``: a hypernetwork; low rank ``U = A B�
 Training (:meth:`Metacontroller.elbo`) minimises the action NLL of the frozen base model run on
 ``ê`` plus ``α · KL(N(μ_t, σ²_t) ‖ N(0, I))`` at every step (paper Eq. 3 with λ = 0).
 
+A ``posterior="hindsight"`` metacontroller (:meth:`Metacontroller.hindsight_elbo`; not in the
+paper) infers a segment's categorical code from the residual stream of the segment's end state,
+with segments given by a switching pattern (e.g. another metacontroller's β), and learns its
+switching unit from that pattern: a code can then only carry what the end state shows, the
+subgoal reached, and not the direction of the first move.
+
 Internal RL replaces the encoder with a policy and uses the *causal* parts step by step:
 :meth:`Metacontroller.switch` (β from ``e_t, h_{t-1}, z_{t-1}``), :meth:`Metacontroller.update_history`
 and :meth:`Metacontroller.decode`. :meth:`Metacontroller.forward_with_codes` runs the same
@@ -30,7 +36,7 @@ step-by-step mode equals the training-time forward.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -57,6 +63,7 @@ class ElboOutput:
     kl: torch.Tensor
     action_accuracy: torch.Tensor | None
     out: MetacontrollerOutput
+    switch_bce: torch.Tensor | None = None  # hindsight training: the switching unit's loss
 
 
 def linear_control(e: torch.Tensor, u) -> torch.Tensor:
@@ -66,6 +73,18 @@ def linear_control(e: torch.Tensor, u) -> torch.Tensor:
         a, b = u
         return e + torch.einsum("...dr,...r->...d", a, torch.einsum("...dr,...d->...r", b, e))
     return e + torch.einsum("...ij,...j->...i", u, e)
+
+
+def segment_end_index(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """For every step t of (B, T) segment ``starts``, the index of its segment's end state: the
+    next start after t, or the episode's length (the observation after its last action)."""
+    b, t = starts.shape
+    pos = torch.arange(t, device=starts.device).expand(b, t)
+    cap = lengths[:, None].expand(b, t)
+    nxt = torch.where(starts, pos, cap)[:, 1:]  # a start at s ends the segment before it
+    nxt = torch.cat([nxt, cap[:, :1]], 1)
+    end = nxt.flip(1).cummin(1).values.flip(1)
+    return torch.minimum(end, cap)
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -105,6 +124,14 @@ class Metacontroller(
     :param embedder: ``"sequence"`` (one embedding s per sequence) or ``"per_step"`` (s_t, which
         adds a summary of the steps from t on); see :meth:`embed_sequence`. Training only: the
         causal parts internal RL uses are the same.
+    :param posterior: ``"sequence"`` (the paper: q(z̃_t | e_t, h_{t-1}, s), s a non-causal
+        embedding of the whole episode) or ``"hindsight"``: a segment's code is inferred from the
+        residual stream at layer ``hindsight_layer`` of the segment's *end state*, the step that
+        follows its last action (where the subgoal was reached), and the segments come from a
+        given switching pattern (:meth:`hindsight_forward`). Categorical codes only. Training
+        only: the causal parts internal RL uses are the same. See docs/design_choices.md.
+    :param hindsight_layer: the layer of the end state's residual stream the hindsight
+        posterior reads (0 = the observation's embedding).
     """
 
     def __init__(
@@ -126,8 +153,20 @@ class Metacontroller(
         code: str = "gaussian",
         code_temperature: float = 1.0,
         controller: str = "linear",
+        posterior: str = "sequence",
+        hindsight_layer: int = 0,
     ) -> None:
         super().__init__()
+        if posterior not in ("sequence", "hindsight"):
+            raise ValueError(f"posterior must be 'sequence' or 'hindsight', got {posterior!r}.")
+        if posterior == "hindsight" and code != "categorical":
+            raise ValueError(
+                "posterior='hindsight' needs code='categorical' (a segment's code is one of "
+                "n_z abstract actions); pass code='categorical'."
+            )
+        if hindsight_layer < 0:
+            raise ValueError(f"hindsight_layer must be >= 0, got {hindsight_layer}.")
+        self.posterior, self.hindsight_layer = posterior, int(hindsight_layer)
         if controller not in ("linear", "additive"):
             raise ValueError(f"controller must be 'linear' or 'additive', got {controller!r}.")
         self.controller = controller
@@ -145,10 +184,13 @@ class Metacontroller(
         self.base_model_name = base_model_name
         self.base_model_fingerprint = base_model_fingerprint
         self.history = nn.GRU(d_model, n_h, batch_first=True)
-        self.embedder = nn.GRU(d_model, n_s, batch_first=True, bidirectional=True)
-        self.embed_out = nn.Linear(2 * n_s, n_s)
         n_enc = n_z if code == "categorical" else 2 * n_z  # K logits, or (μ, log σ²)
-        self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, n_enc)
+        if posterior == "hindsight":  # q(z̃ | end state): no sequence embedding
+            self.encoder = nn.Sequential(nn.LayerNorm(d_model), _mlp(d_model, enc_hidden, n_enc))
+        else:
+            self.embedder = nn.GRU(d_model, n_s, batch_first=True, bidirectional=True)
+            self.embed_out = nn.Linear(2 * n_s, n_s)
+            self.encoder = _mlp(d_model + n_h + n_s, enc_hidden, n_enc)
         self.switch_net = _mlp(d_model + n_h + n_z, switch_hidden, 1)
         if controller == "additive":
             n_out = d_model
@@ -282,6 +324,12 @@ class Metacontroller(
         h-dependent part of the switching unit) runs in parallel over time; only the gate's
         z-dependent part and the integration z_t = β z̃ + (1 - β) z_{t-1} loop over t.
         """
+        if self.posterior == "hindsight":
+            raise ValueError(
+                "This metacontroller infers its codes in hindsight, from each segment's end "
+                "state: call hindsight_forward(e, e_hindsight, switches) (or hindsight_elbo) "
+                "with the segments' switching pattern."
+            )
         # The metacontroller is small and its codes integrate over time: it always computes in
         # fp32, so a caller's bf16 autocast speeds up only the frozen base model around it.
         with torch.autocast(e.device.type, enabled=False):
@@ -384,6 +432,84 @@ class Metacontroller(
         beta = self.switch(e[:, 1:], h_prev[:, 1:], z[:, :-1])
         return torch.cat([torch.ones_like(beta[:, :1]), beta], 1)
 
+    # --- hindsight posterior (training only) ------------------------------------------------
+    def hindsight_forward(
+        self,
+        e: torch.Tensor,
+        e_hindsight: torch.Tensor,
+        switches: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> MetacontrollerOutput:
+        """Teacher-forced pass of a ``posterior="hindsight"`` metacontroller.
+
+        ``e`` (B, T, d): the residual stream at the controlled layer. ``e_hindsight``
+        (B, T + 1, d): the stream at ``hindsight_layer`` for every observation *including the
+        one after the last action*. ``switches`` (B, T) bool: where a new segment starts (the
+        first step always does). Each segment's code z̃ is drawn from q(z̃ | e_hindsight at the
+        step after the segment's last step) and held for the whole segment; ê = e + U(z) e.
+
+        The returned ``beta`` is the metacontroller's own switching unit run on the same codes
+        (β_t = σ(f_switch(e_t, h_{t-1}, z_{t-1}) / τ), β_1 = 1): :meth:`hindsight_elbo` trains
+        it to reproduce ``switches``, which is what it does causally under internal RL.
+        """
+        with torch.autocast(e.device.type, enabled=False):
+            e, e_hindsight = e.float(), e_hindsight.float()
+            b, t, _ = e.shape
+            if e_hindsight.shape[:2] != (b, t + 1):
+                raise ValueError(
+                    f"e_hindsight must be (B, T + 1, d) = ({b}, {t + 1}, d) for e of shape "
+                    f"{tuple(e.shape)}: the stream of every observation including the last; "
+                    f"got {tuple(e_hindsight.shape)}."
+                )
+            starts = switches.bool().clone()
+            starts[:, 0] = True
+            lengths = mask.sum(1) if mask is not None else torch.full((b,), t, device=e.device)
+            if mask is not None:
+                starts &= mask.bool()
+            end = segment_end_index(starts, lengths.to(torch.long))
+            x = e_hindsight.gather(1, end[..., None].expand(-1, -1, e_hindsight.shape[-1]))
+            logits = self.encoder(x)
+            z_tilde, kl = self._sample_categorical(logits, sample, generator)
+            # hold the code drawn at each segment's first step for the whole segment
+            seg = starts.cumsum(1) - 1  # (B, T) segment index
+            first = torch.zeros_like(starts, dtype=torch.long)
+            pos = torch.arange(t, device=e.device).expand(b, t)
+            first = first.scatter_reduce(1, seg, pos, "amin", include_self=False)
+            z = z_tilde.gather(1, first.gather(1, seg)[..., None].expand(-1, -1, self.n_z))
+            beta = self.switching_trace(e, z.detach())
+            mu = logits.softmax(-1)
+            return MetacontrollerOutput(self.control(e, z), beta, z, mu, torch.zeros_like(mu), kl)
+
+    def hindsight_elbo(
+        self,
+        base,
+        e: torch.Tensor,
+        e_hindsight: torch.Tensor,
+        switches: torch.Tensor,
+        actions: torch.Tensor | None,
+        mask: torch.Tensor,
+        alpha: float,
+        generator: torch.Generator | None = None,
+        target_probs: torch.Tensor | None = None,
+    ) -> ElboOutput:
+        """The action NLL of the frozen ``base`` on ê (as :meth:`elbo`), plus α · KL(q ‖
+        Uniform(n_z)) per step, plus the switching unit's binary cross-entropy to ``switches``
+        (steps t > 1; it learns *when* a segment ends from the given pattern, the hindsight
+        posterior *what* it was for). Arguments as in :meth:`hindsight_forward` and
+        :meth:`elbo`."""
+        out = self.hindsight_forward(e, e_hindsight, switches, mask, generator=generator)
+        res = self._objective(base, out, actions, mask, alpha, target_probs)
+        m = mask[:, 1:].float()
+        target = switches[:, 1:].float()
+        beta = out.beta[:, 1:].clamp(1e-6, 1 - 1e-6)
+        bce = -(target * beta.log() + (1 - target) * (-beta).log1p())
+        switch_bce = (bce * m).sum() / m.sum().clamp(min=1)
+        return ElboOutput(res.loss + switch_bce, res.action_nll, res.kl, res.action_accuracy,
+                          out, switch_bce)  # fmt: skip
+
     # --- objective -------------------------------------------------------------------------
     def elbo(
         self,
@@ -405,13 +531,26 @@ class Metacontroller(
         residual stream instead of ``e`` with the codes and gate inferred from ``e`` (the same
         episodes seen in another frame, with ``actions``/``target_probs`` in that frame), so a
         code has to mean the same in every frame."""
+        out = self.forward(e, mask, generator=generator, gumbel_gate=gumbel_gate)
+        if e_control is not None:
+            out = replace(out, e_hat=self.control(e_control.float(), out.z))
+        return self._objective(base, out, actions, mask, alpha, target_probs)
+
+    def _objective(
+        self,
+        base,
+        out: MetacontrollerOutput,
+        actions: torch.Tensor | None,
+        mask: torch.Tensor,
+        alpha: float,
+        target_probs: torch.Tensor | None,
+    ) -> ElboOutput:
+        """Action NLL of ``base`` run on ``out.e_hat`` from this layer up, plus α · KL."""
         if actions is not None and actions.device.type == "cpu":
             # checked here, where it costs no device sync; the distribution then skips torch's
             # own argument checks, which read values back from a GPU at every call
             base.check_action_range(actions)
-        out = self.forward(e, mask, generator=generator, gumbel_gate=gumbel_gate)
-        e_hat = out.e_hat if e_control is None else self.control(e_control.float(), out.z)
-        upper = base.run_layers(e_hat, self.layer, base.n_layers)
+        upper = base.run_layers(out.e_hat, self.layer, base.n_layers)
         dist = base.action_distribution(base.heads(upper), validate_args=False)
         if target_probs is None:
             nll = -dist.log_prob(actions)
@@ -501,4 +640,10 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
-__all__ = ["Metacontroller", "MetacontrollerOutput", "SubgoalControllers", "kl_standard_normal"]
+__all__ = [
+    "Metacontroller",
+    "MetacontrollerOutput",
+    "SubgoalControllers",
+    "kl_standard_normal",
+    "segment_end_index",
+]
