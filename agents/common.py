@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import sys
@@ -154,12 +155,28 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[str], None]) ->
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict JSON (any reader parses it): NaN and ±inf become ``null``."""
+    obj = _finite(obj)
+
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
             f.write("\n")
 
     return atomic_write_bytes(path, write)
+
+
+def _finite(o: Any) -> Any:
+    """``o`` with every non-finite float (NaN, ±inf; numpy scalars and arrays too) as None."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    return o
 
 
 def _json_default(o: Any) -> Any:

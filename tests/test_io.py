@@ -47,3 +47,24 @@ def test_a_folder_is_replaced_whole_and_a_failed_one_vanishes(tmp_path):
     with pytest.raises(OSError), atomic_directory(out, replace=False) as tmp:
         (tmp / "d").write_text("4")  # a non-empty folder is not replaced without replace
     assert sorted(p.name for p in out.iterdir()) == ["c"]
+
+
+def test_json_reports_are_strict_json_with_null_for_non_finite_numbers(tmp_path):
+    import json
+
+    import numpy as np
+
+    from agents.common import atomic_write_json
+
+    report = {
+        "probe": [0.5, float("nan")],
+        "inf": np.float32("inf"),
+        "arr": np.array([1.0, -np.inf]),
+    }
+    path = atomic_write_json(tmp_path / "r.json", report)
+
+    def refuse(name: str):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    loaded = json.loads(path.read_text(), parse_constant=refuse)
+    assert loaded == {"probe": [0.5, None], "inf": None, "arr": [1.0, None]}
