@@ -49,7 +49,14 @@ from internal_rl_gym.models.config import (
 )
 from internal_rl_gym.models.config import validate_config as _validate_config
 from internal_rl_gym.models.encoders import GridCellEncoder, GridEgocentricEncoder
-from internal_rl_gym.models.layers import HawkBlock, RMSNorm, TransformerBlock, init_linear_
+from internal_rl_gym.models.layers import (
+    HawkBlock,
+    RMSNorm,
+    StepContext,
+    TransformerBlock,
+    init_linear_,
+    step_contexts,
+)
 from internal_rl_gym.models.linear_control import Intervention, apply_linear_control
 from internal_rl_gym.models.outputs import (
     BaseModelOutput,
@@ -451,9 +458,23 @@ class BaseModel(
                 )
         if rows is not None:
             return self._step_rows(e_t, state, start, end, longest, rows)
-        for l in range(start, end):
-            e_t = self._step_block(l, e_t, state, longest, active)
+        contexts = [None] * (end - start)
+        if active is None and start < end:
+            contexts = self._step_contexts(state, start, state.layer_lengths[start:end], longest)
+        for k, l in enumerate(range(start, end)):
+            e_t = self._step_block(l, e_t, state, longest, active, contexts[k])
         return e_t
+
+    def _step_contexts(
+        self, state: ModelState, start: int, pos: Tensor, longest: int, rows: Tensor | None = None
+    ) -> list[StepContext | None]:
+        """What the attention layers ``start+1..`` of one inference step share (positions
+        ``pos`` (layers, n)), computed once for all of them; ``None`` each for a Hawk state or
+        when a gradient flows (then every layer computes its own)."""
+        if not isinstance(state, TransformerState) or torch.is_grad_enabled():
+            return [None] * pos.shape[0]
+        attn = self.blocks[start].attn
+        return step_contexts(attn, pos, longest + 1, rows, state.batch_size, state.max_len)
 
     def _check_room(
         self, state: ModelState, start: int, end: int, rows: Tensor | None = None
@@ -482,7 +503,13 @@ class BaseModel(
         return longest
 
     def _step_block(
-        self, l: int, e_t: Tensor, state: ModelState, longest: int, active: Tensor | None = None
+        self,
+        l: int,
+        e_t: Tensor,
+        state: ModelState,
+        longest: int,
+        active: Tensor | None = None,
+        context: StepContext | None = None,
     ) -> Tensor:
         """Block ``l + 1`` on one timestep; ``longest`` bounds the attended cache slots.
 
@@ -493,7 +520,13 @@ class BaseModel(
         block = self.blocks[l]
         if isinstance(state, TransformerState):
             e_t, state.keys[l], state.values[l] = block.step(
-                e_t, state.keys[l], state.values[l], state.layer_lengths[l], longest + 1
+                e_t,
+                state.keys[l],
+                state.values[l],
+                state.layer_lengths[l],
+                longest + 1,
+                None,
+                context,
             )
         else:
             h_old, conv_old = state.h[l], state.conv[l]
@@ -513,11 +546,12 @@ class BaseModel(
             return e_t
         lengths = state.layer_lengths[start:end]
         pos = lengths.index_select(1, rows)  # (end - start, n)
+        contexts = self._step_contexts(state, start, pos, longest, rows)
         for k, l in enumerate(range(start, end)):
             block = self.blocks[l]
             if isinstance(state, TransformerState):
                 e_t, state.keys[l], state.values[l] = block.step(
-                    e_t, state.keys[l], state.values[l], pos[k], longest + 1, rows
+                    e_t, state.keys[l], state.values[l], pos[k], longest + 1, rows, contexts[k]
                 )
             else:
                 e_t, h, conv = block.step(e_t, state.h[l][rows], state.conv[l][rows])
@@ -547,6 +581,7 @@ class BaseModel(
                 f"{state.batch_size}"
             )
         longest = self._check_room(state, 0, self.n_layers)
+        contexts = self._step_contexts(state, 0, state.layer_lengths, longest)
         e = self.embed(obs_t)
         residuals = []
         for l in range(self.n_layers + 1):
@@ -554,7 +589,7 @@ class BaseModel(
             if intervention is not None and l == layer:
                 e = self._intervene(intervention, e)
             if l < self.n_layers:
-                e = self._step_block(l, e, state, longest)
+                e = self._step_block(l, e, state, longest, None, contexts[l])
         return self.heads(e), residuals
 
     # ---------------------------------------------------------------- likelihoods

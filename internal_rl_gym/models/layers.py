@@ -17,6 +17,7 @@ biases zero.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -210,13 +211,20 @@ class CausalSelfAttention(nn.Module):
         pos: Tensor,
         n_slots: int,
         rows: Tensor | None = None,
+        context: StepContext | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """One token per row. ``x`` (B, d); ``keys``/``values`` (B, H, max_len, d_head);
         ``pos`` (B,) long = this token's position in its row's episode; only the first
         ``n_slots`` (> max(pos)) cache slots are read. With ``rows`` (n,), ``x`` and ``pos``
-        hold only those rows of the cache's batch, and only they are read and written."""
+        hold only those rows of the cache's batch, and only they are read and written.
+        ``context`` (from :func:`step_contexts`, matching ``pos``/``n_slots``/``rows``) spares
+        recomputing what all layers share; it is ignored when a gradient flows."""
         B = x.shape[0]
         q, k, v = self.qkv(x).view(B, 3, self.n_heads, self.d_head).unbind(1)  # (B, H, dh)
+        if context is not None and not (
+            torch.is_grad_enabled() and (x.requires_grad or keys.requires_grad)
+        ):
+            return self._step_in_context(q, k, v, keys, values, context)
         if rows is None:
             keys = _write_slot(keys, pos, k)
             values = _write_slot(values, pos, v)
@@ -236,6 +244,70 @@ class CausalSelfAttention(nn.Module):
             q.unsqueeze(2), k_read, v_read, attn_mask=bias.unsqueeze(2)
         )  # (B, H, 1, dh)
         return self.out(y.reshape(B, self.n_heads * self.d_head)), keys, values
+
+    def _step_in_context(
+        self, q: Tensor, k: Tensor, v: Tensor, keys: Tensor, values: Tensor, ctx: StepContext
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`step` without gradients, from a :class:`StepContext` shared by the layers of
+        one stepping call: the same values, in fewer and cheaper tensor operations."""
+        n, H, D = k.shape
+        if keys.is_contiguous() and values.is_contiguous():  # one index_copy_ per cache
+            keys.view(-1, D).index_copy_(0, ctx.slot, k.reshape(-1, D).to(keys.dtype))
+            values.view(-1, D).index_copy_(0, ctx.slot, v.reshape(-1, D).to(values.dtype))
+        else:
+            index = (ctx.row_index[:, None], self.head_index[None, :], ctx.pos[:, None])
+            keys.index_put_(index, k.to(keys.dtype))
+            values.index_put_(index, v.to(values.dtype))
+        k_read, v_read = keys[:, :, : ctx.n_slots], values[:, :, : ctx.n_slots]
+        if ctx.rows is not None:
+            k_read, v_read = k_read.index_select(0, ctx.rows), v_read.index_select(0, ctx.rows)
+        bias = self.rel_bias.table(ctx.bucket).permute(0, 2, 1).to(q.dtype)
+        bias = bias.masked_fill(ctx.future, float("-inf"))
+        y = F.scaled_dot_product_attention(
+            q.unsqueeze(2), k_read, v_read, attn_mask=bias.unsqueeze(2)
+        )  # (n, H, 1, dh)
+        return self.out(y.reshape(n, H * self.d_head)), keys, values
+
+
+@dataclass
+class StepContext:
+    """What the attention layers of one stepping call share, computed once for all of them
+    (:func:`step_contexts`): the flat cache slots written, the relative-distance buckets and
+    the causal mask of each row."""
+
+    rows: Tensor | None  # (n,) rows of the cache's batch, or None for every row in order
+    row_index: Tensor  # (n,) the rows' indices in the cache (arange when rows is None)
+    pos: Tensor  # (n,) this token's position in each row's episode
+    n_slots: int  # cache slots read (> max(pos))
+    slot: Tensor  # (n * H,) flat index of (row, head, pos) in a (B * H * max_len, d_head) view
+    bucket: Tensor  # (n, n_slots) bucket of each read slot's distance
+    future: Tensor  # (n, 1, n_slots) bool: slots after this token (masked)
+
+
+def step_contexts(
+    attn: CausalSelfAttention,
+    pos: Tensor,
+    n_slots: int,
+    rows: Tensor | None,
+    batch_size: int,
+    max_len: int,
+) -> list[StepContext]:
+    """One :class:`StepContext` per layer from ``pos`` (n_layers, n), each layer's positions,
+    built with a few batched operations for all layers (``attn``: any of the layers; they share
+    the bucketing)."""
+    device = pos.device
+    row_index = rows if rows is not None else torch.arange(batch_size, device=device)
+    H = attn.n_heads
+    slot = (row_index[:, None] * H + attn.head_index[None, :]) * max_len  # (n, H)
+    slot = (slot[None] + pos[:, :, None]).flatten(1)  # (layers, n * H)
+    distance = pos[:, :, None] - torch.arange(n_slots, device=device)  # (layers, n, n_slots)
+    # pos < n_slots, so n_slots - 1 bounds every distance
+    bucket = attn.rel_bias.buckets(distance, top=n_slots - 1)
+    future = (distance < 0).unsqueeze(-2)  # (layers, n, 1, n_slots)
+    return [
+        StepContext(rows, row_index, pos[k], n_slots, slot[k], bucket[k], future[k])
+        for k in range(pos.shape[0])
+    ]
 
 
 class TransformerBlock(nn.Module):
@@ -271,8 +343,11 @@ class TransformerBlock(nn.Module):
         pos: Tensor,
         n_slots: int,
         rows: Tensor | None = None,
+        context: StepContext | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        h, keys, values = self.attn.step(self.norm_attn(x), keys, values, pos, n_slots, rows)
+        h, keys, values = self.attn.step(
+            self.norm_attn(x), keys, values, pos, n_slots, rows, context
+        )
         x = x + h
         return x + self.mlp(self.norm_mlp(x)), keys, values
 

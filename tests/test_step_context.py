@@ -1,0 +1,44 @@
+"""The shared per-call stepping context (issue 32's fast path) computes exactly what each
+attention layer computed on its own."""
+
+from __future__ import annotations
+
+import torch
+
+from internal_rl_gym.models import BaseModel
+from tests.test_base_models import OBS_DIM, tiny
+
+
+def _run(model, rows_per_step: list[list[int]]) -> list[torch.Tensor]:
+    """Step a batch of 4 rows (all rows, then subsets) and return every output."""
+    torch.manual_seed(1)
+    state = model.init_state(4)
+    outs = []
+    with torch.no_grad():
+        for rows in rows_per_step:
+            obs = torch.randn(len(rows), OBS_DIM)
+            e = model.embed(obs)
+            if len(rows) == 4:
+                outs.append(model.step_layers(e, state, 0, model.n_layers))
+            else:
+                r = torch.tensor(rows)
+                outs.append(model.step_layers(e, state, 0, 1, rows=r))
+                outs.append(model.step_layers(outs[-1], state, 1, model.n_layers, rows=r))
+        head, _ = model.step(torch.randn(4, OBS_DIM), state)
+        outs.append(head.action_logits)
+    return [o.detach() for o in outs] + [k.detach() for k in state.keys]
+
+
+def test_shared_context_matches_each_layer_computing_its_own(monkeypatch):
+    torch.manual_seed(0)
+    model = tiny("transformer")
+    schedule = [[0, 1, 2, 3], [1, 3], [0, 1, 2, 3], [2], [0, 3], [0, 1, 2, 3]]
+    fast = _run(model, schedule)
+    # without the context, every layer computes its positions, slots and buckets itself
+    monkeypatch.setattr(
+        BaseModel, "_step_contexts", lambda self, state, start, pos, *a, **k: [None] * len(pos)
+    )
+    slow = _run(model, schedule)
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)
