@@ -172,6 +172,13 @@ class DiscoverConfig:
         default=0,
         metadata={"help": "hindsight: the layer of the end state's stream (0 = the embedding)"},
     )
+    hindsight_window: int = field(
+        default=2,
+        metadata={
+            "help": "hindsight: steps from the end state on that the posterior reads (2 also "
+            "covers a segmenter that switches one step early)"
+        },
+    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -667,6 +674,7 @@ def train_one(
         controller=cfg.controller,
         posterior=cfg.posterior,
         hindsight_layer=cfg.hindsight_layer,
+        hindsight_window=cfg.hindsight_window,
     ).to(device)
     segmenter = None
     if cfg.posterior == "hindsight":

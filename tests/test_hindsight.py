@@ -155,3 +155,18 @@ def test_discover_trains_a_hindsight_metacontroller(tiny_checkpoints, tmp_path, 
 def test_discover_says_which_hindsight_option_is_wrong(tiny_checkpoints, tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         discover(_config(tiny_checkpoints, tmp_path / "d", **change))
+
+
+def test_a_window_of_two_also_reads_the_step_after_the_end_state_within_the_episode():
+    meta = _meta(hindsight_window=2).eval()
+    e, e_h = torch.randn(1, 6, 8), torch.randn(1, 7, 8)
+    starts = torch.tensor([[1, 0, 0, 1, 0, 0]], dtype=torch.bool)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0]], dtype=torch.bool)  # 5 steps: last observation 5
+    out = meta.hindsight_forward(e, e_h, starts, mask, sample=False)
+    other = e_h.clone()
+    other[0, 4] = torch.randn(8)  # the step after the first segment's end state (3)
+    mu = meta.hindsight_forward(e, other, starts, mask, sample=False).mu
+    assert not torch.allclose(mu[0, :3], out.mu[0, :3]) and torch.equal(mu[0, 3:], out.mu[0, 3:])
+    other = e_h.clone()
+    other[0, 6] = torch.randn(8)  # past the episode's last observation: never read
+    assert torch.equal(meta.hindsight_forward(e, other, starts, mask, sample=False).mu, out.mu)

@@ -132,6 +132,9 @@ class Metacontroller(
         only: the causal parts internal RL uses are the same. See docs/design_choices.md.
     :param hindsight_layer: the layer of the end state's residual stream the hindsight
         posterior reads (0 = the observation's embedding).
+    :param hindsight_window: how many steps from the end state on the hindsight posterior reads
+        (concatenated; cut at the episode's last observation). 2 also sees the step after, which
+        covers a segmenter that switches one step early.
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class Metacontroller(
         controller: str = "linear",
         posterior: str = "sequence",
         hindsight_layer: int = 0,
+        hindsight_window: int = 1,
     ) -> None:
         super().__init__()
         if posterior not in ("sequence", "hindsight"):
@@ -166,7 +170,10 @@ class Metacontroller(
             )
         if hindsight_layer < 0:
             raise ValueError(f"hindsight_layer must be >= 0, got {hindsight_layer}.")
+        if hindsight_window < 1:
+            raise ValueError(f"hindsight_window must be >= 1, got {hindsight_window}.")
         self.posterior, self.hindsight_layer = posterior, int(hindsight_layer)
+        self.hindsight_window = int(hindsight_window)
         if controller not in ("linear", "additive"):
             raise ValueError(f"controller must be 'linear' or 'additive', got {controller!r}.")
         self.controller = controller
@@ -186,7 +193,8 @@ class Metacontroller(
         self.history = nn.GRU(d_model, n_h, batch_first=True)
         n_enc = n_z if code == "categorical" else 2 * n_z  # K logits, or (μ, log σ²)
         if posterior == "hindsight":  # q(z̃ | end state): no sequence embedding
-            self.encoder = nn.Sequential(nn.LayerNorm(d_model), _mlp(d_model, enc_hidden, n_enc))
+            n_in = d_model * hindsight_window
+            self.encoder = nn.Sequential(nn.LayerNorm(n_in), _mlp(n_in, enc_hidden, n_enc))
         else:
             self.embedder = nn.GRU(d_model, n_s, batch_first=True, bidirectional=True)
             self.embed_out = nn.Linear(2 * n_s, n_s)
@@ -449,7 +457,8 @@ class Metacontroller(
         (B, T + 1, d): the stream at ``hindsight_layer`` for every observation *including the
         one after the last action*. ``switches`` (B, T) bool: where a new segment starts (the
         first step always does). Each segment's code z̃ is drawn from q(z̃ | e_hindsight at the
-        step after the segment's last step) and held for the whole segment; ê = e + U(z) e.
+        step after the segment's last step, and the ``hindsight_window - 1`` steps after it) and
+        held for the whole segment; ê = e + U(z) e.
 
         The returned ``beta`` is the metacontroller's own switching unit run on the same codes
         (β_t = σ(f_switch(e_t, h_{t-1}, z_{t-1}) / τ), β_1 = 1): :meth:`hindsight_elbo` trains
@@ -469,9 +478,16 @@ class Metacontroller(
             lengths = mask.sum(1) if mask is not None else torch.full((b,), t, device=e.device)
             if mask is not None:
                 starts &= mask.bool()
-            end = segment_end_index(starts, lengths.to(torch.long))
-            x = e_hindsight.gather(1, end[..., None].expand(-1, -1, e_hindsight.shape[-1]))
-            logits = self.encoder(x)
+            lengths = lengths.to(torch.long)
+            end = segment_end_index(starts, lengths)
+            d = e_hindsight.shape[-1]
+            x = [
+                e_hindsight.gather(
+                    1, torch.minimum(end + j, lengths[:, None])[..., None].expand(-1, -1, d)
+                )
+                for j in range(self.hindsight_window)
+            ]
+            logits = self.encoder(torch.cat(x, -1))
             z_tilde, kl = self._sample_categorical(logits, sample, generator)
             # hold the code drawn at each segment's first step for the whole segment
             seg = starts.cumsum(1) - 1  # (B, T) segment index
