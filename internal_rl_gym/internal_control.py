@@ -172,12 +172,31 @@ class InternalControlCore:
     def obs_dim(self) -> int:
         return int(self.base.d_model) + int(self.options.include_step_count)
 
-    def _observe(self, i: int) -> np.ndarray:
-        e = self.e[i].float().cpu().numpy().astype(np.float32, copy=True)
+    def _observe(self, rows: Sequence[int]) -> np.ndarray:
+        """The observations (len(rows), obs_dim) of ``rows``, read from the device at once."""
+        r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=self.device)
+        e = self.e[r].float().cpu().numpy().astype(np.float32, copy=False)
         if self.options.include_step_count:
-            frac = self.abstract_steps[i] / self.options.max_abstract_steps
-            e = np.append(e, np.float32(frac))
+            frac = self.abstract_steps[np.asarray(rows)] / self.options.max_abstract_steps
+            e = np.concatenate([e, frac.astype(np.float32)[:, None]], axis=1)
         return e
+
+    def _update_history(self, e: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """h_t = GRU(e_t, h_{t-1}): the metacontroller's one-step update, through
+        ``torch.gru_cell`` for its one-layer GRU (the same values, less per-call overhead)."""
+        gru = getattr(self.meta, "history", None)
+        if (
+            isinstance(gru, torch.nn.GRU)
+            and gru.num_layers == 1
+            and gru.bias
+            and not gru.bidirectional
+            and not gru.proj_size
+            and e.dtype == h.dtype == gru.weight_ih_l0.dtype
+        ):
+            return torch.gru_cell(
+                e, h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0
+            )
+        return self.meta.update_history(e, h)
 
     def _lower(self, obs: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
         """Embed the new observations ``obs`` (len(rows), obs_dim) of ``rows`` and run the
@@ -193,7 +212,7 @@ class InternalControlCore:
         options: Sequence[dict | None] | None = None,
     ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Start new episodes in ``rows``; returns their observations and infos."""
-        with _torch_threads(self.options.torch_threads), torch.no_grad():
+        with _torch_threads(self.options.torch_threads), torch.inference_mode():
             return self._reset_rows(rows, seeds, options)
 
     def _reset_rows(self, rows, seeds, options) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
@@ -225,7 +244,7 @@ class InternalControlCore:
         self.abstract_steps[rows] = 0
         r = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         self.e[r] = self._lower(obs, r)
-        return [self._observe(i) for i in rows], infos
+        return list(self._observe(rows)), infos
 
     def check_action(self, action: Any) -> np.ndarray:
         """A (n_z,) float array from one row's action (oracle: a (1,) subgoal index), or a
@@ -289,20 +308,19 @@ class InternalControlCore:
         with _torch_threads(self.options.torch_threads):
             return self._step_rows(actions)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         opts = self.options
         rows = sorted(actions)
         z_new = self.z.clone()
-        for i in rows:
-            if self.categorical:  # the code's one-hot vector
-                z_new[i] = 0.0
-                z_new[i, int(actions[i][0])] = 1.0
-            else:  # the oracle's subgoal index, or z = action_scale * action
-                scale = 1.0 if self.oracle else opts.action_scale
-                z_new[i] = torch.as_tensor(
-                    scale * actions[i], dtype=z_new.dtype, device=self.device
-                )
+        r_all = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=self.device)
+        a = np.stack([actions[i] for i in rows])
+        if self.categorical:  # the code's one-hot vector
+            z_new[r_all] = 0.0
+            z_new[r_all, torch.as_tensor(a[:, 0].astype(np.int64), device=self.device)] = 1.0
+        else:  # the oracle's subgoal index, or z = action_scale * action
+            scale = 1.0 if self.oracle else opts.action_scale
+            z_new[r_all] = torch.as_tensor(scale * a, dtype=z_new.dtype, device=self.device)
         start_subgoal = self.subgoal.copy()
         self.z = z_new
         reward = dict.fromkeys(rows, 0.0)
@@ -344,7 +362,7 @@ class InternalControlCore:
             if self.oracle:  # the true subgoal changed: the abstract action is done
                 beta = (self.subgoal[idx] != start_subgoal[idx]).astype(np.float64)
             else:
-                h = self.meta.update_history(e_prev, h)
+                h = self._update_history(e_prev, h)
                 beta = self.meta.switch(e, h, z).float().cpu().numpy()
             keep = ~ended
             for j in range(idx.size):  # β after every primitive step, the last one included
@@ -360,10 +378,10 @@ class InternalControlCore:
                 idx, r = idx[keep], r[k]
                 e, h, z = e[k], h[k], z[k]
                 u = tuple(x[k] for x in u) if isinstance(u, tuple) else u[k]
-        for i in rows:
+        self.abstract_steps[rows] += 1
+        for i, obs_i in zip(rows, self._observe(rows)):
             res = results[i]
-            self.abstract_steps[i] += 1
-            res.obs = self._observe(i)
+            res.obs = obs_i
             res.reward = reward[i]
             info = dict(last_info[i])
             info.update(
