@@ -42,3 +42,15 @@ def test_shared_context_matches_each_layer_computing_its_own(monkeypatch):
     assert len(fast) == len(slow)
     for a, b in zip(fast, slow):
         assert torch.equal(a, b)
+
+
+def test_engine_history_step_matches_the_metacontrollers_gru():
+    from internal_rl_gym.internal_control import InternalControlEnv
+
+    env = InternalControlEnv()  # the embedded defaults
+    core = env._core
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        for n in (1, 5, 64):
+            e, h = 3 * torch.randn(n, core.base.d_model), torch.randn(n, core.h.shape[1])
+            assert torch.equal(core._update_history(e, h), core.meta.update_history(e, h))
