@@ -48,7 +48,7 @@ from gymnasium import spaces
 from internal_rl_agents.common import atomic_write_json
 
 import internal_rl_gym  # noqa: F401  (registers the ids)
-from internal_rl_gym.hub import available_defaults, load_base_model, load_metacontroller
+from internal_rl_gym.hub import available_defaults
 from internal_rl_gym.internal_control import (
     InternalControlEnv,
     load_frozen_models,
@@ -62,7 +62,7 @@ DEFAULTS = ("pinpad-transformer", "pinpad-metacontroller")
 def models(tmp: Path, base_model: str, metacontroller: str) -> tuple[str, str, str]:
     """(base model, metacontroller, description) to benchmark."""
     if base_model and metacontroller:
-        load_metacontroller(metacontroller, base_model=load_base_model(base_model))
+        load_frozen_models(base_model, metacontroller)  # checks that they fit (any kind)
         return base_model, metacontroller, f"{base_model} + {metacontroller}"
     if set(DEFAULTS) <= set(available_defaults()):
         return *DEFAULTS, "embedded defaults"
