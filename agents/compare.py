@@ -22,12 +22,15 @@ seeds; wall times) and ``<out>.png`` (success against episodes, Fig. 8 style).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from internal_rl_gym.hub import CheckpointError, resolve_checkpoint
 
 from .baseline import BaselineConfig, train_raw
 from .common import atomic_write_bytes, atomic_write_json
@@ -62,10 +65,16 @@ class CompareConfig:
         default="pinpad-subgoal-controllers",
         metadata={"help": "the oracle's ground-truth subgoal controllers"},
     )
-    n_envs: int = field(default=64, metadata={"help": "internal RL: episodes run in parallel"})
+    n_envs: int = field(
+        default=64, metadata={"help": "Eq. 10 and the oracle: episodes run in parallel"}
+    )
+    ppo_n_envs: int = field(default=16, metadata={"help": "SB3 PPO: episodes run in parallel"})
+    ppo_n_steps: int = field(
+        default=4, metadata={"help": "SB3 PPO: abstract steps per env per rollout"}
+    )
     batch_episodes: int = field(default=64, metadata={"help": "Eq. 10: episodes per update"})
     eq10_lr: float = field(default=1e-3, metadata={"help": "Eq. 10 (internal RL, oracle) lr"})
-    ppo_lr: float = field(default=3e-4, metadata={"help": "SB3 PPO learning rate"})
+    ppo_lr: float = field(default=1e-3, metadata={"help": "SB3 PPO learning rate"})
     raw_lr: float = field(default=3e-5, metadata={"help": "raw-action RL lr (paper: 3e-5)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
     window: int = field(default=250, metadata={"help": "episodes per point of the curves"})
@@ -75,12 +84,29 @@ class CompareConfig:
 
 
 def run_dir(cfg: CompareConfig, method: str, task: str, seed: int) -> Path:
-    """Where one run writes: the acting checkpoint is part of the name, so a comparison with
-    another metacontroller never reuses these runs."""
+    """Where one run writes: the acting checkpoint and its weights are part of the name, so a
+    comparison with another metacontroller, or with new weights under the same name (an
+    embedded default that changed, a folder trained again), never reuses these runs."""
     acting = {"ppo": cfg.metacontroller, "eq10": cfg.metacontroller, "oracle": cfg.controllers}
-    # the whole path, not its last part: discovered models all end in .../model
-    name = method + (f"-{acting[method].strip('./').replace('/', '_')}" if method in acting else "")
-    return Path(cfg.runs) / cfg.base_model.replace("/", "_") / task / name / f"seed{seed}"
+    name = method
+    if method in acting:
+        kind = "subgoal_controllers" if method == "oracle" else "metacontroller"
+        # the whole path, not its last part: discovered models all end in .../model
+        name += f"-{acting[method].strip('./').replace('/', '_')}"
+        name += weights_tag(acting[method], kind)
+    base = cfg.base_model.replace("/", "_") + weights_tag(cfg.base_model, "base_model")
+    return Path(cfg.runs) / base / task / name / f"seed{seed}"
+
+
+def weights_tag(name: str, kind: str) -> str:
+    """``-`` and the first 8 hex digits of the sha256 of a checkpoint's weights file; empty when
+    the checkpoint cannot be found on this machine (nothing is downloaded here)."""
+    try:
+        folder = resolve_checkpoint(name, kind=kind, local_files_only=True)
+        data = (folder / "model.safetensors").read_bytes()
+    except (CheckpointError, OSError):
+        return ""
+    return "-" + hashlib.sha256(data).hexdigest()[:8]
 
 
 def finished_run(out: Path, episodes: int) -> dict | None:
@@ -111,6 +137,7 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
         "eq10": (cfg.metacontroller, "eq10", cfg.eq10_lr),
         "oracle": (cfg.controllers, "eq10", cfg.eq10_lr),
     }[method]
+    ppo = method == "ppo"
     return train(
         TrainConfig(
             env_id="InternalControl-v0",
@@ -118,7 +145,8 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
             metacontroller=acting,
             algo=algo,
             lr=lr,
-            n_envs=cfg.n_envs,
+            n_envs=cfg.ppo_n_envs if ppo else cfg.n_envs,
+            n_steps=cfg.ppo_n_steps,
             batch_episodes=cfg.batch_episodes,
             eval_every=cfg.episodes,
             progress=False,
@@ -168,6 +196,9 @@ def compare(cfg: CompareConfig, command: str = "") -> dict:
         for seed in cfg.seeds:
             for method in cfg.methods:
                 r = run_one(cfg, method, task, seed)
+                # every method is judged on the same budget: a batched run can finish a few
+                # episodes past it
+                r = {**r, "successes": r["successes"][: cfg.episodes]}
                 runs[method][seed] = r
                 print(
                     f"{task} {method:6s} seed {seed}: success over the last {final} episodes "

@@ -73,10 +73,16 @@ class TrainConfig:
     )
     episodes: int = field(default=20_000, metadata={"help": "training budget in episodes"})
     n_envs: int = field(default=16, metadata={"help": "episodes run in parallel (batched)"})
-    n_steps: int = field(default=32, metadata={"help": "abstract steps per env per rollout"})
-    batch_size: int = field(default=128, metadata={"help": "PPO minibatch size"})
+    n_steps: int = field(
+        default=4,
+        metadata={
+            "help": "abstract steps per env per rollout (an episode lasts 2-6 abstract steps: "
+            "16 envs x 4 = one PPO update per ~20 episodes)"
+        },
+    )
+    batch_size: int = field(default=64, metadata={"help": "PPO minibatch size"})
     n_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout"})
-    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     gamma: float = field(default=1.0, metadata={"help": "discount (sparse terminal reward)"})
     gae_lambda: float = field(default=1.0, metadata={"help": "GAE λ"})
     clip_range: float = field(default=0.2, metadata={"help": "PPO clip ε"})

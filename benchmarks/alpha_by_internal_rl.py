@@ -6,7 +6,7 @@ selected by the success of internal RL with the metacontroller it produced), on 
 Each trial (`internal-rl sweep discover-train`) discovers a metacontroller with one α, then
 runs internal RL (Eq. 10) with it on the task 0-1-2-3, whose 1 -> 2 transition never occurs in
 pretraining; 3 α x 3 seeds. CPU-sized, so smaller than the paper's protocol (docs/sweeps.md):
-discovery is the second stage of the shipped `pinpad-metacontroller` recipe (250 steps from the
+discovery is the second stage of the `pinpad-segmenter` recipe (the default metacontroller until session 23) (250 steps from the
 shipped model with a Gumbel-Sigmoid gate, τ = 0.5, expert action targets, layer 3), not a run
 from scratch (~3000 steps before switches appear, ~20 minutes per α on one core); internal RL
 is 4000 episodes. Rerunning resumes: finished trials are not run again.
@@ -34,7 +34,7 @@ COMMITTED = [
     "--seeds", "0", "1", "2",
     "--set",
     "base_model=pinpad-transformer",
-    "discover.init_from=pinpad-metacontroller", "discover.layer=3",
+    "discover.init_from=pinpad-segmenter", "discover.layer=3",
     "discover.action_targets=expert", "discover.gumbel_temperature=0.5", "discover.kl_warmup=0",
     "discover.lr=3e-4", "discover.steps=250", "discover.eval_every=250",
     "train.env_id=InternalControl-v0", "train.task=0-1-2-3", "train.algo=eq10",

@@ -18,7 +18,8 @@ Each with its chance level (the majority class on the test split). For categoric
 also reports the mutual information (nats) between the code and each label, the table of codes
 against true subgoals and, with ``--steer-tasks``, the success of those tasks steered by the code
 most often inferred for each true subgoal (an oracle made of discovered controllers). A
-``posterior="hindsight"`` metacontroller needs ``--segments-from`` (its segments).
+``posterior="hindsight"`` metacontroller reads its segments from ``--segments-from``
+(default ``pinpad-segmenter``).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=123)
     p.add_argument(
         "--segments-from",
-        default="",
+        default="pinpad-segmenter",
         help="hindsight metacontrollers: the metacontroller whose gate marks the segments "
         "(as in `internal-rl discover --segments-from`)",
     )
@@ -155,8 +156,6 @@ def main() -> None:
     meta = load_metacontroller(args.metacontroller, base_model=base)
     segmenter = None
     if meta.posterior == "hindsight":
-        if not args.segments_from:
-            p.error("this metacontroller infers codes in hindsight: pass --segments-from.")
         segmenter = load_metacontroller(args.segments_from, base_model=base)
     data = collect_grid_demonstrations(args.episodes, "pretraining", seed=args.seed)
     codes, labels, episodes = segment_starts(meta, base, data, segmenter)

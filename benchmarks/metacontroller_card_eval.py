@@ -29,6 +29,18 @@ def main() -> None:
         help="instead of --run/--alpha: the JSON of `benchmarks/metacontroller_codes.py "
         "--abstract-action-check` (e.g. for a checkpoint saved mid-run)",
     )
+    p.add_argument(
+        "--code-content",
+        default="",
+        help="the JSON of `benchmarks/code_content.py` for this metacontroller: adds the probe "
+        "from the code to the subgoal and the success steered by the code of each true subgoal",
+    )
+    p.add_argument(
+        "--comparison",
+        default="",
+        help="the JSON of `internal-rl compare` (e.g. benchmarks/results/"
+        "internal_rl_learning.json): adds internal RL's median final success per task",
+    )
     p.add_argument("--out", required=True, help="evaluation JSON to write")
     p.add_argument("--notes", default="", help="the card's Limitations paragraph")
     args = p.parse_args()
@@ -67,8 +79,27 @@ def main() -> None:
         )
     check = summary.get("abstract_action_check") or {}
     if check:
-        metrics["segments from z ~ N(0, I) that end on a completed pair"] = check["pair_fraction"]
-        metrics["segments from z ~ N(0, I) that end on any colour"] = check["any_visit_fraction"]
+        prior = "codes drawn from the prior"
+        metrics[f"segments from {prior} that end on a completed pair"] = check["pair_fraction"]
+        metrics[f"segments from {prior} that end on any colour"] = check["any_visit_fraction"]
+    if args.code_content:
+        content = json.loads(Path(args.code_content).read_text())
+        for label in ("subgoal", "first_move", "direction"):
+            r = content["probe"][label]
+            name = f"probe code at segment start -> {label.replace('_', ' ')}"
+            metrics[f"{name} (chance {r['chance']:.2f})"] = r["accuracy"]
+        for task, rate in content.get("steered_success", {}).items():
+            metrics[f"{task}: success steered by the code of each true subgoal"] = rate
+    if args.comparison:
+        comparison = json.loads(Path(args.comparison).read_text())
+        n = len(comparison["config"]["seeds"])
+        for task, r in comparison["tasks"].items():
+            for method in ("ppo", "eq10"):
+                if method in r["summary"]:
+                    what = "stock SB3 PPO" if method == "ppo" else "Eq. 10"
+                    metrics[f"{task}: internal RL ({what}) median final success, {n} seeds"] = r[
+                        "summary"
+                    ][method]["final_success_median"]
     out = {
         **report,
         "metrics": metrics,

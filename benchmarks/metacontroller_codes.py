@@ -47,7 +47,7 @@ def main() -> None:
     )
     p.add_argument(
         "--segments-from",
-        default="",
+        default="pinpad-segmenter",
         help="hindsight metacontrollers: the metacontroller whose gate marks the segments",
     )
     p.add_argument("--out", required=True)
@@ -57,8 +57,6 @@ def main() -> None:
     held = collect_grid_demonstrations(args.episodes, "pretraining", seed=args.seed + 20_000_003)
     cache = cache_activations(base, held, meta.layer)
     if meta.posterior == "hindsight":
-        if not args.segments_from:
-            p.error("this metacontroller infers codes in hindsight: pass --segments-from.")
         segmenter = load_metacontroller(args.segments_from, base_model=base)
         add_hindsight(cache, base, held, segmenter, meta.hindsight_layer)
     report = evaluate_metacontroller(meta, base, cache, args.alpha)

@@ -37,7 +37,7 @@ STAGES = ("0-1-2-3-4-5", "0-1-2-3-4-5-6-7", "post")
 def oracle_curriculum(args: argparse.Namespace, seed: int) -> list[dict]:
     runs, init = [], ""
     for stage, task in enumerate(STAGES):
-        out = Path(args.runs) / f"oracle_stage{stage + 1}_{task}" / f"seed{seed}"
+        out = Path(args.runs) / f"{args.name}_stage{stage + 1}_{task}" / f"seed{seed}"
         if stage == 0 and args.stage1_runs:  # the comparison benchmark's oracle run
             out = Path(args.stage1_runs) / f"seed{seed}"
         r = finished_run(out, args.episodes[stage])
@@ -76,7 +76,13 @@ def main() -> None:
     p.add_argument("--episodes", type=int, nargs=3, default=[6000, 3000, 3000],
                    help="episodes per stage")  # fmt: skip
     p.add_argument("--base-model", default="pinpad-transformer")
-    p.add_argument("--controllers", default="pinpad-subgoal-controllers")
+    p.add_argument(
+        "--controllers",
+        default="pinpad-subgoal-controllers",
+        help="what internal RL acts with: the oracle's ground-truth controllers, or a "
+        "metacontroller (e.g. pinpad-metacontroller, with --name internal_rl)",
+    )
+    p.add_argument("--name", default="oracle", help="the curriculum's name in the report")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument(
         "--ent-coef",
@@ -103,11 +109,11 @@ def main() -> None:
     report: dict = {
         "command": "python benchmarks/post_task_curriculum.py " + " ".join(sys.argv[1:]),
         "config": vars(args),
-        "oracle": {},
+        args.name: {},
         "raw": {},
     }
     for seed in args.seeds:
-        report["oracle"][str(seed)] = oracle_curriculum(args, seed)
+        report[args.name][str(seed)] = oracle_curriculum(args, seed)
     for seed in args.seeds if args.raw_seeds is None else args.raw_seeds:
         out = Path(args.runs) / "raw_post" / f"seed{seed}"
         total = sum(args.episodes)
@@ -117,20 +123,20 @@ def main() -> None:
             )  # fmt: skip
         )
         report["raw"][str(seed)] = {"successes": r["successes"], "seconds": r["seconds"]}
-    post = [runs[-1]["successes"] for runs in report["oracle"].values()]
+    post = [runs[-1]["successes"] for runs in report[args.name].values()]
     finals = [float(np.mean(s[-500:])) for s in post]
     raw_finals = [float(np.mean(r["successes"][-500:])) for r in report["raw"].values()]
     report["summary"] = {
-        "oracle_post_final_per_seed": finals,
-        "oracle_post_final_median": float(np.median(finals)),
+        f"{args.name}_post_final_per_seed": finals,
+        f"{args.name}_post_final_median": float(np.median(finals)),
         "raw_post_final_per_seed": raw_finals,
-        "raw_post_final_median": float(np.median(raw_finals)),
+        "raw_post_final_median": float(np.median(raw_finals)) if raw_finals else None,
         "seconds": time.time() - t0,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(report, args, out.with_suffix(".png"))
-    for runs in [*report["oracle"].values(), *report["raw"].values()]:  # 0/1 strings: compact
+    for runs in [*report[args.name].values(), *report["raw"].values()]:  # 0/1 strings: compact
         for run in runs if isinstance(runs, list) else [runs]:
             run["successes"] = "".join(str(int(x)) for x in run["successes"])
     atomic_write_json(out.with_suffix(".json"), report)
@@ -146,13 +152,14 @@ def plot(report: dict, args: argparse.Namespace, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4))
     w = args.window
     curves = np.stack([np.concatenate([windowed(s["successes"], w) for s in runs])
-                       for runs in report["oracle"].values()])  # fmt: skip
+                       for runs in report[args.name].values()])  # fmt: skip
     x = (np.arange(curves.shape[1]) + 1) * w
-    ax.plot(x, np.median(curves, 0), label="oracle, Eq. 10, curriculum over task length")
+    ax.plot(x, np.median(curves, 0), label=f"{args.name}, Eq. 10, curriculum over task length")
     ax.fill_between(x, *np.quantile(curves, [0.25, 0.75], 0), alpha=0.2)
-    raw = np.stack([windowed(r["successes"], w) for r in report["raw"].values()])
-    xr = (np.arange(raw.shape[1]) + 1) * w
-    ax.plot(xr, np.median(raw, 0), label="raw-action RL, Eq. 10, post task throughout")
+    if report["raw"]:  # `--raw-seeds` with no seed skips the baseline
+        raw = np.stack([windowed(r["successes"], w) for r in report["raw"].values()])
+        xr = (np.arange(raw.shape[1]) + 1) * w
+        ax.plot(xr, np.median(raw, 0), label="raw-action RL, Eq. 10, post task throughout")
     edge = 0
     for stage, task in enumerate(STAGES):
         edge += args.episodes[stage]
@@ -161,7 +168,7 @@ def plot(report: dict, args: argparse.Namespace, path: Path) -> None:
     ax.set_xlabel("episodes")
     ax.set_ylabel("success rate (on the stage's task)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"to the post task: median and IQR over {len(report['oracle'])} seeds")
+    ax.set_title(f"to the post task: median and IQR over {len(report[args.name])} seeds")
     ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))

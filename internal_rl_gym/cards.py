@@ -118,10 +118,9 @@ ${metadata}
 
 A **metacontroller** for internal reinforcement learning. It reads the residual stream of a
 frozen base model at layer ${layer} and writes `ê = e + U(z) e`: a controller code `z`
-(${n_z} dimensions) is decoded by a hypernetwork into a ${controller} linear controller `U`, and
+(${code_summary}) is decoded by a hypernetwork into a ${controller} linear controller `U`, and
 a switching gate `β` decides when to start a new abstract action
-(`z_t = β_t z̃_t + (1 - β_t) z_{t-1}`). It was discovered without subgoal labels by maximising
-an ELBO over expert demonstrations. ${about}
+(`z_t = β_t z̃_t + (1 - β_t) z_{t-1}`). ${objective} ${about}
 
 ${details}
 
@@ -442,6 +441,23 @@ def _complete(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         f["title"] = str(f.get("title") or f"{name}: metacontroller for {f['base_model_name']}")
         f["layer"] = str(config.get("layer", "L/2"))
         f["n_z"] = str(config.get("n_z", "n_z"))
+        categorical = config.get("code") == "categorical"
+        f["code_summary"] = (
+            f"one of {f['n_z']} one-hot codes" if categorical else f"{f['n_z']} dimensions"
+        )
+        if config.get("posterior") == "hindsight":
+            f["objective"] = (
+                "It was discovered without subgoal labels: each segment's code is inferred in "
+                "hindsight from the residual stream of the segment's end state (layer "
+                f"{config.get('hindsight_layer', 0)}), the segments come from another "
+                "metacontroller's gate, and the controllers and the switching unit are trained "
+                "on expert demonstrations (`internal-rl discover --posterior hindsight`)."
+            )
+        else:
+            f["objective"] = (
+                "It was discovered without subgoal labels by maximising an ELBO over expert "
+                "demonstrations."
+            )
         rank = config.get("rank")
         f["controller"] = "full-rank" if rank == 0 else f"rank-{rank}" if rank else "low-rank"
         f["details"] = _table(

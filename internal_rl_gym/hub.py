@@ -79,6 +79,12 @@ DEFAULT_CHECKPOINTS: dict[str, DefaultCheckpoint] = {
             base_model="pinpad-transformer",
         ),
         DefaultCheckpoint(
+            "pinpad-segmenter",
+            "metacontroller",
+            "internal-rl-gym/pinpad-segmenter",
+            base_model="pinpad-transformer",
+        ),
+        DefaultCheckpoint(
             "pinpad-subgoal-controllers",
             "subgoal_controllers",
             "internal-rl-gym/pinpad-subgoal-controllers",
