@@ -1,6 +1,6 @@
 """The paper's Fig. 8 comparison on held-out tasks: internal RL against raw-action RL.
 
-    internal-rl compare                                   # small budget, minutes on 2 cores
+    internal-rl compare                                   # one task, one seed: minutes on 2 cores
     internal-rl compare --tasks 0-1-2-3-4-5 2-3-4-5-6-7 --seeds 0 1 2 --episodes 6000
 
 For every task and seed, with the same episode budget, it trains:
@@ -55,7 +55,7 @@ class CompareConfig:
         default_factory=lambda: list(METHODS),
         metadata={"help": f"which of {', '.join(METHODS)} to run"},
     )
-    episodes: int = field(default=2000, metadata={"help": "training episodes per run"})
+    episodes: int = field(default=6000, metadata={"help": "training episodes per run"})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "random seeds"})
     base_model: str = field(default="pinpad-transformer", metadata={"help": "base model"})
     metacontroller: str = field(
