@@ -277,7 +277,10 @@ def _n_probe_layers(r: dict[str, float]) -> int:
     return sum(1 for k in r if k.startswith("probe_layer"))
 
 
-def format_report(r: dict[str, float]) -> str:
+def format_report(r: dict[str, float | None]) -> str:
+    """One line of the report; a number that is missing or not finite (``null`` in the JSON the
+    report was written to) shows as ``nan``."""
+    r = {k: float("nan") if v is None else v for k, v in r.items()}
     probes = " ".join(f"{r[f'probe_layer{i}']:.2f}" for i in range(_n_probe_layers(r)))
     if "accuracy_determined" not in r:
         return f"held-out action NLL {r['action_nll']:.3f} | probe by layer [{probes}]"
