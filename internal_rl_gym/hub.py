@@ -22,6 +22,11 @@ whose cache entry is named by a sha256 (Hub LFS files) are checked against it on
 
 Stable-Baselines3 policies are ``.zip`` files, which contain pickles: loading one can run
 arbitrary code, so :func:`load_policy_from_hub` refuses unless ``trust_remote_code=True``.
+
+The module stays whole (issue 31): resolving, downloading, strict loading, the compatibility
+checks and saving are one path through the same resolver and :class:`CheckpointError`, read
+top to bottom in that order; the SB3 policy loader at the end (~80 lines) reuses its downloads
+and errors.
 """
 
 from __future__ import annotations

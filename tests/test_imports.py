@@ -67,6 +67,33 @@ MOVED = [
             "search_walking_gait",
         )
     ),
+    *(
+        ("internal_rl_gym.internal_control", name, "internal_rl_gym.internal_control_core")
+        for name in (
+            "DEFAULT_ACTION_SCALE",
+            "ControlOptions",
+            "AbstractStepResult",
+            "InternalControlCore",
+        )
+    ),
+    *(
+        ("agents.discover", name, "agents.discover_diagnostics")
+        for name in (
+            "SWITCH_THRESHOLD",
+            "true_boundaries",
+            "switch_onsets",
+            "match_switches",
+            "evaluate_metacontroller",
+            "previous_subgoals",
+            "code_informativeness",
+            "_probe_accuracy",
+            "collapse_warning",
+            "abstract_action_check",
+            "format_report",
+            "plot_summary",
+            "plot_beta_traces",
+        )
+    ),
 ]
 
 
@@ -105,7 +132,8 @@ def test_moved_names_import_and_unpickle_from_their_old_module(old, name, new):
 
 def test_moved_dataclasses_round_trip_through_pickle():
     from internal_rl_gym.envs.ant_expert import GaitParams
+    from internal_rl_gym.internal_control import ControlOptions
     from internal_rl_gym.models.base_model import GRID_CPU_PRESET
 
-    for obj in (GRID_CPU_PRESET, GaitParams()):
+    for obj in (GRID_CPU_PRESET, GaitParams(), ControlOptions(max_primitive_steps=7)):
         assert pickle.loads(pickle.dumps(obj)) == obj
