@@ -1,7 +1,7 @@
 """Model cards (``README.md``) for checkpoints and policies shared on the Hugging Face Hub.
 
-Three kinds, one template each (:data:`TEMPLATES`; ``hub_cards/<kind>.md`` in the repository
-are exact copies for people to read, and a test keeps them identical):
+Three kinds, one template each: ``internal_rl_gym/hub_cards/<kind>.md``, shipped as package data
+and read into :data:`TEMPLATES` (kind → text) at import:
 
 ===================  ==================================  ====================================
 kind                 what                                metadata ``library_name``
@@ -32,18 +32,17 @@ metric's spread is read from ``std_<name>``, ``<name>_std`` or, for ``mean_<x>``
 ``preset``, ``env_kwargs``, ``algo``, ``notes``: a "Limitations" paragraph under the numbers;
 ``config`` as the hyperparameter table) are taken from ``results`` when not passed explicitly.
 
-The module stays whole (issue 31): about 170 of its lines are the three templates' text, and
-the rest is one rendering path (:func:`metrics_from_results`, :func:`card_data` for the front
-matter, :func:`render_card` and its section helpers) that reads best in one place.
+The module stays whole (issue 31): it is one rendering path (:func:`metrics_from_results`,
+:func:`card_data` for the front matter, :func:`render_card` and its section helpers) that reads
+best in one place.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Mapping
-from pathlib import Path
+from importlib import resources
 from string import Template
 from typing import Any
 
@@ -70,147 +69,16 @@ _ABOUT = (
     "(Kobayashi et al., [arXiv 2512.20605](https://arxiv.org/abs/2512.20605))."
 )
 
-# The templates are `string.Template`s: `${name}` is filled by `render_card`; `$$` is a `$`.
-TEMPLATES: dict[str, str] = {
-    "base_model": """\
----
-${metadata}
----
+# The templates are `string.Template`s (`${name}` is filled by `render_card`; `$$` is a `$`),
+# one file each in internal_rl_gym/hub_cards/, shipped as package data.
 
-# ${title}
 
-A frozen **base model** for internal reinforcement learning: an autoregressive ${architecture}
-that predicts an expert's next action and next observation from the observations so far
-(paper Eq. 5). Its residual stream holds linearly decodable subgoal representations, which a
-metacontroller reads and steers at its control layer (mid-depth in the paper; this
-model's is in the table below). ${about}
+def _load_templates() -> dict[str, str]:
+    folder = resources.files("internal_rl_gym") / "hub_cards"
+    return {kind: (folder / f"{kind}.md").read_text(encoding="utf-8") for kind in KINDS}
 
-${details}
 
-## Training
-
-${training}
-
-## Evaluation
-
-${metrics}
-
-## Usage
-
-```python
-from internal_rl_gym.hub import load_base_model
-
-base = load_base_model("${repo_id}")  # revision="<commit sha>" pins these exact weights
-```
-
-The files are `config.json` (constructor arguments) and `model.safetensors` (weights, no
-pickles). They are downloaded into the Hugging Face cache, so later loads work offline
-(`HF_HUB_OFFLINE=1`). Loading is strict: weights that do not match the config are an error.
-
-## Citation
-
-```bibtex
-${citation}
-```
-""",
-    "metacontroller": """\
----
-${metadata}
----
-
-# ${title}
-
-A **metacontroller** for internal reinforcement learning. It reads the residual stream of a
-frozen base model at layer ${layer} and writes `ê = e + U(z) e`: a controller code `z`
-(${code_summary}) is decoded by a hypernetwork into a ${controller} linear controller `U`, and
-a switching gate `β` decides when to start a new abstract action
-(`z_t = β_t z̃_t + (1 - β_t) z_{t-1}`). ${objective} ${about}
-
-${details}
-
-It only works with the base model it was trained on: loading it with `base_model=` checks the
-recorded fingerprint and refuses any other base model.
-
-## Training
-
-${training}
-
-## Evaluation
-
-${metrics}
-
-## Usage
-
-```python
-import gymnasium as gym
-import internal_rl_gym
-from internal_rl_gym.hub import load_base_model, load_metacontroller
-
-base = load_base_model("${base_model_name}")
-meta = load_metacontroller("${repo_id}", base_model=base)  # checks they belong together
-
-# the internal-RL environment: one action = one controller code z, held until β switches
-env = gym.make("InternalControl-v0", env_id="${task_env_id}", base_model="${base_model_name}",
-               metacontroller="${repo_id}")
-```
-
-The files are `config.json` and `model.safetensors` (no pickles); pass `revision="<commit
-sha>"` to pin them. Later loads work offline from the Hugging Face cache (`HF_HUB_OFFLINE=1`).
-
-## Citation
-
-```bibtex
-${citation}
-```
-""",
-    "policy": """\
----
-${metadata}
----
-
-# ${title}
-
-A **${algo_name}** agent for `${env_id}`, trained with
-[Stable-Baselines3](https://github.com/DLR-RM/stable-baselines3). ${summary} ${about}
-
-${details}
-
-## Training
-
-${training}
-
-## Evaluation
-
-${metrics}
-
-## Usage
-
-**Security:** an SB3 `.zip` contains pickled Python objects, and loading one can run arbitrary
-code. Load it only if you trust this repository (hence `trust_remote_code=True`).
-
-```python
-import gymnasium as gym
-import internal_rl_gym
-from internal_rl_gym.hub import load_policy_from_hub
-
-model = load_policy_from_hub("${repo_id}", "${filename}", trust_remote_code=True)
-env = gym.make("${env_id}"${env_kwargs})
-obs, info = env.reset(seed=0)
-done = False
-while not done:
-    action, _ = model.predict(obs, deterministic=True)
-    obs, reward, terminated, truncated, info = env.step(action)
-    done = terminated or truncated
-print(info["success"])
-```
-
-## Citation
-
-```bibtex
-${citation}
-```
-""",
-}
+TEMPLATES: dict[str, str] = _load_templates()
 
 # Fields a caller may pass to render_card, per kind (anything else is a typo: TypeError).
 _COMMON = {
@@ -620,24 +488,3 @@ def _guess_preset(c: Mapping[str, Any]) -> str | None:
 def env_name(env_id: str) -> str:
     """The SB3-community form of an env id: drop a ``module:`` prefix, ``/`` becomes ``-``."""
     return env_id.split(":")[-1].replace("/", "-")
-
-
-# ---------------------------------------------------------------------------------------------
-# the human-facing copies in hub_cards/
-
-
-def write_templates(directory: str | Path) -> list[Path]:
-    """Write ``<kind>.md`` for every template into ``directory`` (the repo's ``hub_cards/``)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for kind, text in TEMPLATES.items():
-        path = directory / f"{kind}.md"
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    return paths
-
-
-if __name__ == "__main__":  # python -m internal_rl_gym.cards hub_cards
-    for p in write_templates(sys.argv[1] if len(sys.argv) > 1 else "hub_cards"):
-        print(p)

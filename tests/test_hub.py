@@ -271,13 +271,18 @@ def test_save_checkpoint_replaces_atomically_with_a_card(tmp_path):
     assert (out / "README.md").read_text() == "# custom\n"
 
 
-def test_card_templates_match_hub_cards_copies():
-    for kind, text in cards.TEMPLATES.items():
-        copy = REPO_ROOT / "hub_cards" / f"{kind}.md"
-        assert copy.read_text(encoding="utf-8") == text, (
-            f"{copy} differs from internal_rl_gym.cards.TEMPLATES[{kind!r}]; regenerate with "
-            "`python -m internal_rl_gym.cards hub_cards`"
-        )
+def test_card_templates_are_package_data_and_render():
+    """The templates' only copy is internal_rl_gym/hub_cards/<kind>.md, read as package data."""
+    from importlib import resources
+
+    folder = resources.files("internal_rl_gym") / "hub_cards"
+    assert set(cards.TEMPLATES) == set(cards.KINDS)
+    for kind in cards.KINDS:
+        assert cards.TEMPLATES[kind] == (folder / f"{kind}.md").read_text(encoding="utf-8")
+        text = cards.render_card(kind, repo_id="me/thing", results={"success": 0.5})
+        assert "${" not in text and "# " in text
+        assert ModelCard(text).data.library_name == cards.LIBRARY_NAMES[kind]
+        assert not (REPO_ROOT / "hub_cards" / f"{kind}.md").exists(), "a second copy"
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,10 @@ Internal RL replaces the encoder with a policy and uses the *causal* parts step 
 and :meth:`Metacontroller.decode`. :meth:`Metacontroller.forward_with_codes` runs the same
 computation on a whole sequence given z̃ and β from outside, which a test uses to show that the
 step-by-step mode equals the training-time forward.
+
+It stays one module though over 600 lines (issue 31) because it is one class per model:
+:class:`Metacontroller` and the ground-truth :class:`SubgoalControllers` share the control
+formula and the checkpoint format, and the paper's modules above are its methods, not classes.
 """
 
 from __future__ import annotations
