@@ -151,3 +151,25 @@ def test_a_nan_action_is_a_clear_value_error(env_id, make):
 def test_module_colon_id_syntax():
     env = gym.make("internal_rl_gym:GridPinpad-v0")
     assert env.unwrapped.spec.id == "GridPinpad-v0"
+
+
+def test_without_mujoco_the_grid_works_and_the_ant_says_how_to_install_it():
+    """MuJoCo is the optional extra [ant]: run in a fresh interpreter where it cannot import."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["mujoco"] = None  # as if MuJoCo were not installed
+import gymnasium as gym
+import internal_rl_gym
+gym.make("GridPinpad-v0").reset(seed=0)
+import internal_rl_gym.internal_control
+try:
+    gym.make("AntPinpad-v0")
+except ImportError as err:
+    print("ImportError:", err)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "internal-rl-gym[ant]" in out.stdout and "GridPinpad" in out.stdout

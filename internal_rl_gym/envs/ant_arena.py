@@ -9,6 +9,10 @@ layouts change at no compile cost.
 
 from __future__ import annotations
 
+# isort: off
+import internal_rl_gym.envs._require_mujoco  # noqa: F401  (a clear error without MuJoCo)
+# isort: on
+
 import os
 import sys
 import xml.etree.ElementTree as ET

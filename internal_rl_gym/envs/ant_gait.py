@@ -14,6 +14,10 @@ function of the current observation alone; a sequence model imitates it from the
 
 from __future__ import annotations
 
+# isort: off
+import internal_rl_gym.envs._require_mujoco  # noqa: F401  (a clear error without MuJoCo)
+# isort: on
+
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any

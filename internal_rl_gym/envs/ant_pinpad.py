@@ -8,6 +8,10 @@ that overrides this module's hooks, and much of the length is the envs' Gymnasiu
 
 from __future__ import annotations
 
+# isort: off
+import internal_rl_gym.envs._require_mujoco  # noqa: F401  (a clear error without MuJoCo)
+# isort: on
+
 from collections.abc import Sequence
 from typing import Any
 
