@@ -28,18 +28,30 @@ from pathlib import Path
 import numpy as np
 from internal_rl_agents.baseline import BaselineConfig, train_raw
 from internal_rl_agents.common import atomic_write_bytes, atomic_write_json
-from internal_rl_agents.compare import finished_run, windowed
+from internal_rl_agents.compare import CompareConfig, finished_run, run_dir, weights_tag, windowed
 from internal_rl_agents.train import TrainConfig, train
 
 STAGES = ("0-1-2-3-4-5", "0-1-2-3-4-5-6-7", "post")
 
 
+def acting_kind(args: argparse.Namespace) -> str:
+    """What ``--controllers`` names: the oracle's controllers or a metacontroller."""
+    return "subgoal_controllers" if args.name == "oracle" else "metacontroller"
+
+
 def oracle_curriculum(args: argparse.Namespace, seed: int) -> list[dict]:
     runs, init = [], ""
     for stage, task in enumerate(STAGES):
-        out = Path(args.runs) / f"{args.name}_stage{stage + 1}_{task}" / f"seed{seed}"
-        if stage == 0 and args.stage1_runs:  # the comparison benchmark's oracle run
-            out = Path(args.stage1_runs) / f"seed{seed}"
+        # the settings that change a run are in its folder's name, so a rerun with others
+        # never reuses it (finished_run only checks the episode count)
+        ent = args.ent_coef if stage > 0 else 0.0
+        tag = f"lr{args.lr:g}_ent{ent:g}{weights_tag(args.controllers, acting_kind(args))}"
+        out = Path(args.runs) / f"{args.name}_stage{stage + 1}_{task}_{tag}" / f"seed{seed}"
+        if stage == 0 and args.stage1_runs and args.name == "oracle":  # the comparison's run
+            cmp = CompareConfig(
+                runs=args.stage1_runs, base_model=args.base_model, controllers=args.controllers
+            )
+            out = run_dir(cmp, "oracle", task, seed)
         r = finished_run(out, args.episodes[stage])
         if r is None:
             r = train(
@@ -99,9 +111,9 @@ def main() -> None:
     p.add_argument("--runs", default="runs/post_task_curriculum")
     p.add_argument(
         "--stage1-runs",
-        default="runs/internal_rl_learning/pinpad-transformer/0-1-2-3-4-5/"
-        "oracle-pinpad-subgoal-controllers",
-        help="reuse these stage-1 oracle runs (<dir>/seed<k>/curve.json) when present",
+        default="runs/internal_rl_learning",
+        help="the oracle only: reuse the stage-1 runs of `internal-rl compare --runs DIR` "
+        "(benchmarks/internal_rl_learning.py) when present; empty = train stage 1 here",
     )
     p.add_argument("--out", default="benchmarks/results/post_task_curriculum")
     args = p.parse_args()
