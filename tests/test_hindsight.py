@@ -13,6 +13,7 @@ from internal_rl_gym.hub import load_metacontroller
 from internal_rl_gym.models import Metacontroller
 from internal_rl_gym.models.metacontroller import segment_end_index
 from tests.conftest import build_tiny_grid_models
+from tests.test_discover import _config as discover_config
 
 
 def _meta(d: int = 8, n_z: int = 4, **kw) -> Metacontroller:
@@ -105,22 +106,14 @@ def test_posterior_survives_save_and_load(tmp_path):
 
 
 def _config(tiny_checkpoints, out, **kw) -> DiscoverConfig:
-    defaults = dict(
-        base_model=tiny_checkpoints["base_model"],
-        out=str(out),
+    """`tests/test_discover.py`'s tiny run, with the hindsight posterior."""
+    hindsight = dict(
         alpha=[0.0],
-        steps=4,
-        batch_size=8,
-        episodes=32,
-        holdout=16,
-        eval_every=2,
-        n_z=4,
-        rank=4,
         posterior="hindsight",
         code="categorical",
         segments_from=tiny_checkpoints["metacontroller"],
     )
-    return DiscoverConfig(**{**defaults, **kw})
+    return discover_config(tiny_checkpoints, out, **{**hindsight, **kw})
 
 
 @pytest.mark.parametrize("data", ["online", "file"])

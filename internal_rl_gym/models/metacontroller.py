@@ -494,11 +494,9 @@ class Metacontroller(
             logits = self.encoder(torch.cat(x, -1))
             z_tilde, kl = self._sample_categorical(logits, sample, generator)
             # hold the code drawn at each segment's first step for the whole segment
-            seg = starts.cumsum(1) - 1  # (B, T) segment index
-            first = torch.zeros_like(starts, dtype=torch.long)
             pos = torch.arange(t, device=e.device).expand(b, t)
-            first = first.scatter_reduce(1, seg, pos, "amin", include_self=False)
-            z = z_tilde.gather(1, first.gather(1, seg)[..., None].expand(-1, -1, self.n_z))
+            first = torch.where(starts, pos, 0).cummax(1).values  # (B, T) start of t's segment
+            z = z_tilde.gather(1, first[..., None].expand(-1, -1, self.n_z))
             beta = self.switching_trace(e, z.detach())
             mu = logits.softmax(-1)
             return MetacontrollerOutput(self.control(e, z), beta, z, mu, torch.zeros_like(mu), kl)
