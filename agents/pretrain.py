@@ -8,9 +8,10 @@ over the last N steps, so a constant-lr run can be branched and annealed by resu
 with a larger ``--steps``. ``--init-from`` starts from another base model's weights (optionally
 only its first ``--n-layers`` blocks). ``--precision bf16`` trains under bfloat16 autocast;
 ``--data-workers N`` generates online episodes in N processes, one pool ahead (for GPU batch
-sizes). Every ``checkpoint_every`` steps the training
-state is written atomically to ``<out>/train_state.pt`` and the model to ``<out>/model/``
-(config.json + model.safetensors); rerunning the same command resumes from there. Every
+sizes). Every ``log_every`` steps the training loss and throughput (``perf/*``) are logged;
+every ``checkpoint_every`` steps the training state is written atomically to
+``<out>/train_state.pt`` and the model to ``<out>/model/`` (config.json + model.safetensors);
+rerunning the same command resumes from there. Every
 ``eval_every`` steps the base-model diagnostics run (held-out action accuracy split by whether the
 history fixes the next target, probe accuracy at L/2, behaviour in the env) and go to TensorBoard
 (``<out>/tb``) and ``<out>/metrics.jsonl``.
@@ -119,6 +120,9 @@ class PretrainConfig:
         },
     )
     holdout: int = field(default=1024, metadata={"help": "held-out episodes for diagnostics"})
+    log_every: int = field(
+        default=50, metadata={"help": "steps between training-loss and throughput logs"}
+    )
     eval_every: int = field(default=2000, metadata={"help": "steps between diagnostics"})
     eval_episodes: int = field(default=256, metadata={"help": "env episodes per diagnostic"})
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
@@ -278,7 +282,7 @@ def _train(
         train_s += time.perf_counter() - t_data
         window_steps += 1
         tokens += int(batch["mask"].sum())
-        if (step + 1) % 50 == 0 or step == cfg.steps - 1:
+        if (step + 1) % cfg.log_every == 0 or step == cfg.steps - 1:
             rate = tokens / max(1e-9, time.time() - t0)
             scalars = {
                 "train/loss": out_loss.loss.item(),

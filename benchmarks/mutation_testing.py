@@ -1,6 +1,6 @@
 """Mutation testing of the core rule modules with mutmut: do the tests fail when the code is wrong?
 
-    pip install "mutmut==3.8.1"     # a tool, not a dependency of the package
+    pip install -e ".[mutation]"    # mutmut 3.8.1: an optional extra, not in [test]
     python benchmarks/mutation_testing.py                          # every target, default samples
     python benchmarks/mutation_testing.py --target grid_core --sample 0   # all of its mutants
     python benchmarks/mutation_testing.py --list                   # the targets, nothing run
@@ -10,6 +10,11 @@ mutants (an operator, a constant, a keyword argument or a returned value changed
 argument dropped, ...) and runs, for each, the tests that cover that function, in forked
 processes with a CPU-time limit. A mutant is *killed* when a test fails, *survives* when all
 pass; ``no tests`` means no selected test calls the function.
+
+mutmut runs the tests in this interpreter, so it must be importable here: installed into the
+project's environment (the extra ``[mutation]``), or in a folder given by ``--mutmut-path``
+(``pip install --target DIR "mutmut==3.8.1"``). A ``mutmut`` command of another environment
+(pipx, a tool venv) cannot import the project's dependencies and is not used.
 
 Each target runs in its own export of a commit (``git archive HEAD``; ``--worktree``: the
 working tree's tracked and untracked, not ignored files instead) in a temporary folder, never
@@ -78,8 +83,12 @@ TARGETS: dict[str, Target] = {
         "agents/pretrain.py",
         ["tests/test_pretrain_resume.py", "tests/test_pretrain.py"],
         # not the stop-signal tests: signals do not reach mutmut's forked test processes
-        # (test_pretrain_resume.py requests its stops without a signal)
-        ["-k", "test_pretrain_resume or resume or diverged or same_seed_same_weights"],
+        # (test_pretrain_resume.py requests its stops without a signal); the --data-workers check
+        [
+            "-k",
+            "test_pretrain_resume or resume or diverged or same_seed_same_weights"
+            " or data_workers_need_online_data",
+        ],
         # where a run's state is saved, found and restored (and the loop that resumes)
         ["x_pretrain", "x__train", "x__checkpoint_if_finite", "x_save_checkpoint"],
         sample=120,
@@ -90,6 +99,20 @@ KILLED, SURVIVED, NO_TESTS, TIMEOUT = "killed", "survived", "no tests", "timeout
 _STATUS = {1: KILLED, 3: KILLED, 0: SURVIVED, 5: NO_TESTS, 33: NO_TESTS, 34: "skipped"}
 _STATUS.update({c: TIMEOUT for c in (36, -24, 24, 152, 255)})
 _STATUS.update({37: "caught by type check", -11: "segfault", -9: "segfault"})
+
+
+def missing_mutmut(mutmut_path: str) -> str:
+    """What to do when this interpreter cannot import mutmut."""
+    where = f"in --mutmut-path {mutmut_path} or " if mutmut_path else ""
+    fix = (
+        f"mutmut is not importable {where}in {sys.executable}'s environment: install it there "
+        'with pip install -e ".[mutation]", or into a folder with pip install --target DIR '
+        f'"mutmut=={MUTMUT_VERSION}" and pass --mutmut-path DIR.'
+    )
+    elsewhere = shutil.which("mutmut")
+    if elsewhere:  # mutmut runs the tests in its own interpreter: it needs this environment's
+        fix += f" (The mutmut command on PATH, {elsewhere}, belongs to another environment.)"
+    return fix
 
 
 def status(exit_code: int | None) -> str:
@@ -248,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worktree", action="store_true", help="test the working tree, not HEAD")
     p.add_argument("--keep", action="store_true", help="keep the exports (to inspect mutants)")
     p.add_argument(
-        "--mutmut-path", default="", help="a folder holding mutmut (pip install --target DIR)"
+        "--mutmut-path",
+        default="",
+        help='a folder holding mutmut (pip install --target DIR "mutmut==3.8.1"); default: the '
+        'mutmut of this environment (pip install -e ".[mutation]")',
     )
     p.add_argument("--out", default="benchmarks/results/mutation_score.json")
     p.add_argument("--list", action="store_true", help="print the targets and exit")
@@ -264,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "-c", probe, args.mutmut_path], capture_output=True, text=True
     )
     if check.returncode != 0:
-        raise SystemExit(f'mutmut is not importable: pip install "mutmut=={MUTMUT_VERSION}"')
+        raise SystemExit(missing_mutmut(args.mutmut_path))
     version = check.stdout.strip()
     deps = subprocess.run([sys.executable, "-c", "import torch, gymnasium, pytest"])
     if deps.returncode != 0:  # mutmut runs the tests with this interpreter

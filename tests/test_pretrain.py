@@ -188,7 +188,9 @@ def test_pretraining_with_data_workers_is_reproducible(tmp_path):
 def test_data_workers_need_online_data(tmp_path):
     data = collect_grid_demonstrations(40, seed=0)
     path = data.save(tmp_path / "d.npz")
-    with pytest.raises(ValueError, match="data-workers"):
+    # the whole message (mutant: the message changed)
+    message = "^--data-workers generates online data; drop it with a dataset file$"
+    with pytest.raises(ValueError, match=message):
         pretrain(tiny_config(tmp_path / "x", data=str(path), data_workers=2))
     from agents.data_sources import online_grid_pool
 
