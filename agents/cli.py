@@ -49,6 +49,10 @@ class CollectConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
 
 
+#: AntPinpad ids the ant expert records (same task, different observations).
+ANT_EXPERT_ENVS = ("AntPinpad-v0", "AntPinpadRoutes-v0")
+
+
 def collect(cfg: CollectConfig) -> None:
     import time
 
@@ -59,7 +63,7 @@ def collect(cfg: CollectConfig) -> None:
         data = collect_grid_demonstrations(
             cfg.episodes, cfg.task, epsilon=cfg.epsilon, seed=cfg.seed, progress=True
         )
-    elif cfg.env == "AntPinpad-v0":
+    elif cfg.env in ANT_EXPERT_ENVS:
         from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
 
         if cfg.expert_mode not in ("stochastic", "mean"):
@@ -71,11 +75,14 @@ def collect(cfg: CollectConfig) -> None:
             cfg.task,
             seed=cfg.seed,
             stochastic=cfg.expert_mode == "stochastic",
+            env_id=cfg.env,
             progress=True,
         )
     else:
         raise SystemExit(
-            f"collect: no expert for {cfg.env!r}; supported: GridPinpad-v0, AntPinpad-v0."
+            f"collect: no expert for {cfg.env!r}; supported: GridPinpad-v0, "
+            + ", ".join(ANT_EXPERT_ENVS)
+            + "."
         )
     path = data.save(cfg.out)
     dt = time.time() - t0

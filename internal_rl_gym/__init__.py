@@ -34,6 +34,13 @@ def register_envs() -> None:
     )
     # The paper's ant-pinpad (§A.2): sparse reward, T=500 (the env truncates itself).
     register("AntPinpad-v0", "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv")
+    # The same task with route hints to every colour in the torso's frame (not in the paper):
+    # what CPU-scale ant base models are trained on (see AntPinpadEnv's Observation Space).
+    register(
+        "AntPinpadRoutes-v0",
+        "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv",
+        kwargs={"relative_frame": "heading", "route_hints": True},
+    )
     # For training experts only: per-cell direction hints in the observation + velocity reward.
     # A separate id, so the sparse AntPinpad-v0 stays exactly the paper's task.
     register("AntPinpadShaped-v0", "internal_rl_gym.envs.ant_pinpad:AntPinpadShapedEnv")

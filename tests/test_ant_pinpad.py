@@ -26,11 +26,7 @@ from internal_rl_gym.envs.ant_gait import GaitParams, search_walking_gait
 from internal_rl_gym.envs.ant_pinpad import AntPinpadEnv, AntPinpadShapedEnv, cell_centre
 from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS
 
-for _id, _cls in (("AntPinpad-v0", "AntPinpadEnv"), ("AntPinpadShaped-v0", "AntPinpadShapedEnv")):
-    if _id not in gym.registry:  # registered by the package; kept here so the file runs alone
-        gym.register(_id, entry_point=f"internal_rl_gym.envs.ant_pinpad:{_cls}")
-
-IDS = ("AntPinpad-v0", "AntPinpadShaped-v0")
+IDS = ("AntPinpad-v0", "AntPinpadRoutes-v0", "AntPinpadShaped-v0")
 ALLOWED_WARNINGS = ("infinite", "infinity")
 ZERO = np.zeros(8, dtype=np.float32)
 # 4x4 grid, cell = row * 4 + col, row 0 at the top (largest y), cell size 2 -> centres at +-1, +-3.
@@ -109,6 +105,55 @@ def test_local_coordinate_and_heading_frame():
     rel_w, rel_h = ow[29:39].reshape(5, 2), oh[29:39].reshape(5, 2)
     # facing +y: a world vector (vx, vy) is (vy, -vx) in the ant's frame
     np.testing.assert_allclose(rel_h, np.stack([rel_w[:, 1], -rel_w[:, 0]], 1), atol=1e-4)
+
+
+def test_route_hints_point_along_a_shortest_path_to_every_colour():
+    # Layout (see LAYOUT): A W . . / 0 . . . / 1 . . . / 2 . . 3, the ant at cell 0's centre.
+    env, obs, _ = make(route_hints=True)
+    e = env.unwrapped
+    assert env.observation_space.shape == (49,) and e.obs_slices["route_hints"] == slice(41, 49)
+    route = obs[e.obs_slices["route_hints"]].reshape(4, 2)
+    # From cell 0: colour 0 (cell 4) is straight down. Cell 0 is boxed in by the wall (cell 1)
+    # and colour 0, an obstacle on the way to the others: no path, so those hints are zero.
+    np.testing.assert_allclose(route[0], (np.array(CENTRE[4]) - CENTRE[0]) / 2.0, atol=1e-6)
+    np.testing.assert_allclose(route[1:], 0.0, atol=1e-6)
+    # On colour 0 (cell 4): its own hint points to its centre; colour 1 (cell 8) is down;
+    # colour 3 (cell 15) goes right first (down is colour 1, up the dead end cell 0).
+    teleport(env, *CENTRE[4])
+    obs, *_ = env.step(ZERO)
+    x, y = e.data.qpos[:2]
+    route = obs[e.obs_slices["route_hints"]].reshape(4, 2)
+    np.testing.assert_allclose(route[0], (np.array(CENTRE[4]) - (x, y)) / 2.0, atol=1e-5)
+    np.testing.assert_allclose(route[1], (np.array(CENTRE[8]) - (x, y)) / 2.0, atol=1e-5)
+    np.testing.assert_allclose(route[3], (np.array(CENTRE[5]) - (x, y)) / 2.0, atol=1e-5)
+
+
+def test_route_hints_follow_the_relative_frame_and_default_off():
+    assert make()[0].observation_space.shape == (41,)
+    assert "route_hints" not in make()[0].unwrapped.obs_slices
+    opts = {"layout": {**LAYOUT, "agent": 5}, "xy": CENTRE[5], "yaw": np.pi / 2}
+    oh = make(route_hints=True, relative_frame="heading", options=opts)[1][41:49].reshape(4, 2)
+    ow = make(route_hints=True, options=opts)[1][41:49].reshape(4, 2)
+    assert np.abs(ow).max() > 0.5
+    np.testing.assert_allclose(oh, np.stack([ow[:, 1], -ow[:, 0]], 1), atol=1e-4)
+    routes = gym.make("AntPinpadRoutes-v0").unwrapped
+    assert (routes.route_hints, routes.relative_frame) == (True, "heading")
+
+
+def test_route_hints_match_the_experts_planner():
+    """The mean expert's aim (before its border corrections) is the hint of its target colour."""
+    env = gym.make("AntPinpadRoutes-v0", task="pretraining", relative_frame="world")
+    e = env.unwrapped
+    expert = AntPinpadExpert(seed=0, stochastic=False)
+    obs, _ = env.reset(seed=3)
+    expert.reset()
+    for _ in range(120):
+        expert.direction(e)  # updates the plan (its aim) for the current cell and progress
+        hint = obs[e.obs_slices["route_hints"]].reshape(4, 2)[e.task[e.progress]]
+        np.testing.assert_allclose(hint, (expert._aim - e.data.qpos[:2]) / 2.0, atol=1e-5)
+        obs, _, term, trunc, _ = env.step(expert.act(env))
+        if term or trunc:
+            break
 
 
 # --- episode ends ------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from internal_rl_gym.data import Demonstrations
@@ -358,6 +359,7 @@ def collect_ant_demonstrations(
     seed: int = 0,
     stochastic: bool = True,
     *,
+    env_id: str = "AntPinpad-v0",
     env_kwargs: dict[str, Any] | None = None,
     max_attempts: int | None = None,
     progress: bool = False,
@@ -371,10 +373,19 @@ def collect_ant_demonstrations(
     for base-model pretraining, ``False`` the mean-expert data ``D*``. Stops with a
     ``RuntimeError`` after ``max_attempts`` episodes (default ``4 * n_episodes + 20``).
     ``metadata`` records the env id and kwargs, the expert's parameters and the number dropped.
+    ``env_id`` names a registered AntPinpad variant (e.g. ``"AntPinpadRoutes-v0"``): its
+    registered kwargs, updated by ``env_kwargs``, build the env.
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}.")
     max_attempts = max_attempts or 4 * n_episodes + 20
+    spec = gym.spec(env_id)
+    if spec.entry_point not in (AntPinpadEnv, "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv"):
+        raise ValueError(
+            f"{env_id!r} is not an AntPinpad env (its entry point is {spec.entry_point!r}); the "
+            "ant expert records AntPinpad-v0, AntPinpadRoutes-v0 or ids registered the same way."
+        )
+    env_kwargs = {**spec.kwargs, **(env_kwargs or {})}
     env = _make_env(task, env_kwargs)
     expert = AntPinpadExpert(seed=seed, stochastic=stochastic, **expert_kwargs)
     rng = np.random.default_rng(seed)
@@ -419,7 +430,7 @@ def collect_ant_demonstrations(
         obs_dim=obs.shape[1],
         packed=False,
         metadata={
-            "env_id": "AntPinpad-v0",
+            "env_id": env_id,
             "env_kwargs": kwargs,
             "task": task if isinstance(task, str) else format_task(task),
             "expert_params": expert.params(),

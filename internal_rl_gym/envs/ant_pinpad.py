@@ -89,6 +89,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     | ``27:29`` | 2 | torso ``(x, y)`` divided by ``L/2``: [-1, 1] on the grid |
     | ``29:39`` | 10 | ``(cell centre - torso xy) / L`` for colours 0..3 (colour order), then the wall: 5 2-D vectors in [-1, 1] |
     | ``39:41`` | 2 | the torso's coordinate inside its current cell, [-1, 1] on each axis (0 = centre) |
+    | ``41:49`` | 8 | only with ``route_hints=True``: for colours 0..3, ``(centre of the next cell on a shortest grid path to the colour - torso xy) / cell_size`` |
 
     ``L = size * cell_size`` is the grid's side. The relative vectors are in the world frame by
     default (``relative_frame="world"``): the observation is then a fixed function of the ant's
@@ -96,6 +97,17 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     ``relative_frame="heading"`` rotates them (only them) into the torso's yaw frame.
     ``env.unwrapped.obs_slices`` names the slices. The observation contains neither the task nor
     which cells were visited.
+
+    **Route hints** (``route_hints=True``; registered as ``AntPinpadRoutes-v0`` with
+    ``relative_frame="heading"``) are not in the paper. For *every* colour they point to the next
+    cell of a shortest 4-connected path to it that avoids the wall and the other colours (ties:
+    up, right, down, left; the colour's own cell when the ant stands on it or no path exists), in
+    the frame of the relative vectors. They say how to reach each colour, never which one the task
+    wants, so the subgoal must still be inferred from the history. They exist for CPU-scale base
+    models: a network given the target colour learns to walk the route from them in the heading
+    frame (0.66-0.87 of pretraining tasks in closed loop) but not from the paper's observation
+    (0.00-0.30; ``research/scripts/ant_bc_diagnostics.py``); the paper's base model learns the
+    route from about 200M expert steps instead.
 
     ## Rewards
     1.0 on the step that completes the task, 0.0 otherwise (sparse, terminal).
@@ -146,6 +158,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
       longer; findings.md measured a third of the episodes running out of time at 4 m.
     * ``frame_skip`` (5; dt = 0.05 s as ``Ant-v5``), ``healthy_z_range`` ((0.2, 1.0)),
       ``start_margin`` (0.2), ``relative_frame`` (``"world"``), ``filter_unsolvable`` (True),
+      ``route_hints`` (False: see Observation Space),
       ``xml_file`` (an ant model with Gymnasium's joint layout; default Gymnasium's ``ant.xml``).
     * ``render_mode`` (``"rgb_array"``, ``"depth_array"`` or ``"human"``), ``width``, ``height``:
       the default camera looks straight down on the whole grid. Headless rendering needs
@@ -154,8 +167,8 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
       reported in ``info["visited"]`` and the episode goes on (free play, for analysing models).
 
     ## Version History
-    * v0: initial release; ``terminate_on_wrong_colour`` and ``info["visited"]`` added later
-      (defaults unchanged).
+    * v0: initial release; ``terminate_on_wrong_colour``, ``info["visited"]`` and
+      ``route_hints`` added later (defaults unchanged).
     """
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 20}
@@ -178,6 +191,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         width: int = 480,
         height: int = 480,
         terminate_on_wrong_colour: bool = True,
+        route_hints: bool = False,
     ) -> None:
         EzPickle.__init__(
             self,
@@ -197,6 +211,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             width,
             height,
             terminate_on_wrong_colour,
+            route_hints,
         )
         if size < 2:
             raise ValueError(f"size must be at least 2, got {size}.")
@@ -237,11 +252,12 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         self.start_margin, self.relative_frame = start_margin, relative_frame
         self.filter_unsolvable = filter_unsolvable
         self.terminate_on_wrong_colour = terminate_on_wrong_colour
+        self.route_hints = bool(route_hints)
         self._visited = -1
         self.task_sampler = self._resolve(task)
         self.task: Task = self.task_sampler.tasks[0]
         self._xml_file = xml_file or GYMNASIUM_ANT_XML
-        obs_dim = PROPRIO_DIM + 2 + 2 * (n_colours + n_walls) + 2
+        obs_dim = PROPRIO_DIM + 2 + 2 * (n_colours + n_walls) + 2 + 2 * n_colours * self.route_hints
         observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
         # MujocoEnv checks render_fps against the model's dt, known only once it is compiled.
         self.metadata = {"render_modes": list(self.metadata["render_modes"])}
@@ -269,6 +285,8 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             "relative": slice(PROPRIO_DIM + 2, PROPRIO_DIM + 2 + n_obj),
             "local": slice(PROPRIO_DIM + 2 + n_obj, PROPRIO_DIM + 4 + n_obj),
         }
+        if self.route_hints:
+            self.obs_slices["route_hints"] = slice(PROPRIO_DIM + 4 + n_obj, obs_dim)
         self._tile_ids = np.array(
             [
                 mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"pinpad_tile_{c}")
@@ -476,6 +494,22 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         )
         targets = np.concatenate([self.colours, self.walls])
         self._object_centres = self._centres[targets]  # (n_colours + n_walls, 2)
+        if self.route_hints:
+            self._route_next = self._next_cells_towards(np.arange(self.n_colours))
+
+    def _next_cells_towards(self, colours: np.ndarray) -> np.ndarray:
+        """(len(colours), cells): the next cell of a shortest path from each cell to each colour
+        (ties: up, right, down, left); the cell itself on the colour or where no path exists."""
+        dist = grid_core.distance_maps(
+            self.walls[None], self.colours[None], colours[None], self.size
+        )[0]
+        move = grid_core.move_table(self.size)  # (4, cells)
+        cells = np.arange(self.size * self.size)
+        after = dist[:, move].astype(np.int64)  # (K, 4, cells): distance after each move
+        after[:, move == cells[None]] = grid_core.UNREACHABLE  # bumping into the border
+        k = after.argmin(axis=1)  # the first of the shortest moves
+        ok = (after.min(axis=1) < dist) & (dist > 0)
+        return np.where(ok, move[k, cells[None]], cells[None])
 
     def _get_obs(self) -> np.ndarray:
         qpos, qvel = self.data.qpos, self.data.qvel
@@ -492,8 +526,15 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             local = ((x - cx) / (0.5 * cs), (y - cy) / (0.5 * cs))
         else:  # the terminal observation after leaving the grid
             local = (((x + h) % cs) / cs * 2.0 - 1.0, 1.0 - ((h - y) % cs) / cs * 2.0)
-        obs = np.concatenate((proprio, (x / h, y / h), rel.reshape(-1), local))
-        return obs.astype(np.float32)
+        parts = [proprio, (x / h, y / h), rel.reshape(-1), local]
+        if self.route_hints:
+            route = np.zeros((self.n_colours, 2))
+            if self.cell >= 0:
+                route = (self._centres[self._route_next[:, self.cell]] - (x, y)) / cs
+                if self.relative_frame == "heading":
+                    route = route @ np.array([[c, -s], [s, c]])
+            parts.append(route.reshape(-1))
+        return np.concatenate(parts).astype(np.float32)
 
     def yaw(self) -> float:
         """The torso's heading (rotation about z, radians; 0 = facing +x)."""
