@@ -101,8 +101,30 @@ class DiagnoseConfig:
     )
     episodes: int = field(default=1024, metadata={"help": "held-out expert episodes"})
     env_episodes: int = field(default=512, metadata={"help": "free-play episodes"})
+    env: str = field(
+        default="",
+        metadata={
+            "help": "the model's env: GridPinpad-v0 or an AntPinpad id (default: the one whose "
+            "observations match the model)"
+        },
+    )
     out: str = field(default="", metadata={"help": "write the report as JSON here"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+
+
+def _env_of(model) -> str:
+    """The registered pinpad id whose observations a base model reads (grid or an ant variant)."""
+    import gymnasium as gym
+
+    cfg = model.config
+    if cfg.action_type == "discrete":
+        return "GridPinpad-v0"
+    for env_id in ANT_EXPERT_ENVS:
+        if gym.make(env_id).observation_space.shape == (cfg.obs_dim,):
+            return env_id
+    raise SystemExit(
+        f"diagnose: no AntPinpad id has {cfg.obs_dim}-dimensional observations; pass --env."
+    )
 
 
 def diagnose(cfg: DiagnoseConfig) -> None:
@@ -113,11 +135,30 @@ def diagnose(cfg: DiagnoseConfig) -> None:
     from .common import atomic_write_json
 
     model = load_base_model(cfg.model)
-    heldout = collect_grid_demonstrations(cfg.episodes, "pretraining", seed=10_000_019 + cfg.seed)
-    report = diagnostics.base_model_report(model, heldout, cfg.env_episodes, seed=cfg.seed)
+    env_id = cfg.env or _env_of(model)
+    seed = 10_000_019 + cfg.seed
+    if env_id == "GridPinpad-v0":
+        heldout = collect_grid_demonstrations(cfg.episodes, "pretraining", seed=seed)
+        report = diagnostics.base_model_report(model, heldout, cfg.env_episodes, seed=cfg.seed)
+    elif env_id in ANT_EXPERT_ENVS:  # held-out mean-expert episodes, then free play
+        from internal_rl_gym.envs.ant_expert import collect_ant_demonstrations
+
+        heldout = collect_ant_demonstrations(
+            cfg.episodes, "pretraining", seed=seed, stochastic=False, env_id=env_id
+        )
+        report = diagnostics.base_model_report(model, heldout, seed=cfg.seed)
+        free_play = diagnostics.env_free_play(
+            model, env_id, n_episodes=cfg.env_episodes, seed=cfg.seed
+        )
+        report.update({f"free_play_{k}": v for k, v in free_play.items()})
+    else:
+        raise SystemExit(
+            f"diagnose: --env must be GridPinpad-v0 or one of {', '.join(ANT_EXPERT_ENVS)}, "
+            f"got {env_id!r}."
+        )
     print(diagnostics.format_report(report))
     if cfg.out:
-        atomic_write_json(cfg.out, {"model": cfg.model, **report})
+        atomic_write_json(cfg.out, {"model": cfg.model, "env_id": env_id, **report})
 
 
 def _pretrain_command():

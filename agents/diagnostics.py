@@ -283,7 +283,15 @@ def format_report(r: dict[str, float | None]) -> str:
     r = {k: float("nan") if v is None else v for k, v in r.items()}
     probes = " ".join(f"{r[f'probe_layer{i}']:.2f}" for i in range(_n_probe_layers(r)))
     if "accuracy_determined" not in r:
-        return f"held-out action NLL {r['action_nll']:.3f} | probe by layer [{probes}]"
+        line = f"held-out action NLL {r['action_nll']:.3f} | probe by layer [{probes}]"
+        if "free_play_task_consistent" in r:
+            ends = " ".join(
+                f"{k.removeprefix('free_play_ended_')} {v:.2f}"
+                for k, v in r.items()
+                if k.startswith("free_play_ended_")
+            )
+            line += f" | free play: task completed {r['free_play_task_consistent']:.3f} ({ends})"
+        return line
     return (
         f"acc det/undet {r['accuracy_determined']:.3f}/{r['accuracy_undetermined']:.3f} "
         f"optimal det/undet {r['optimal_determined']:.3f}/{r['optimal_undetermined']:.3f} | "

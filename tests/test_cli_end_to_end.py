@@ -174,9 +174,35 @@ def test_diagnose_prints_the_report_it_writes(cli, root, pretrained):
     stdout = cli("diagnose", "--model", model, "--episodes", 8, "--env-episodes", 2, "--out", out)
     report = json.loads(out.read_text())
     assert report.pop("model") == str(model)
+    assert report.pop("env_id") == "GridPinpad-v0"
     assert stdout.strip() == format_report(report)
     assert 0.0 <= report["accuracy_all"] <= 1.0 and 0.0 <= report["probe_mid"] <= 1.0
     assert set(report) >= {"probe_layer0", "probe_layer1", "probe_layer2", "env_success"}
+
+
+def test_diagnose_an_ant_model_plays_the_env_its_observations_match(cli, root, tiny_ant):
+    """An ant base model: the held-out NLL, probes and free play in the AntPinpad id whose
+    observations it reads. Mutants: the env guessed from the action type alone; free play left
+    out of the report or printed from another number."""
+    out = root / "diagnose_ant.json"
+    stdout = cli(
+        "diagnose",
+        "--model",
+        tiny_ant["base_model"],
+        "--episodes",
+        4,
+        "--env-episodes",
+        3,
+        "--out",
+        out,
+    )
+    report = json.loads(out.read_text())
+    assert report.pop("model") == tiny_ant["base_model"]
+    assert report.pop("env_id") == "AntPinpad-v0"  # 41-dimensional observations
+    assert stdout.strip() == format_report(report)
+    assert "free play: task completed" in stdout and report["free_play_mean_length"] > 0
+    ends = sum(v for k, v in report.items() if k.startswith("free_play_ended_"))
+    assert ends == pytest.approx(1.0)
 
 
 def test_probe_writes_controllers_and_the_accuracies_it_printed(probed, pretrained):
