@@ -148,17 +148,17 @@ def test_a_stop_requested_during_an_evaluation_checkpoints_that_step(tmp_path, m
 
 
 class _Clock:
-    """``agents.pretrain``'s ``time`` in a test: ``perf_counter`` advances 1 s per read and
+    """``agents.pretrain``'s ``time`` in a test: ``perf_counter`` advances 0.125 s per read and
     ``time`` 0.25 s per read. A training step reads ``perf_counter`` before its batch, after it
-    and after the update (1 s getting data, 2 s in all); ``time`` is read at the start and at
-    each log."""
+    and after the update (0.125 s getting data, 0.25 s in all: a window's total stays under the
+    1e-9 floor's mutant 1.000000001); ``time`` is read at the start and at each log."""
 
     def __init__(self) -> None:
         self.reads, self.wall = 0, 0
 
     def perf_counter(self) -> float:
         self.reads += 1
-        return float(self.reads)
+        return 0.125 * self.reads
 
     def time(self) -> float:
         self.wall += 1
@@ -201,19 +201,20 @@ def _record_bars(monkeypatch) -> list:
 
 def test_a_resumed_run_logs_its_loss_and_throughput_every_log_every_steps(tmp_path, monkeypatch):
     """Resumed at step 4 and run to 11 with log_every=3, under a fake clock: rows at steps 6, 9
-    and 11 (windows of 2, 3 and 2 steps) holding the loss, the tokens per second since the
-    start (the batches' mask sums over the clock's 0.25 s per log), the data fraction (1 s of
-    2 per step) and the steps per second of the window's own steps; the progress bar counts from
-    4 to 11 of 11 and shows each row's loss and rate without forcing a redraw; the resumed run
-    draws episodes other than the first run's.
+    and 11 (windows of 2, 3 and 2 steps) holding the loss and its parts, the step's learning
+    rate, the tokens per second since the start (the batches' mask sums over the clock's 0.25 s
+    per log), the data fraction (0.125 s of 0.25 s per step) and the steps per second of the
+    window's own steps; the progress bar counts from 4 to 11 of 11 and shows each row's loss and
+    rate without forcing a redraw; the resumed run draws episodes other than the first run's.
 
     Mutants killed: the interval as a constant ``% 51`` (now ``log_every``) and its condition;
     ``data_s =`` for ``+=``, ``train_s -=``, ``window_steps += 2``; the window counters started
     (``1.0, 0.0, 0``, ``0.0, 1.0, 0``, ``0.0, 0.0, 1``) or reset (``0.0, 1.0, 0``,
     ``0.0, 0.0, 1``) at other values; ``tokens`` started at 1; ``max(1.000000001, ...)`` and
-    ``time.time() + t0`` in the rate; ``*`` for ``/`` in the data fraction and the steps per
-    second; the ``perf/*`` keys renamed; the bar without ``initial`` or ``total``; the postfix's
-    ``tok_s=None`` or without ``refresh=False``."""
+    ``time.time() + t0`` in the rate, ``max(1.000000001, train_s)`` in the data fraction; ``*``
+    for ``/`` in the data fraction and the steps per second; a ``train/*`` or ``perf/*`` key
+    renamed; the action accuracy logged only when it is None; the bar without ``initial`` or
+    ``total``; the postfix's ``tok_s=None`` or without ``refresh=False``."""
     run = tmp_path / "log"
     first = _record_batches(monkeypatch)
     pretrain(tiny_config(run, steps=4, checkpoint_every=4))
@@ -221,17 +222,25 @@ def test_a_resumed_run_logs_its_loss_and_throughput_every_log_every_steps(tmp_pa
     batches = _record_batches(monkeypatch)
     bars = _record_bars(monkeypatch)
     monkeypatch.setattr(pretrain_module, "time", _Clock())
-    pretrain(tiny_config(run, steps=11, checkpoint_every=100, log_every=3))
+    cfg = tiny_config(run, steps=11, checkpoint_every=100, log_every=3)
+    pretrain(cfg)
 
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "train/loss" in r]
     assert [r["step"] for r in rows] == [4, 6, 9, 11]  # the first run's last step, then these
     assert len(batches) == 7
     tokens = [int(b["mask"].sum()) for b in batches]
+    keys = {"step", "train/loss", "train/action_nll", "train/obs_loss", "train/grad_norm"}
+    keys |= {"train/lr", "train/action_accuracy"}  # a grid model's discrete actions
+    keys |= {"perf/tokens_per_s", "perf/data_fraction", "perf/steps_per_s"}
     for i, (row, seen) in enumerate(zip(rows[1:], (2, 5, 7)), start=1):
+        assert set(row) == keys
+        parts = row["train/action_nll"] + cfg.obs_coef * row["train/obs_loss"]
+        assert row["train/loss"] == pytest.approx(parts, rel=1e-5)
+        assert row["train/lr"] == pytest.approx(learning_rate(cfg, row["step"] - 1))
         assert row["perf/tokens_per_s"] == pytest.approx(sum(tokens[:seen]) / (0.25 * i))
         assert row["perf/data_fraction"] == pytest.approx(0.5)
-        assert row["perf/steps_per_s"] == pytest.approx(0.5)
+        assert row["perf/steps_per_s"] == pytest.approx(4.0)  # 1 step per 0.25 s
 
     (bar,) = bars
     assert (bar.n, bar.total) == (11, 11)
