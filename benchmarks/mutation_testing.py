@@ -19,8 +19,9 @@ project's environment (the extra ``[mutation]``), or in a folder given by ``--mu
 Each target runs in its own export of a commit (``git archive HEAD``; ``--worktree``: the
 working tree's tracked and untracked, not ignored files instead) in a temporary folder, never
 in the working tree, with its mutmut settings appended to the export's pyproject.toml. The
-targets (``TARGETS``): the grid's rules (``internal_rl_gym/envs/grid_core.py``), InternalControl
-(``internal_rl_gym/internal_control.py``) and pretraining's resume path in
+targets (``TARGETS``): the grid's rules (``internal_rl_gym/envs/grid_core.py``), InternalControl's
+front ends (``internal_rl_gym/internal_control.py``) and its engine
+(``internal_rl_gym/internal_control_core.py``), and pretraining's resume path in
 ``agents/pretrain.py``, each with a fast test subset. ``--sample N`` (seeded by ``--seed``)
 tests N mutants drawn from a target's mutants instead of all of them.
 
@@ -76,6 +77,19 @@ TARGETS: dict[str, Target] = {
         ["tests/test_internal_control.py", "tests/test_internal_control_options.py"],
         # subprocess VecEnvs and PPO runs: slow, and they check plumbing, not the rules. The
         # torch-threads test sets several threads, which hangs a forked child (OpenMP after fork)
+        ["-k", "not test_pickle_and_sb3_vec_envs and not test_stock_ppo_runs and not torch_thread"],
+        sample=200,
+    ),
+    "internal_control_core": Target(
+        "internal_rl_gym/internal_control_core.py",
+        [
+            "tests/test_internal_control.py",
+            "tests/test_internal_control_options.py",
+            "tests/test_step_context.py",
+            "tests/test_oracle.py",
+        ],
+        # the engine (reward sum, visited_colours, switching gate, step-count feature, batched
+        # rows, oracle switching); the same exclusions as internal_control
         ["-k", "not test_pickle_and_sb3_vec_envs and not test_stock_ppo_runs and not torch_thread"],
         sample=200,
     ),

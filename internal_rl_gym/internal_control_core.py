@@ -11,7 +11,6 @@ in :mod:`internal_rl_gym.internal_control`, which re-exports every public name h
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,18 +73,25 @@ class ControlOptions:
             )
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
-    before = torch.get_num_threads()
-    if n is None or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class _TorchThreads:
+    """``with _TorchThreads(n):`` runs the block with ``n`` torch CPU threads (``None``:
+    unchanged), then restores torch's setting. (A class, not a decorated generator: mutmut
+    leaves decorated functions unmutated, and benchmarks/mutation_testing.py mutates this.)"""
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.before: int | None = None  # the setting to restore; None: nothing was changed
+
+    def __enter__(self) -> None:
+        before = torch.get_num_threads()
+        if self.n is not None and self.n != before:
+            torch.set_num_threads(self.n)
+            self.before = before
+
+    def __exit__(self, *exc) -> None:
+        if self.before is not None:
+            torch.set_num_threads(self.before)
+            self.before = None
 
 
 @dataclass
@@ -203,7 +209,7 @@ class InternalControlCore:
         options: Sequence[dict | None] | None = None,
     ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Start new episodes in ``rows``; returns their observations and infos."""
-        with _torch_threads(self.options.torch_threads), torch.inference_mode():
+        with _TorchThreads(self.options.torch_threads), torch.inference_mode():
             return self._reset_rows(rows, seeds, options)
 
     def _reset_rows(self, rows, seeds, options) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
@@ -296,10 +302,10 @@ class InternalControlCore:
         """Run one abstract step in each given row (row -> action). Rows move in lockstep, one
         batched base-model call per primitive step for the rows still running; a row stops
         when its gate fires (β ≥ threshold), its episode ends or it reaches the step cap."""
-        with _torch_threads(self.options.torch_threads):
+        # inference mode here, not as _step_rows' decorator: mutmut skips decorated functions
+        with _TorchThreads(self.options.torch_threads), torch.inference_mode():
             return self._step_rows(actions)
 
-    @torch.inference_mode()
     def _step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         opts = self.options
         rows = sorted(actions)

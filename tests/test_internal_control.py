@@ -62,6 +62,7 @@ def test_info_contract(checkpoints):
     n = info["primitive_steps"]
     assert 1 <= n <= 7 and len(info["primitive_actions"]) == n
     assert isinstance(info["success"], bool) and isinstance(r, float)
+    assert type(term) is bool and type(trunc) is bool  # mutant: terminated None at the gate
     # one β per primitive step, the one that ended the episode included
     assert len(info["beta"]) == n
     assert all(0.0 <= b <= 1.0 for b in info["beta"])
@@ -243,6 +244,47 @@ def test_batched_vec_env_matches_separate_envs(checkpoints):
     assert n_done > 0  # auto-reset was exercised
 
 
+def test_a_full_rank_controller_batches_like_separate_rows():
+    """A full-rank metacontroller's U(z) is one (d, d) matrix per row, not the low-rank pair:
+    as rows leave the lockstep batch (their gates fire at different primitive steps) it is
+    subset with them, and each row runs as it would alone. Mutant: U treated as a pair when
+    rows leave (core ``_step_rows`` 208)."""
+    from internal_rl_gym.internal_control import InternalControlCore
+    from tests.conftest import tiny_metacontroller
+
+    base, _ = tiny_models()
+    torch.manual_seed(0)
+    meta = tiny_metacontroller(base, rank=0)
+    with torch.no_grad():
+        meta.hyper[-1].weight.mul_(30.0)
+    meta.eval()
+
+    def make_core(n):
+        envs = [gym.make("GridPinpad-v0", task="0-1-2-3") for _ in range(n)]
+        return InternalControlCore(envs, base, meta)
+
+    batched, alone = make_core(3), [make_core(1) for _ in range(3)]
+    batched.reset_rows([0, 1, 2], [4, 5, 6])
+    for j, core in enumerate(alone):
+        core.reset_rows([0], [4 + j])
+    rng = np.random.default_rng(0)
+    lengths = set()
+    live = [0, 1, 2]
+    for _ in range(4):
+        actions = {i: rng.uniform(-1, 1, 4) for i in live}
+        out = batched.step_rows(actions)
+        for i in live:
+            want = alone[i].step_rows({0: actions[i]})[0]
+            assert out[i].info["primitive_actions"] == want.info["primitive_actions"]
+            np.testing.assert_allclose(out[i].info["beta"], want.info["beta"], atol=1e-5)
+            np.testing.assert_allclose(out[i].obs, want.obs, atol=1e-5)
+        lengths.add(tuple(out[i].info["primitive_steps"] for i in live))
+        live = [i for i in live if not (out[i].terminated or out[i].truncated)]
+        if len(live) < 2:
+            break
+    assert any(len(set(n)) > 1 for n in lengths), "the rows always left together"
+
+
 def test_pickle_and_sb3_vec_envs(checkpoints):
     env = InternalControlEnv(**checkpoints)
     clone = pickle.loads(pickle.dumps(env))
@@ -323,6 +365,35 @@ def test_env_agnostic_continuous_control_on_the_ant(tiny_ant):
     assert actions.shape[1] == 8 and np.all(np.abs(actions) <= 1.0)
 
 
+def test_continuous_primitive_actions_are_the_mean_or_a_draw_around_it_clipped(tiny_ant):
+    """Torques from a fake head (mean, log σ): greedy takes the mean, "sample" draws
+    mean + σ·N(0, 1) with the row's generator; both clipped to the task env's bounds, in its
+    dtype. Mutants (core ``_sample_primitive`` 54-58, 61): greedy ignored or always on, ``-`` or
+    ``/`` for the noise's sign and scale, one shared draw (``standard_normal(None)``), the
+    float64 draw not cast back (``astype(None)``)."""
+    from types import SimpleNamespace
+
+    from internal_rl_gym.hub import load_base_model, load_metacontroller
+
+    base = load_base_model(tiny_ant["base_model"])
+    meta = load_metacontroller(tiny_ant["metacontroller"], base_model=base)
+    mean = torch.tensor([[0.1, -0.2, 0.3, 5.0, -5.0, 0.0, 0.05, -0.05]])
+    head = SimpleNamespace(action_mean=mean, action_log_std=torch.full((1, 8), np.log(0.2)))
+    for sampling in ("greedy", "sample"):
+        env = InternalControlWrapper(
+            gym.make("AntPinpad-v0"), base, meta, primitive_sampling=sampling
+        )
+        env.reset(seed=0)
+        core, space = env._core, env.unwrapped.action_space
+        core.rngs[0] = np.random.default_rng(7)
+        action = core._sample_primitive(head, np.array([0]))[0]
+        drawn = mean[0].numpy() + 0.2 * np.random.default_rng(7).standard_normal(8)
+        want = mean[0].numpy() if sampling == "greedy" else drawn
+        assert action.dtype == space.dtype == np.float32
+        np.testing.assert_allclose(action, np.clip(want, space.low, space.high), rtol=1e-6)
+        assert action[3] == 1.0 and action[4] == -1.0  # clipped
+
+
 def test_an_env_without_tasks_gets_a_clear_error(checkpoints):
     """Mutant: the bare nested TypeError of CartPole's constructor."""
     with pytest.raises(ValueError, match="needs a task env that takes a `task` argument"):
@@ -359,8 +430,97 @@ def test_reward_is_the_task_reward_summed_over_the_abstract_step(checkpoints):
             total += r
             done = term or trunc
         assert total == float(info["success"])
+        assert info["is_success"] is info["success"]  # mutant: is_success read from another key
         successes += info["success"]
     assert successes > 0, "no episode succeeded: the test checked nothing"
+
+
+class DenseReward(gym.Wrapper):
+    """The task env's reward plus ``per_step`` on every primitive step."""
+
+    def __init__(self, env, per_step: float):
+        super().__init__(env)
+        self.per_step, self.rewards = per_step, []
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.rewards.append(float(r) + self.per_step)
+        return obs, self.rewards[-1], term, trunc, info
+
+
+def test_a_dense_reward_is_summed_over_every_primitive_step():
+    """GridPinpad's reward is sparse and lands on an episode's last primitive step, so a reward
+    *kept* from the last step passes the test above. With a reward on every primitive step,
+    the abstract step's reward is their sum. Mutants: ``=`` for ``+=`` in the sum, the sum
+    started at 1 (core ``_step_rows``)."""
+    base, meta = tiny_models()
+    task = DenseReward(gym.make("GridPinpad-v0", task="0-1"), per_step=-0.25)
+    env = InternalControlWrapper(task, base, meta, max_primitive_steps=6)
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    longest, done = 0, False
+    while not done:
+        task.rewards = []
+        _, r, term, trunc, info = env.step(env.action_space.sample())
+        done = term or trunc
+        assert len(task.rewards) == info["primitive_steps"] and r == sum(task.rewards)
+        longest = max(longest, info["primitive_steps"])
+    assert longest > 1, "every abstract step was one primitive step: the test checked nothing"
+
+
+class RecordVisits(gym.Wrapper):
+    """The task env's ``info["visited"]`` of every primitive step (``drop``: ``visited`` and
+    ``success`` removed from the info, as a task env that does not report them)."""
+
+    def __init__(self, env, drop: bool = False):
+        super().__init__(env)
+        self.visits, self.drop = [], drop
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.visits.append(info["visited"])
+        if self.drop:
+            info = {k: v for k, v in info.items() if k not in ("visited", "success")}
+        return obs, r, term, trunc, info
+
+
+def test_visited_colours_are_the_colours_entered_during_the_abstract_step():
+    """info["visited_colours"] lists, in order, the colour entered at each primitive step of
+    this abstract step (colour 0 included, the -1s of steps that entered none left out); a
+    task env without ``info["visited"]`` gives an empty list (and without ``info["success"]``
+    no success). Mutants (core ``_step_rows``): the list emptied or not passed on; ``> 0`` or
+    ``>= 1`` for ``>= 0``; a default other than -1 for a missing key, or the key misspelt;
+    success or is_success defaulting to True."""
+    base, meta = tiny_models()
+    task = gym.make("GridPinpad-v0", task="0-1-2-3-4-5-6-7", terminate_on_wrong_colour=False)
+    recorder = RecordVisits(task)
+    env = InternalControlWrapper(recorder, base, meta, max_primitive_steps=10)
+    env.action_space.seed(0)
+    entered, colour_zero = 0, False
+    for seed in range(3):
+        env.reset(seed=seed)
+        done = False
+        while not done:
+            recorder.visits = []
+            _, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
+            assert len(recorder.visits) == info["primitive_steps"]
+            assert info["visited_colours"] == [v for v in recorder.visits if v >= 0]
+            entered += len(info["visited_colours"])
+            colour_zero |= 0 in info["visited_colours"]
+    assert entered > 0 and colour_zero, "no colour (or never colour 0) entered: checked nothing"
+    silent = RecordVisits(gym.make("GridPinpad-v0", task="0-1-2-3"), drop=True)
+    env = InternalControlWrapper(silent, base, meta, max_primitive_steps=100)
+    env.action_space.seed(0)
+    for seed in range(3):
+        env.reset(seed=seed)
+        done = False
+        while not done:
+            _, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
+            assert info["visited_colours"] == []
+            assert info["success"] is False and info["is_success"] is False
+    assert any(v >= 0 for v in silent.visits), "no colour entered: checked nothing"
 
 
 def test_categorical_codes_make_a_discrete_action_that_selects_the_code(tmp_path):
@@ -386,8 +546,8 @@ def test_categorical_codes_make_a_discrete_action_that_selects_the_code(tmp_path
     sb3_check_env(env, warn=True)
     core = env.unwrapped._core
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="code index"):
-        env.step(3)
+    with pytest.raises(ValueError, match=r"^The code index 3 is not an integer in 0\.\.2\.$"):
+        env.step(3)  # mutant: "XXcode indexXX" (core check_action 6)
     env.step(2)
     assert core.z[0].tolist() == [0.0, 0.0, 1.0]
 
@@ -423,3 +583,39 @@ def test_engine_calls_run_on_one_torch_thread_and_restore_the_users_setting(tiny
             gym.make("InternalControl-v0", task="0-1", torch_threads=0, **tiny_checkpoints)
     finally:
         torch.set_num_threads(before)
+
+
+def test_engine_calls_set_their_thread_count_and_restore_it(tiny_checkpoints, monkeypatch):
+    """The same contract as the test above, seen through torch's setters (spied, so that no
+    thread count really changes: several threads hang mutmut's forked test processes, where
+    the test above is left out). Each reset/step sets ``torch_threads`` and restores the
+    previous count after it; a count equal to torch's, or None, sets nothing. Mutants: the
+    option not passed (core ``reset_rows`` 1, ``step_rows`` 1), and those of ``_TorchThreads``
+    (the count not set, not restored, restored to the wrong value, set when equal)."""
+    envs = {
+        n: gym.make("InternalControl-v0", task="0-1", torch_threads=n, **tiny_checkpoints)
+        for n in (3, 2, None)
+    }
+    threads, calls, seen = [2], [], []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads[0])
+
+    def set_num_threads(n):
+        calls.append(n)
+        threads[0] = n
+
+    monkeypatch.setattr(torch, "set_num_threads", set_num_threads)
+    for n, env in envs.items():
+        core = env.unwrapped._core
+        lower = core._lower
+
+        def spy(*args, _lower=lower, **kwargs):
+            seen.append(threads[0])
+            return _lower(*args, **kwargs)
+
+        core._lower = spy
+        calls.clear()
+        seen.clear()
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        assert threads == [2] and set(seen) == {3 if n == 3 else 2}
+        assert calls == ([3, 2, 3, 2] if n == 3 else []), n

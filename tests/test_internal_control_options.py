@@ -86,6 +86,13 @@ def test_action_scale_multiplies_the_action_into_the_code():
     )
     c = episode_steps(default, 2, actions)  # the same actions at scale 3 steer differently
     assert [i["primitive_actions"] for i, _ in a] != [i["primitive_actions"] for i, _ in c]
+    # z is computed from the action's value, not in its precision: a float16 action gives the
+    # z of its exact value (mutant: the action left in its dtype, core check_action 38, 40)
+    half = np.array([0.3, -0.7, 0.9, 0.1], np.float16)
+    scaled.reset(seed=2)
+    scaled.step(half)
+    want = (1.5 * half.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(scaled._core.z[0].numpy(), want)
 
 
 def test_action_scale_leaves_the_oracles_subgoal_index_alone(tiny_oracle):
@@ -109,6 +116,8 @@ def _recorded_run(env: InternalControlWrapper, rng_seed: int) -> tuple[list, lis
 
     def recording_heads(*args, **kwargs):
         out = heads(*args, **kwargs)
+        # acting needs only the action head (mutant: predict_obs True or left to its default)
+        assert out.obs_pred is None
         logits.append(out.action_logits[0].clone())
         return out
 
@@ -223,10 +232,13 @@ def tiny_meta(base, **kw):
         ({"beta_threshold": 1.5}, r"beta_threshold must be in \(0, 1\]"),
         ({"max_primitive_steps": 0}, "max_primitive_steps must be >= 1"),
         ({"primitive_sampling": "top-k"}, "primitive_sampling must be 'sample' or 'greedy'"),
+        ({"torch_threads": 0}, r"^torch_threads must be >= 1 or None .*, got 0\.$"),
     ],
 )
 def test_invalid_options_are_refused_with_their_range(option, message):
-    """Mutants: each bound moved (action_scale <= 1, 0 <= β, β <= 2) or its message dropped."""
+    """Mutants: each bound moved (action_scale <= 1, 0 <= β, β <= 2) or its message dropped;
+    ``torch_threads is None and ...`` (0 accepted) or its message None (core validate 26, 29;
+    the torch-threads test that also checks it is outside the mutation run's subset)."""
     with pytest.raises(ValueError, match=message):
         wrapper(**option)
 
@@ -289,14 +301,16 @@ def test_oracle_actions_are_checked_as_subgoal_indices(tiny_oracle):
 
 def test_a_pickled_env_keeps_every_option(tiny_checkpoints):
     """EzPickle rebuilds the env from its constructor arguments. Mutants: any argument replaced
-    by None or dropped from EzPickle; env_kwargs or render_mode not passed to the task env;
-    render_mode not kept."""
+    by None or dropped from EzPickle (``torch_threads`` too: None here, so the clone's default 1
+    differs; internal_control ``InternalControlEnv.__init__`` 57); env_kwargs or render_mode not
+    passed to the task env; render_mode not kept."""
     import pickle
 
     from internal_rl_gym.internal_control import InternalControlEnv
 
     env = InternalControlEnv(
         **tiny_checkpoints,
+        torch_threads=None,
         task="0-1",
         env_kwargs={"max_steps": 7},
         hub_kwargs={"local_files_only": True},
@@ -316,14 +330,25 @@ def test_a_pickled_env_keeps_every_option(tiny_checkpoints):
         assert e.reset(seed=0)[1]["task"] == "0-1"
         assert isinstance(e.render(), str)
     assert env._core.options.beta_threshold == 0.7 and env.observation_space.shape == (17,)
+    assert clone._core.options.torch_threads is None
 
 
 def test_the_defaults_build_the_papers_post_task_env():
     """Mutant: a default checkpoint name changed (upper-cased; upper-casing the default task
-    is an equivalent mutant: task names are case-insensitive)."""
-    from internal_rl_gym.internal_control import InternalControlEnv, make_internal_control_vec_env
+    is an equivalent mutant: task names are case-insensitive); a default option changed
+    (``max_abstract_steps`` 101, ``torch_threads`` 2) or ``torch_threads`` passed on as None
+    (internal_control ``InternalControlEnv.__init__`` 15, 19, 96)."""
+    from internal_rl_gym.internal_control import (
+        ControlOptions,
+        InternalControlEnv,
+        make_internal_control_vec_env,
+    )
 
     env = InternalControlEnv()
+    assert env._core.options == ControlOptions(
+        action_scale=3.0, max_primitive_steps=50, beta_threshold=0.5, primitive_sampling="sample",
+        include_step_count=False, max_abstract_steps=100, controller_gain=1.0, torch_threads=1,
+    )  # fmt: skip
     assert env.base_model._checkpoint_source == "pinpad-transformer"
     assert env.metacontroller._checkpoint_source == "pinpad-metacontroller"
     assert env.reset(seed=0)[1]["task"] == "0-1-2-3-4-5-6-7-0-1-2-3"
@@ -338,6 +363,45 @@ def test_device_auto_runs_where_there_is_no_gpu(tiny_checkpoints):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert env.unwrapped.base_model.device.type == expected
     assert next(env.unwrapped.metacontroller.parameters()).device.type == expected
+
+
+def test_the_engine_keeps_to_the_models_device_whatever_torchs_default(tiny_oracle):
+    """The engine allocates its state, index tensors and observations on the models' device,
+    never on torch's default device (``torch.set_default_device("cuda")`` with models on the
+    CPU). Torch's "meta" device as the default stands in for another device on a machine without
+    a GPU: a tensor left to the default lands there and cannot mix with the models' CPU
+    tensors. The batched engine (rows leaving the batch at different steps, auto-resets), the
+    oracle and categorical codes then run exactly as without it. Mutants: ``device=`` dropped or
+    None on the engine's tensors (core ``__init__``, ``_lower``, ``_observe``, ``_reset_rows``,
+    ``_step_rows``)."""
+    from internal_rl_gym.hub import load_base_model, load_subgoal_controllers
+
+    base, meta = tiny_models()
+    oracle_base = load_base_model(tiny_oracle["base_model"])
+    ctrl = load_subgoal_controllers(tiny_oracle["metacontroller"], base_model=oracle_base)
+    categorical = tiny_meta(base, n_z=3, code="categorical")
+    setups = [  # (base model, metacontroller, n_envs, actions of step k)
+        (base, meta, 3, lambda k: np.random.default_rng(k).uniform(-1, 1, (3, 4))),
+        (oracle_base, ctrl, 2, lambda k: np.array([k % 4, (k + 1) % 4])),
+        (base, categorical, 2, lambda k: np.array([k % 3, (k + 2) % 3])),
+    ]
+
+    def run(b, m, n, actions):
+        envs = [gym.make("GridPinpad-v0", task="0-1-2-3") for _ in range(n)]
+        vec = InternalControlVecEnv(envs, b, m, max_primitive_steps=5)
+        vec.seed(0)
+        out = [vec.reset()]
+        for k in range(8):
+            obs, rewards, dones, infos = vec.step(actions(k))
+            out += [obs, rewards, dones, [info["primitive_actions"] for info in infos]]
+        return out
+
+    for setup in setups:
+        want = run(*setup)
+        with torch.device("meta"):
+            got = run(*setup)
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
 
 
 def test_vec_env_passes_reset_options_and_keeps_its_reset_infos(tiny_checkpoints):
@@ -449,10 +513,12 @@ def test_step_count_feature_and_episode_bookkeeping(tiny_checkpoints):
     info counts the abstract steps of this episode; reset's info has success False; reset
     options reach the task env; a finished episode must be reset. Mutants: the feature built
     from None; the count restarting at 1; success None; reset's options dropped; "needs reset"
-    only when terminated *and* truncated."""
+    only when terminated *and* truncated; the count set to 1 instead of incremented (core
+    ``_step_rows`` 210: the episode now lasts several abstract steps, free play)."""
     env = gym.make(
         "InternalControl-v0", **tiny_checkpoints, task="0-1", include_step_count=True,
-        max_abstract_steps=10, max_primitive_steps=2, env_kwargs={"max_steps": 8},
+        max_abstract_steps=10, max_primitive_steps=2,
+        env_kwargs={"max_steps": 8, "terminate_on_wrong_colour": False},
     )  # fmt: skip
     layout = {"walls": [0, 1, 2, 3], "colours": [10, 11, 12, 13, 14, 15, 16, 17], "agent": 24}
     obs, info = env.reset(seed=0, options={"layout": layout})
@@ -465,6 +531,7 @@ def test_step_count_feature_and_episode_bookkeeping(tiny_checkpoints):
         done = term or trunc
         assert info["abstract_steps"] == k and obs[-1] == np.float32(k / 10)
         assert obs.dtype == np.float32
+    assert k >= 3, "the count was checked on fewer than 3 abstract steps"
     with pytest.raises(RuntimeError, match="Call reset"):
         env.step(np.zeros(4, np.float32))
 
@@ -492,6 +559,24 @@ def test_vec_env_returns_sb3_dtypes_and_reseeding_repeats(tiny_checkpoints):
         make_internal_control_vec_env(0, **tiny_checkpoints)
 
 
+def test_the_core_resets_rows_without_seeds_or_options():
+    """InternalControlCore.reset_rows(rows) alone (the front ends always pass both lists):
+    unseeded, option-less resets of just those rows, and none for an empty list. Mutants:
+    ``list(seeds)`` of None (``or True``), ``[None] / len(rows)`` (core ``_reset_rows`` 5, 8)."""
+    from internal_rl_gym.internal_control import InternalControlCore
+
+    base, meta = tiny_models()
+    core = InternalControlCore(
+        [gym.make("GridPinpad-v0", task="0-1") for _ in range(2)], base, meta
+    )
+    obs, infos = core.reset_rows([1])
+    assert len(obs) == len(infos) == 1 and obs[0].shape == (16,) and infos[0]["progress"] == 0
+    assert core.envs[1].unwrapped.steps == 0 and not hasattr(core.envs[0].unwrapped, "walls")
+    # no rows: nothing to do (mutants: the row indices left to numpy's and torch's default
+    # dtype, float for an empty list, which cannot index; core _observe 7, 9, _reset_rows 75, 78)
+    assert core.reset_rows([]) == ([], [])
+
+
 class _NoSubgoal(gym.Wrapper):
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -509,7 +594,9 @@ class _TwoColumns(gym.ObservationWrapper):
 
 def test_task_envs_that_cannot_be_steered_are_refused(tiny_oracle):
     """Mutants: the observation check passing a (637, 2) observation (``and`` for ``or``); the
-    oracle's missing-subgoal message changed."""
+    oracle's missing-subgoal message changed, or naming the env by its repr although it has a
+    spec id, or by ``spec.id`` although it has none (AttributeError; core ``_reset_rows`` 39,
+    40)."""
     from internal_rl_gym.hub import load_base_model, load_subgoal_controllers
 
     base, meta = tiny_models()
@@ -518,5 +605,10 @@ def test_task_envs_that_cannot_be_steered_are_refused(tiny_oracle):
     base = load_base_model(tiny_oracle["base_model"])
     ctrl = load_subgoal_controllers(tiny_oracle["metacontroller"], base_model=base)
     env = InternalControlWrapper(_NoSubgoal(gym.make("GridPinpad-v0")), base, ctrl)
-    with pytest.raises(ValueError, match=r"reports no 'subgoal'; use GridPinpad-v0 or AntPinpad"):
+    with pytest.raises(
+        ValueError, match=r"but GridPinpad-v0 reports no 'subgoal'; use GridPinpad-v0 or AntPinpad"
+    ):
         env.reset(seed=0)
+    unregistered = InternalControlWrapper(_NoSubgoal(GridPinpadEnv()), base, ctrl)  # no spec
+    with pytest.raises(ValueError, match=r"but <_NoSubgoal<GridPinpadEnv instance>> reports no"):
+        unregistered.reset(seed=0)

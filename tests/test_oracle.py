@@ -37,9 +37,14 @@ def test_both_env_checkers_pass_on_the_oracle(oracle_kwargs):
     sb3_check_env(env, warn=True)
 
 
-def test_an_abstract_step_ends_exactly_when_the_true_subgoal_changes(oracle_kwargs):
-    """Mutant: a switch on any colour (or never, up to the cap) instead of on pair completion."""
-    env = make_oracle(oracle_kwargs, task="0-1-2-3-4-5", max_primitive_steps=100)
+@pytest.mark.parametrize("threshold", [0.5, 1.0])
+def test_an_abstract_step_ends_exactly_when_the_true_subgoal_changes(oracle_kwargs, threshold):
+    """Mutant: a switch on any colour (or never, up to the cap) instead of on pair completion;
+    ``β > beta_threshold`` for ``>=`` (the oracle's β of 1 never ends a step at threshold 1;
+    core ``_step_rows`` 181)."""
+    env = make_oracle(
+        oracle_kwargs, task="0-1-2-3-4-5", max_primitive_steps=100, beta_threshold=threshold
+    )
     env.action_space.seed(0)
     changes = 0
     for seed in range(40):
