@@ -461,7 +461,7 @@ def _guess_env(c: Mapping[str, Any]) -> str | None:
     if discrete and c.get("obs_dim") == grid.obs_dim and c.get("n_actions") == grid.n_actions:
         return "GridPinpad-v0"  # a grid model with the linear encoder
     if c.get("arch") == "hawk" and c.get("action_type") == "continuous":
-        return "AntPinpad-v0"
+        return "AntPinpadRoutes-v0" if c.get("obs_dim") == 49 else "AntPinpad-v0"  # + route hints
     return None
 
 
