@@ -403,8 +403,10 @@ def test_an_env_without_tasks_gets_a_clear_error(checkpoints):
 
 
 def test_beta_has_one_entry_per_primitive_step_when_the_episode_ends_inside(checkpoints):
-    """Mutant: the β of the primitive step that ended the episode left out."""
+    """Mutant: the β of the primitive step that ended the episode left out; ``terminated``
+    None for a step the gate ended (core ``_step_rows`` 185)."""
     env = make_env(checkpoints, max_primitive_steps=100, task="0-1-2-3-4-5-6-7")
+    env.action_space.seed(0)
     ended = 0
     for seed in range(10):
         env.reset(seed=seed)
@@ -413,6 +415,7 @@ def test_beta_has_one_entry_per_primitive_step_when_the_episode_ends_inside(chec
             _, _, term, trunc, info = env.step(env.action_space.sample())
             done = term or trunc
             assert len(info["beta"]) == info["primitive_steps"]
+            assert type(term) is bool and type(trunc) is bool  # mutant: None when the gate ends
         ended += 1
     assert ended == 10
 
@@ -468,9 +471,13 @@ def test_a_dense_reward_is_summed_over_every_primitive_step():
     assert longest > 1, "every abstract step was one primitive step: the test checked nothing"
 
 
+DROPPED = ("visited", "success", "is_success")
+
+
 class RecordVisits(gym.Wrapper):
-    """The task env's ``info["visited"]`` of every primitive step (``drop``: ``visited`` and
-    ``success`` removed from the info, as a task env that does not report them)."""
+    """The task env's ``info["visited"]`` of every primitive step (``drop``: ``visited``,
+    ``success`` and ``is_success`` removed from the info, as a task env that does not report
+    them)."""
 
     def __init__(self, env, drop: bool = False):
         super().__init__(env)
@@ -480,7 +487,7 @@ class RecordVisits(gym.Wrapper):
         obs, r, term, trunc, info = self.env.step(action)
         self.visits.append(info["visited"])
         if self.drop:
-            info = {k: v for k, v in info.items() if k not in ("visited", "success")}
+            info = {k: v for k, v in info.items() if k not in DROPPED}
         return obs, r, term, trunc, info
 
 
@@ -490,7 +497,8 @@ def test_visited_colours_are_the_colours_entered_during_the_abstract_step():
     task env without ``info["visited"]`` gives an empty list (and without ``info["success"]``
     no success). Mutants (core ``_step_rows``): the list emptied or not passed on; ``> 0`` or
     ``>= 1`` for ``>= 0``; a default other than -1 for a missing key, or the key misspelt;
-    success or is_success defaulting to True."""
+    success or is_success defaulting to True, is_success not set (the task env's own passed
+    on)."""
     base, meta = tiny_models()
     task = gym.make("GridPinpad-v0", task="0-1-2-3-4-5-6-7", terminate_on_wrong_colour=False)
     recorder = RecordVisits(task)
