@@ -58,6 +58,32 @@ def test_collect_ant_clean_data(tmp_path):
     assert np.isfinite(data.observations).all()
 
 
+def test_collect_ant_routes_records_its_env(tmp_path):
+    """AntPinpadRoutes-v0 data: 49-dim observations, and the id and its registered kwargs in the
+    metadata (downstream programs read the env from there). Mutant: the metadata's env id
+    hard-coded to AntPinpad-v0."""
+    out = tmp_path / "routes.npz"
+    main(
+        ["collect", "--env", "AntPinpadRoutes-v0", "--episodes", "1", "--task", "0-1"]
+        + ["--expert-mode", "mean", "--out", str(out)]
+    )
+    data = Demonstrations.load(out)
+    assert data.observations.shape[1] == 49
+    assert data.metadata["env_id"] == "AntPinpadRoutes-v0"
+    assert data.metadata["env_kwargs"] == {"relative_frame": "heading", "route_hints": True}
+
+
+@pytest.mark.parametrize(("obs_dim", "env_id"), [(41, "AntPinpad-v0"), (49, "AntPinpadRoutes-v0")])
+def test_diagnose_finds_the_ant_env_a_model_reads(obs_dim, env_id):
+    from agents.cli import _env_of
+    from internal_rl_gym.models import BaseModel
+
+    kw = dict(arch="hawk", action_dim=8, action_type="continuous", d_model=8, n_layers=1)
+    assert _env_of(BaseModel(obs_dim=obs_dim, n_heads=1, d_mlp=8, **kw)) == env_id
+    with pytest.raises(SystemExit, match="pass --env"):
+        _env_of(BaseModel(obs_dim=50, n_heads=1, d_mlp=8, **kw))
+
+
 def test_collect_rejects_unknown_env(tmp_path):
     with pytest.raises(SystemExit, match="no expert"):
         main(["collect", "--env", "CartPole-v1", "--out", str(tmp_path / "x.npz")])
