@@ -120,7 +120,10 @@ def _env_of(model) -> str:
     if cfg.action_type == "discrete":
         return "GridPinpad-v0"
     for env_id in ANT_EXPERT_ENVS:
-        if gym.make(env_id).observation_space.shape == (cfg.obs_dim,):
+        env = gym.make(env_id)
+        shape = env.observation_space.shape
+        env.close()
+        if shape == (cfg.obs_dim,):
             return env_id
     raise SystemExit(
         f"diagnose: no AntPinpad id has {cfg.obs_dim}-dimensional observations; pass --env."
