@@ -79,6 +79,10 @@ class PretrainConfig:
     d_model: int | None = field(default=None, metadata={"help": "override the preset's d_model"})
     n_layers: int | None = field(default=None, metadata={"help": "override the preset's depth"})
     obs_encoder: str = field(default="", metadata={"help": "override the preset's obs encoder"})
+    action_components: int = field(
+        default=1,
+        metadata={"help": "continuous actions: Gaussian mixture components of the action head"},
+    )
     init_from: str = field(
         default="",
         metadata={
@@ -147,6 +151,8 @@ def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
         changes.update(action_type="discrete", n_actions=int(data.metadata.get("n_actions", 4)))
     else:
         changes.update(action_type="continuous", action_dim=int(data.actions.shape[1]))
+    if cfg.action_components != 1:
+        changes["action_components"] = cfg.action_components
     return BaseModel.from_config(preset.replace(**changes))
 
 

@@ -54,7 +54,8 @@ def rollout(
 ) -> Rollouts:
     """Run one episode in each env with the base model's own action head: a categorical
     sample (``greedy``: its mode), or for continuous actions a Gaussian sample (``greedy``: its
-    mean) clipped to the env's action bounds (log-probabilities are of the unclipped sample).
+    mean; for a mixture head, its most probable component's mean) clipped to the env's action
+    bounds (log-probabilities are of the unclipped sample, under the whole head).
 
     ``control(infos)`` may return ``(intervention, layer)`` for this step, given each env's
     latest info (e.g. ground-truth controllers selected by ``info["subgoal"]``).
@@ -63,7 +64,7 @@ def rollout(
     first = [env.reset(seed=s) for env, s in zip(envs, seeds)]
     obs = np.stack([o for o, _ in first]).astype(np.float32)
     infos = [info for _, info in first]
-    trajectories = [[o] for o in obs]
+    trajectories = [[o.copy()] for o in obs]  # copies: obs is overwritten row by row below
     actions: list[list] = [[] for _ in range(n)]
     space, discrete = envs[0].action_space, base.action_type == "discrete"
     logps: list[list[float]] = [[] for _ in range(n)]
@@ -88,8 +89,17 @@ def rollout(
         else:
             mean = head.action_mean.float().cpu()
             std = head.action_log_std.float().exp().cpu()
+            if head.action_mix_logits is not None:  # a mixture head: each row's component first
+                probs = torch.softmax(head.action_mix_logits.float(), -1).cpu()
+                k = (
+                    probs.argmax(-1)
+                    if greedy
+                    else torch.multinomial(probs, 1, generator=generator)[:, 0]
+                )
+                mean, std = mean[torch.arange(len(k)), k], std[torch.arange(len(k)), k]
             raw = mean if greedy else mean + std * torch.randn(mean.shape, generator=generator)
-            lp = torch.distributions.Normal(mean, std).log_prob(raw).sum(-1).numpy()
+            dist = base.action_distribution(head, validate_args=False)
+            lp = dist.log_prob(raw.to(head.action_mean)).float().cpu().numpy()
             a = np.clip(raw.numpy(), space.low, space.high).astype(space.dtype)
         for i in np.nonzero(active)[0]:
             a_i = int(a[i]) if discrete else a[i]

@@ -276,17 +276,14 @@ class InternalControlCore:
         out: dict[int, Any] = {}
         greedy = self.options.primitive_sampling == "greedy"
         if self.discrete:
-            probs = torch.softmax(head.action_logits.float(), -1).cpu().numpy()
-            if greedy:
-                chosen = probs.argmax(-1)
-            else:  # inverse CDF with each row's own generator
-                u = np.array([self.rngs[i].random() for i in rows])[:, None]
-                cdf = np.cumsum(probs, -1)
-                chosen = np.minimum((cdf < u * cdf[:, -1:]).sum(-1), probs.shape[-1] - 1)
+            chosen = self._categorical(head.action_logits, rows, greedy)
             out = {int(i): int(a) for i, a in zip(rows, chosen)}
         else:
             mean = head.action_mean.float().cpu().numpy()
             std = head.action_log_std.float().exp().cpu().numpy()
+            if head.action_mix_logits is not None:  # a mixture head: each row's component first
+                k = self._categorical(head.action_mix_logits, rows, greedy)
+                mean, std = mean[np.arange(len(k)), k], std[np.arange(len(k)), k]
             for j, i in enumerate(rows):
                 space = self.envs[i].action_space
                 a = (
@@ -297,6 +294,16 @@ class InternalControlCore:
                 # documented: sampled torques are clipped to the task env's bounds
                 out[int(i)] = np.clip(a, space.low, space.high).astype(space.dtype)
         return out
+
+    def _categorical(self, logits: torch.Tensor, rows: np.ndarray, greedy: bool) -> np.ndarray:
+        """One index per row from ``logits`` (rows, K): the argmax if ``greedy``, else drawn by
+        inverse CDF with each row's own generator."""
+        probs = torch.softmax(logits.float(), -1).cpu().numpy()
+        if greedy:
+            return probs.argmax(-1)
+        u = np.array([self.rngs[i].random() for i in rows])[:, None]
+        cdf = np.cumsum(probs, -1)
+        return np.minimum((cdf < u * cdf[:, -1:]).sum(-1), probs.shape[-1] - 1)
 
     def step_rows(self, actions: dict[int, np.ndarray]) -> dict[int, AbstractStepResult]:
         """Run one abstract step in each given row (row -> action). Rows move in lockstep, one

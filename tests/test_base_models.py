@@ -24,7 +24,10 @@ ARCHS = ["transformer", "hawk"]
 
 
 def tiny(arch: str, action_type: str = "discrete", **kw) -> BaseModel:
-    """A tiny model with large initial weights (so every layer visibly matters)."""
+    """A tiny model with large initial weights (so every layer visibly matters).
+    ``action_type="mixture"``: continuous actions with a 3-component Gaussian mixture head."""
+    if action_type == "mixture":
+        action_type, kw = "continuous", {"action_components": 3, **kw}
     args = dict(
         arch=arch,
         obs_dim=OBS_DIM,
@@ -48,7 +51,9 @@ def tiny(arch: str, action_type: str = "discrete", **kw) -> BaseModel:
 
 def head_tensors(h) -> list[torch.Tensor]:
     return [
-        t for t in (h.action_logits, h.action_mean, h.action_log_std, h.obs_pred) if t is not None
+        t
+        for t in (h.action_logits, h.action_mean, h.action_log_std, h.action_mix_logits, h.obs_pred)
+        if t is not None
     ]
 
 
@@ -61,7 +66,7 @@ def per_sequence_control(batch: int, d: int, seed: int = 1) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("action_type", ["discrete", "continuous", "mixture"])
 @pytest.mark.parametrize("controlled", [False, True])
 def test_stepping_matches_forward_with_resets(arch, action_type, controlled):
     """Rows at different positions (two rows restart mid-batch) reproduce fresh full passes."""
@@ -196,6 +201,7 @@ def test_apply_linear_control_low_rank_equals_dense():
     [
         dict(arch="transformer"),
         dict(arch="hawk", action_type="continuous", lru_width=16, name="ant-tiny"),
+        dict(arch="hawk", action_type="mixture"),
         dict(
             arch="transformer",
             obs_encoder="grid_cells",
@@ -270,6 +276,48 @@ def test_tiny_model_overfits(arch, action_type):
     assert dist.sample().shape == actions.shape
 
 
+def test_mixture_head_log_prob_is_the_weighted_sum_of_its_gaussians():
+    m = tiny("hawk", "mixture")
+    obs = torch.randn(2, 5, OBS_DIM)
+    actions = torch.randn(2, 5, ACTION_DIM)
+    with torch.no_grad():
+        head = m(obs)
+        assert head.action_mean.shape == head.action_log_std.shape == (2, 5, 3, ACTION_DIM)
+        assert head.action_mix_logits.shape == (2, 5, 3)
+        per_component = (
+            torch.distributions.Normal(head.action_mean, head.action_log_std.exp())
+            .log_prob(actions[:, :, None])
+            .sum(-1)
+        )  # (2, 5, 3)
+        want = torch.logsumexp(torch.log_softmax(head.action_mix_logits, -1) + per_component, -1)
+        got = m.action_distribution(head).log_prob(actions)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        full = torch.cat([obs, torch.randn(2, 1, OBS_DIM)], 1)
+        torch.testing.assert_close(m.loss(full, actions).action_nll, -want.mean())
+
+
+def test_mixture_head_commits_to_one_of_two_modes_a_gaussian_averages():
+    """Actions ±1 at random after the same observations: one Gaussian can only centre near 0
+    (NLL about ½·ln(2πe) ≈ 1.42 per dimension); two components put a narrow Gaussian on each."""
+    g = torch.Generator().manual_seed(5)
+    B, T = 64, 4
+    obs = torch.zeros(B, T + 1, OBS_DIM)
+    sign = torch.randint(0, 2, (B, T, 1), generator=g).float() * 2 - 1
+    actions = sign.expand(B, T, ACTION_DIM).contiguous()
+    nll = {}
+    for k in (1, 2):
+        m = tiny("hawk", "continuous", n_layers=1, init_scale=0.1, action_components=k).train()
+        opt = torch.optim.Adam(m.parameters(), lr=3e-2)
+        for _ in range(150):
+            loss = m.loss(obs, actions, obs_coef=0.0).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        nll[k] = float(m.loss(obs, actions, obs_coef=0.0).action_nll.detach())
+    assert nll[1] > 2 * 1.3, nll
+    assert nll[2] < nll[1] - 2.0, nll
+
+
 def test_loss_ignores_masked_steps_and_bce_encoder():
     m = tiny(
         "transformer",
@@ -330,6 +378,21 @@ def test_constructor_validation():
         BaseModel(obs_dim=4)
     with pytest.raises(ValueError, match="divisible by n_heads"):
         BaseModel(arch="hawk", obs_dim=4, n_actions=2, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="action_components must be a positive int, got 0"):
+        BaseModel(obs_dim=4, action_type="continuous", action_dim=2, action_components=0)
+    with pytest.raises(ValueError, match="action_components=2 needs continuous actions"):
+        BaseModel(obs_dim=4, n_actions=2, action_components=2)
+
+
+def test_a_checkpoint_saved_before_mixture_heads_loads_with_one_gaussian(tmp_path):
+    m = tiny("hawk", "continuous")
+    m.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["action_components"]  # as written by versions before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = BaseModel.from_pretrained(tmp_path, strict=True)
+    assert loaded.config.action_components == 1
+    assert loaded(torch.randn(1, 3, OBS_DIM)).action_mix_logits is None
 
 
 @pytest.mark.parametrize("arch", ARCHS)

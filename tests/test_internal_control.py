@@ -378,7 +378,8 @@ def test_continuous_primitive_actions_are_the_mean_or_a_draw_around_it_clipped(t
     base = load_base_model(tiny_ant["base_model"])
     meta = load_metacontroller(tiny_ant["metacontroller"], base_model=base)
     mean = torch.tensor([[0.1, -0.2, 0.3, 5.0, -5.0, 0.0, 0.05, -0.05]])
-    head = SimpleNamespace(action_mean=mean, action_log_std=torch.full((1, 8), np.log(0.2)))
+    log_std = torch.full((1, 8), np.log(0.2))
+    head = SimpleNamespace(action_mean=mean, action_log_std=log_std, action_mix_logits=None)
     for sampling in ("greedy", "sample"):
         env = InternalControlWrapper(
             gym.make("AntPinpad-v0"), base, meta, primitive_sampling=sampling
@@ -392,6 +393,40 @@ def test_continuous_primitive_actions_are_the_mean_or_a_draw_around_it_clipped(t
         assert action.dtype == space.dtype == np.float32
         np.testing.assert_allclose(action, np.clip(want, space.low, space.high), rtol=1e-6)
         assert action[3] == 1.0 and action[4] == -1.0  # clipped
+
+
+def test_a_mixture_head_picks_each_rows_component_then_draws_around_its_mean(tiny_ant):
+    """A mixture head (``action_mix_logits``): greedy takes the most probable component's mean;
+    "sample" picks the component by inverse CDF with the row's generator, then draws around
+    that component's mean with the same generator."""
+    from types import SimpleNamespace
+
+    from internal_rl_gym.hub import load_base_model, load_metacontroller
+
+    base = load_base_model(tiny_ant["base_model"])
+    meta = load_metacontroller(tiny_ant["metacontroller"], base_model=base)
+    means = torch.stack([torch.full((8,), v) for v in (-0.5, 0.25, 0.75)])[None]  # (1, 3, 8)
+    log_std = torch.log(torch.tensor([0.1, 0.2, 0.3]))[None, :, None].expand(1, 3, 8)
+    mix = torch.tensor([[0.0, 1.5, -1.0]])
+    head = SimpleNamespace(action_mean=means, action_log_std=log_std, action_mix_logits=mix)
+    probs = torch.softmax(mix, -1)[0].numpy()
+    picked = []
+    for sampling, seed in [("greedy", 0)] + [("sample", s) for s in range(40)]:
+        env = InternalControlWrapper(
+            gym.make("AntPinpad-v0"), base, meta, primitive_sampling=sampling
+        )
+        env.reset(seed=0)
+        env._core.rngs[0] = np.random.default_rng(seed)
+        action = env._core._sample_primitive(head, np.array([0]))[0]
+        if sampling == "greedy":
+            np.testing.assert_allclose(action, np.full(8, 0.25, np.float32))
+            continue
+        rng = np.random.default_rng(seed)
+        k = int(np.searchsorted(np.cumsum(probs), rng.random(), side="right"))
+        want = means[0, k].numpy() + [0.1, 0.2, 0.3][k] * rng.standard_normal(8)
+        np.testing.assert_allclose(action, np.clip(want, -1.0, 1.0), rtol=1e-5)
+        picked.append(k)
+    assert set(picked) == {0, 1, 2}  # every component is reachable
 
 
 def test_an_env_without_tasks_gets_a_clear_error(checkpoints):

@@ -34,7 +34,13 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import (
+    Categorical,
+    Distribution,
+    Independent,
+    MixtureSameFamily,
+    Normal,
+)
 
 from internal_rl_gym.models.config import (
     ACTION_TYPES,
@@ -115,7 +121,10 @@ class BaseModel(
       ``"grid_egocentric"`` (:class:`GridEgocentricEncoder`); the grid encoders require
       ``obs_dim == grid_size² · grid_channels`` with the agent in the last channel.
     * ``action_type``: ``"discrete"`` (``n_actions``, categorical) or ``"continuous"``
-      (``action_dim``, diagonal Gaussian with state-dependent log-std clamped to [-5, 2]).
+      (``action_dim``, diagonal Gaussian with state-dependent log-std clamped to [-5, 2]; with
+      ``action_components`` K > 1 a mixture of K such Gaussians, whose weights are also read
+      from the stream, so that the model can commit to one of several directions instead of
+      averaging them).
     * ``obs_loss``: ``"bce"`` (binary observations, logits) or ``"mse"`` (unit-variance Gaussian).
     * ``init_scale``: variance scaling of all initialisers (weights ~ N(0, init_scale / fan_in)).
     """
@@ -128,6 +137,7 @@ class BaseModel(
         n_actions: int | None = None,
         action_dim: int | None = None,
         action_type: str = "discrete",
+        action_components: int = 1,
         d_model: int = 128,
         n_layers: int = 6,
         n_heads: int = 4,
@@ -154,6 +164,7 @@ class BaseModel(
             n_actions=n_actions,
             action_dim=action_dim,
             action_type=action_type,
+            action_components=action_components,
             d_model=d_model,
             n_layers=n_layers,
             n_heads=n_heads,
@@ -179,6 +190,7 @@ class BaseModel(
         self.n_heads, self.d_head, self.max_len = n_heads, d_head, max_len
         self.lru_width = lru_width or d_model
         self.conv_width = conv_width
+        self.action_components = action_components
 
         # observation → token e_0
         if obs_encoder == "grid_cells":
@@ -214,10 +226,13 @@ class BaseModel(
             self.action_head = nn.Linear(d_model, n_actions)
             init_linear_(self.action_head, init_scale)
         else:
-            self.action_mean = nn.Linear(d_model, action_dim)
-            self.action_log_std = nn.Linear(d_model, action_dim)
+            self.action_mean = nn.Linear(d_model, action_components * action_dim)
+            self.action_log_std = nn.Linear(d_model, action_components * action_dim)
             init_linear_(self.action_mean, init_scale)
             init_linear_(self.action_log_std, init_scale)
+            if action_components > 1:
+                self.action_mix = nn.Linear(d_model, action_components)
+                init_linear_(self.action_mix, init_scale)
         self.obs_head = nn.Linear(d_model, obs_dim)
         init_linear_(self.obs_head, init_scale)
 
@@ -329,9 +344,16 @@ class BaseModel(
         obs_pred = self.obs_head(x).to(dtype) if predict_obs else None
         if self.action_type == "discrete":
             return HeadOutput(obs_pred=obs_pred, action_logits=self.action_head(x).to(dtype))
+        mean = self.action_mean(x).to(dtype)
         log_std = self.action_log_std(x).to(dtype).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        if self.action_components == 1:
+            return HeadOutput(obs_pred=obs_pred, action_mean=mean, action_log_std=log_std)
+        shape = (*mean.shape[:-1], self.action_components, self.config.action_dim)
         return HeadOutput(
-            obs_pred=obs_pred, action_mean=self.action_mean(x).to(dtype), action_log_std=log_std
+            obs_pred=obs_pred,
+            action_mean=mean.reshape(shape),
+            action_log_std=log_std.reshape(shape),
+            action_mix_logits=self.action_mix(x).to(dtype),
         )
 
     def forward(
@@ -597,7 +619,8 @@ class BaseModel(
     def action_distribution(
         self, head: HeadOutput, validate_args: bool | None = None
     ) -> Distribution:
-        """``Categorical`` over ``n_actions`` or ``Independent(Normal)`` over ``action_dim``.
+        """``Categorical`` over ``n_actions``, ``Independent(Normal)`` over ``action_dim``, or
+        for a mixture head ``MixtureSameFamily`` of ``action_components`` such Gaussians.
 
         ``validate_args=False`` skips torch's argument checks, which read values back from the
         device (a host sync per call): for training loops that have checked their data."""
@@ -605,7 +628,11 @@ class BaseModel(
         if self.action_type == "discrete":
             return Categorical(logits=head.action_logits, validate_args=v)
         normal = Normal(head.action_mean, head.action_log_std.exp(), validate_args=v)
-        return Independent(normal, 1, validate_args=v)
+        gaussian = Independent(normal, 1, validate_args=v)
+        if head.action_mix_logits is None:
+            return gaussian
+        mix = Categorical(logits=head.action_mix_logits, validate_args=v)
+        return MixtureSameFamily(mix, gaussian, validate_args=v)
 
     def check_action_range(self, actions: Tensor) -> None:
         """Raise if discrete ``actions`` fall outside ``[0, n_actions)``. Call it where the

@@ -35,6 +35,8 @@ class BaseModelConfig:
     n_actions: int | None = None
     action_dim: int | None = None
     action_type: str = "discrete"
+    #: continuous actions: components of the Gaussian mixture head (1 = one diagonal Gaussian)
+    action_components: int = 1
     d_model: int = 128
     n_layers: int = 6
     n_heads: int = 4
@@ -138,6 +140,14 @@ def validate_config(c: BaseModelConfig) -> None:
         raise ValueError(f"discrete actions need n_actions >= 1, got {c.n_actions!r}")
     if c.action_type == "continuous" and (not isinstance(c.action_dim, int) or c.action_dim < 1):
         raise ValueError(f"continuous actions need action_dim >= 1, got {c.action_dim!r}")
+    k = c.action_components
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"action_components must be a positive int, got {k!r}")
+    if k > 1 and c.action_type != "continuous":
+        raise ValueError(
+            f"action_components={k} needs continuous actions (a Gaussian mixture head); "
+            "discrete actions are already a categorical over n_actions: leave it at 1"
+        )
     if c.obs_encoder in ("grid_cells", "grid_egocentric"):
         expected = c.grid_size * c.grid_size * c.grid_channels
         if c.obs_dim != expected:

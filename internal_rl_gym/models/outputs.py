@@ -24,14 +24,17 @@ class HeadOutput:
     """Predictions read from the final residual stream ``e_L`` (leading dims as the input).
 
     ``action_logits`` (…, n_actions) for discrete actions; ``action_mean`` and
-    ``action_log_std`` (…, action_dim) for continuous ones; ``obs_pred`` (…, obs_dim) predicts
-    ``o_{t+1}`` (logits for ``obs_loss="bce"``, values for ``"mse"``).
+    ``action_log_std`` (…, action_dim) for continuous ones; with a mixture head
+    (``action_components`` K > 1) they are (…, K, action_dim) and ``action_mix_logits`` (…, K)
+    weighs the components. ``obs_pred`` (…, obs_dim) predicts ``o_{t+1}`` (logits for
+    ``obs_loss="bce"``, values for ``"mse"``).
     """
 
     obs_pred: Tensor | None
     action_logits: Tensor | None = None
     action_mean: Tensor | None = None
     action_log_std: Tensor | None = None
+    action_mix_logits: Tensor | None = None
 
 
 @dataclass

@@ -1,0 +1,69 @@
+"""Rollouts of a base model acting with its own action head (agents/rollout.py): what the
+diagnostics' free play and the raw-action baseline run on."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import internal_rl_gym  # noqa: F401  (registers the envs)
+from agents.rollout import rollout
+from internal_rl_gym.models import BaseModel
+
+pytest.importorskip("mujoco")
+
+
+@pytest.fixture(scope="module")
+def mixture_ant() -> BaseModel:
+    torch.manual_seed(0)
+    return BaseModel(
+        arch="hawk",
+        obs_dim=41,
+        action_dim=8,
+        action_type="continuous",
+        action_components=3,
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_mlp=32,
+        init_scale=1.0,  # components far apart, so a wrong pick shows
+    ).eval()
+
+
+def ant_envs(n: int) -> list[gym.Env]:
+    return [gym.make("AntPinpad-v0", max_episode_steps=6) for _ in range(n)]
+
+
+def test_the_recorded_first_observation_is_the_resets(mixture_ant):
+    """Regression: the first observation was a view of the batch array the next step overwrote,
+    so every trajectory began with o_2 instead of o_1."""
+    got = rollout(mixture_ant, ant_envs(2), [3, 4], torch.Generator().manual_seed(0))
+    for obs, env, seed in zip(got.obs, ant_envs(2), [3, 4]):
+        np.testing.assert_array_equal(obs[0], env.reset(seed=seed)[0])
+        assert not np.array_equal(obs[0], obs[1])
+
+
+def test_greedy_mixture_rollout_takes_the_most_probable_components_mean(mixture_ant):
+    got = rollout(mixture_ant, ant_envs(2), [0, 1], torch.Generator().manual_seed(0), greedy=True)
+    for obs, actions, log_probs in zip(got.obs, got.actions, got.log_probs):
+        with torch.no_grad():
+            head = mixture_ant(torch.as_tensor(obs[None, :-1]))
+        k = head.action_mix_logits[0].argmax(-1)
+        mean = head.action_mean[0, torch.arange(len(k)), k]
+        np.testing.assert_allclose(actions, mean.clamp(-1, 1).numpy(), rtol=1e-4, atol=1e-5)
+        want_lp = mixture_ant.action_distribution(head).log_prob(mean[None])[0]
+        np.testing.assert_allclose(log_probs, want_lp.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_sampled_mixture_rollout_is_reproducible_and_not_the_greedy_one(mixture_ant):
+    def run(seed: int):
+        return rollout(mixture_ant, ant_envs(2), [0, 1], torch.Generator().manual_seed(seed))
+
+    a, b, c = run(0), run(0), run(1)
+    for x, y in zip(a.actions, b.actions):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a.actions[0], c.actions[0])
+    greedy = rollout(mixture_ant, ant_envs(1), [0], torch.Generator(), greedy=True)
+    assert not np.array_equal(a.actions[0], greedy.actions[0])
