@@ -446,7 +446,9 @@ def _obs_summary(c: Mapping[str, Any]) -> str:
 
 def _action_summary(c: Mapping[str, Any]) -> str:
     if c.get("action_type") == "continuous":
-        return f"continuous, {c.get('action_dim')}-dim (Gaussian head)"
+        k = c.get("action_components", 1)
+        head = "Gaussian head" if k == 1 else f"mixture of {k} Gaussians"
+        return f"continuous, {c.get('action_dim')}-dim ({head})"
     if c.get("n_actions") is not None:
         return f"{c['n_actions']} discrete"
     return _NOT_RECORDED

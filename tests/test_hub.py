@@ -332,6 +332,13 @@ def test_base_model_card_names_the_grid_env_for_any_grid_encoder():
     assert "# base model: base model\n" in text and "for not recorded" not in text
 
 
+def test_base_model_card_names_the_action_head():
+    ant = {"arch": "hawk", "obs_dim": 41, "action_type": "continuous", "action_dim": 8}
+    assert "8-dim (Gaussian head)" in cards.render_card("base_model", config=ant)
+    text = cards.render_card("base_model", config={**ant, "action_components": 4})
+    assert "8-dim (mixture of 4 Gaussians)" in text
+
+
 def test_card_limitations_come_from_the_results():
     results = {"metrics": {"success": 0.1}, "notes": "Fails the paper's 0.5 target."}
     text = cards.render_card("base_model", repo_id="me/base", results=results)
