@@ -503,13 +503,11 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         dist = grid_core.distance_maps(
             self.walls[None], self.colours[None], colours[None], self.size
         )[0]
-        move = grid_core.move_table(self.size)  # (4, cells)
-        cells = np.arange(self.size * self.size)
-        after = dist[:, move].astype(np.int64)  # (K, 4, cells): distance after each move
-        after[:, move == cells[None]] = grid_core.UNREACHABLE  # bumping into the border
+        after = grid_core.distances_after_moves(dist, self.size)  # (K, 4, cells)
         k = after.argmin(axis=1)  # the first of the shortest moves
         ok = (after.min(axis=1) < dist) & (dist > 0)
-        return np.where(ok, move[k, cells[None]], cells[None])
+        cells = np.arange(self.size * self.size)
+        return np.where(ok, grid_core.move_table(self.size)[k, cells[None]], cells[None])
 
     def _get_obs(self) -> np.ndarray:
         qpos, qvel = self.data.qpos, self.data.qvel
@@ -612,17 +610,11 @@ class AntPinpadShapedEnv(AntPinpadEnv):
     def _on_reset(self) -> None:
         targets = np.asarray(self.task, dtype=np.int64)[None]
         dist = grid_core.distance_maps(self.walls[None], self.colours[None], targets, self.size)[0]
-        move = grid_core.move_table(self.size)  # (4, cells)
-        n_cells = self.size * self.size
-        # hints[k, cell] = direction index towards target k (-1 if none)
-        self._hint_dirs = np.full((len(self.task), n_cells), -1, dtype=np.int64)
-        for k in range(len(self.task)):
-            after = dist[k][move].astype(np.int64)  # (4, cells): distance after each move
-            after[move == np.arange(n_cells)[None]] = grid_core.UNREACHABLE  # border bumps
-            best = after.min(axis=0)
-            ok = best < grid_core.UNREACHABLE
-            ok &= ~self._is_wall
-            self._hint_dirs[k] = np.where(ok, after.argmin(axis=0), -1)
+        after = grid_core.distances_after_moves(dist, self.size)  # (K, 4, cells)
+        # hints[k, cell] = direction index towards target k (-1 if none); unlike the route
+        # hints, the target's own cell also points along a shortest move
+        ok = (after.min(axis=1) < grid_core.UNREACHABLE) & ~self._is_wall[None]
+        self._hint_dirs = np.where(ok, after.argmin(axis=1), -1).astype(np.int64)
         self._hint_cache: dict[int, np.ndarray] = {}
 
     def hint_directions(self) -> np.ndarray:

@@ -150,6 +150,16 @@ def distance_maps(
     return dist.reshape(n, k, cells)
 
 
+def distances_after_moves(dist: np.ndarray, size: int) -> np.ndarray:
+    """Distance to each target after each move (up, right, down, left) from each cell,
+    (K, 4, size*size) int64, given ``dist`` (K, size*size) from :func:`distance_maps`. A move
+    off the grid holds :data:`UNREACHABLE`, as moves into obstacles already do."""
+    move = move_table(size)  # (4, cells)
+    after = dist[:, move].astype(np.int64)
+    after[:, move == np.arange(size * size)[None]] = UNREACHABLE
+    return after
+
+
 def action_values(
     agent: np.ndarray, dist_to_target: np.ndarray, walls_mask: np.ndarray, size: int
 ) -> np.ndarray:
