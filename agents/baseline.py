@@ -1,6 +1,7 @@
 """Raw-action RL baseline: fine-tune the pretrained base model's own action head on the task.
 
     internal-rl baseline --base-model pinpad-transformer --task post --episodes 20000
+    internal-rl baseline --base-model ant-hawk --task post --episodes 2000 --threads 1
 
 The paper's baseline (§5, §C.5.3): the same RL algorithm as internal RL, in the primitive action
 space, starting from the pretrained base model. The algorithm is the paper's Eq. 10: PPO's clipped
@@ -8,6 +9,13 @@ surrogate without a critic, with one advantage per trajectory,
 A_τ = (R(τ) - mean_B R) / (std_B R + δ), over a batch B of episodes. When no episode in a batch
 succeeds every advantage is zero and nothing is learned — which is exactly why token-level RL fails
 on a sparse reward it never observes.
+
+Discrete (grid) and continuous (ant) base models alike: the log-probabilities are
+``base.action_distribution(head)``'s (categorical, Gaussian, or a mixture of Gaussians) of the
+actions the head sampled; for continuous actions those are the unclipped samples
+(``Rollouts.raw_actions``), not the clipped actions the env executed. The env is the one whose
+observations the base model reads (GridPinpad-v0, or the AntPinpad id with its observation
+size) unless ``--env-id`` names another.
 
 Writes ``<out>/curve.json`` (success of every episode, in order) and TensorBoard logs.
 """
@@ -27,6 +35,7 @@ from internal_rl_gym.hub import load_base_model
 from .common import (
     Logger,
     atomic_write_json,
+    env_of,
     pick_device,
     progress_bar,
     seed_everything,
@@ -41,11 +50,24 @@ class BaselineConfig:
         default="pinpad-transformer",
         metadata={"help": "base model: embedded default name, local directory or Hub repo id"},
     )
-    env_id: str = field(default="GridPinpad-v0", metadata={"help": "task environment"})
+    env_id: str = field(
+        default="",
+        metadata={
+            "help": "task environment (default: the one the base model reads: GridPinpad-v0, "
+            "or AntPinpad-v0 / AntPinpadRoutes-v0 by observation size)"
+        },
+    )
     task: str = field(default="post", metadata={"help": "task (post, or a colour sequence)"})
     episodes: int = field(default=20_000, metadata={"help": "training budget in episodes"})
     batch_episodes: int = field(default=64, metadata={"help": "episodes per update (batch B)"})
     epochs: int = field(default=2, metadata={"help": "passes over each batch"})
+    chunk_episodes: int = field(
+        default=16,
+        metadata={
+            "help": "episodes per forward/backward pass; gradients are summed over the batch, "
+            "so the update is the same, in bounded memory (500-step ant episodes: ~1 GB per 16)"
+        },
+    )
     lr: float = field(default=3e-5, metadata={"help": "AdamW learning rate (paper: 3e-5)"})
     clip_range: float = field(default=0.2, metadata={"help": "PPO clip ε"})
     delta: float = field(default=1e-3, metadata={"help": "δ in the advantage's denominator"})
@@ -70,21 +92,46 @@ def clipped_surrogate(
     return -(surrogate * mask).sum() / mask.sum().clamp(min=1)
 
 
+def policy_update(base, opt, batch, adv: np.ndarray, epochs: int, clip: float, chunk: int) -> int:
+    """Eq. 10 on a batch of rollouts: ``epochs`` steps of ``opt`` on the clipped surrogate, the
+    log-probs recomputed for the sampled (unclipped) actions. Each step sums the gradients of
+    chunks of ``chunk`` episodes (each cut to its longest episode: the model is causal), weighted
+    so that the step is the whole batch's. Returns the steps taken: none when every advantage is
+    zero (no episode succeeded, or all did), which would give a zero gradient."""
+    if not np.any(adv):
+        return 0
+    device = base.device
+    obs, act, logp_old, mask = (torch.as_tensor(x, device=device) for x in batch.padded())
+    adv_t = torch.as_tensor(adv, dtype=torch.float32, device=device)
+    n_valid = mask.sum()
+    chunk = max(1, chunk)
+    base.train()
+    for _ in range(epochs):
+        opt.zero_grad(set_to_none=True)
+        for s in range(0, len(adv), chunk):
+            rows = slice(s, s + chunk)
+            t = int(mask[rows].sum(1).max())
+            head = base(obs[rows, :t])
+            dist = base.action_distribution(head, validate_args=False)
+            logp = dist.log_prob(act[rows, :t])
+            m = mask[rows, :t]
+            loss = clipped_surrogate(logp, logp_old[rows, :t], adv_t[rows], m.float(), clip)
+            (loss * (m.sum() / n_valid)).backward()
+        opt.step()
+    return epochs
+
+
 def train_raw(cfg: BaselineConfig) -> dict:
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     base = load_base_model(cfg.base_model).to(device)
-    if base.action_type != "discrete":
-        raise ValueError(
-            f"{cfg.base_model} has continuous actions; the raw-action baseline supports "
-            "discrete-action base models (the grid) only so far."
-        )
+    env_id = cfg.env_id or env_of(base, "baseline", "--env-id")
     base.requires_grad_(True).train()
     opt = torch.optim.AdamW(base.parameters(), lr=cfg.lr, weight_decay=0.0)
     out = Path(cfg.out)
     logger = Logger(out, cfg)
-    envs = [gym.make(cfg.env_id, task=cfg.task) for _ in range(cfg.batch_episodes)]
+    envs = [gym.make(env_id, task=cfg.task) for _ in range(cfg.batch_episodes)]
     gen = torch.Generator().manual_seed(cfg.seed)
     successes: list[int] = []
     t0 = time.time()
@@ -97,18 +144,7 @@ def train_raw(cfg: BaselineConfig) -> dict:
         batch = rollout(base, envs, seeds, gen)
         successes += batch.success.astype(int).tolist()
         adv = trajectory_advantages(batch.returns, cfg.delta)
-        obs, act, logp_old, mask = (torch.as_tensor(x, device=device) for x in batch.padded())
-        adv_t = torch.as_tensor(adv, dtype=torch.float32, device=device)
-        base.train()
-        for _ in range(cfg.epochs):
-            if not np.any(adv):
-                break  # no success (or all succeeded): zero advantage, zero gradient
-            head = base(obs[:, :-1])
-            logp = torch.log_softmax(head.action_logits, -1).gather(-1, act[..., None])[..., 0]
-            loss = clipped_surrogate(logp, logp_old, adv_t, mask.float(), cfg.clip_range)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        policy_update(base, opt, batch, adv, cfg.epochs, cfg.clip_range, cfg.chunk_episodes)
         update += 1
         logger.log(
             len(successes),
@@ -121,8 +157,11 @@ def train_raw(cfg: BaselineConfig) -> dict:
         bar.set_postfix(success=f"{np.mean(successes[-500:]):.3f}", refresh=False)
     bar.close()
     logger.close()
+    for env in envs:
+        env.close()
     result = {
         "method": "raw-action RL (paper Eq. 10 on primitive actions)",
+        "env_id": env_id,
         "config": cfg.__dict__,
         "successes": successes[: cfg.episodes],
         "seconds": time.time() - t0,

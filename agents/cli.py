@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .common import add_config_arguments, config_from_args
+from .common import ANT_EXPERT_ENVS, add_config_arguments, config_from_args, env_of
 
 
 @dataclass
@@ -47,10 +47,6 @@ class CollectConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
-
-
-#: AntPinpad ids the ant expert records (same task, different observations).
-ANT_EXPERT_ENVS = ("AntPinpad-v0", "AntPinpadRoutes-v0")
 
 
 def collect(cfg: CollectConfig) -> None:
@@ -114,20 +110,7 @@ class DiagnoseConfig:
 
 def _env_of(model) -> str:
     """The registered pinpad id whose observations a base model reads (grid or an ant variant)."""
-    import gymnasium as gym
-
-    cfg = model.config
-    if cfg.action_type == "discrete":
-        return "GridPinpad-v0"
-    for env_id in ANT_EXPERT_ENVS:
-        env = gym.make(env_id)
-        shape = env.observation_space.shape
-        env.close()
-        if shape == (cfg.obs_dim,):
-            return env_id
-    raise SystemExit(
-        f"diagnose: no AntPinpad id has {cfg.obs_dim}-dimensional observations; pass --env."
-    )
+    return env_of(model, "diagnose", "--env")
 
 
 def diagnose(cfg: DiagnoseConfig) -> None:

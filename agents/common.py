@@ -49,7 +49,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         else:
             default = dataclasses.MISSING
         required = default is dataclasses.MISSING
-        shown = not required and default not in ("", None)
+        shown = not required and default not in ("", None, [])  # [] = see the help
         help_text = f.metadata.get("help", "") + (f" (default: {default!r})" if shown else "")
         extra = {"metavar": f.metadata["metavar"]} if "metavar" in f.metadata else {}
         if typing.get_origin(kind) in (typing.Union, types.UnionType):
@@ -133,6 +133,34 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+# --- environments --------------------------------------------------------------------------
+#: AntPinpad ids the ant expert records (same task, different observations).
+ANT_EXPERT_ENVS = ("AntPinpad-v0", "AntPinpadRoutes-v0")
+
+
+def env_of(model: Any, command: str = "diagnose", flag: str = "--env") -> str:
+    """The registered pinpad id whose observations a base model reads: GridPinpad-v0 for a
+    discrete-action model, else the AntPinpad id (``ANT_EXPERT_ENVS``) whose observation size
+    matches (AntPinpad-v0: 41, AntPinpadRoutes-v0: 49). ``command`` and ``flag`` name the
+    program and its option in the error raised when none matches."""
+    import gymnasium as gym
+
+    import internal_rl_gym  # noqa: F401  (registers the ids)
+
+    cfg = model.config
+    if cfg.action_type == "discrete":
+        return "GridPinpad-v0"
+    for env_id in ANT_EXPERT_ENVS:
+        env = gym.make(env_id)
+        shape = env.observation_space.shape
+        env.close()
+        if shape == (cfg.obs_dim,):
+            return env_id
+    raise SystemExit(
+        f"{command}: no AntPinpad id has {cfg.obs_dim}-dimensional observations; pass {flag}."
+    )
 
 
 # --- files ---------------------------------------------------------------------------------

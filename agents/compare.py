@@ -2,6 +2,7 @@
 
     internal-rl compare                                   # one task, one seed: minutes on 2 cores
     internal-rl compare --tasks 0-1-2-3-4-5 2-3-4-5-6-7 --seeds 0 1 2 --episodes 6000
+    internal-rl compare --env ant --seeds 0 1 2 --episodes 6000 --threads 1   # Fig. 8, the ant
 
 For every task and seed, with the same episode budget, it trains:
 
@@ -14,10 +15,20 @@ For every task and seed, with the same episode budget, it trains:
 * ``oracle``: Eq. 10 on the oracle env, whose actions are the ground-truth subgoal controllers
   (``--controllers``) at the base model's control layer: the ceiling internal RL should approach.
 
+``--env`` picks the defaults: ``grid`` (GridPinpad-v0: pinpad-transformer, pinpad-metacontroller,
+pinpad-subgoal-controllers, task 0-1-2-3-4-5) or ``ant`` (AntPinpad-v0: ant-hawk,
+ant-metacontroller on ``InternalControl-Ant-v0``, the post-training task ``post`` = 0-1-2-3);
+by default the base model's own (a continuous-action model is an ant). No ground-truth
+controllers ship for the ant, so its default methods leave out ``oracle``; asking for it needs
+``--controllers``. The ant's success is divided by the expert's success on the post-training
+task (``--expert-success``, default :data:`ANT_EXPERT_POST_SUCCESS`), as the paper's Fig. 8 does.
+
 Each run writes its own ``curve.json`` under ``--runs`` and a finished run is reused, so a stopped
 comparison resumes where it was. The comparison writes ``<out>.json`` (the success of every
 episode of every run, as a string of 0s and 1s; success in windows of episodes with the median and interquartile range over
-seeds; wall times) and ``<out>.png`` (success against episodes, Fig. 8 style).
+seeds; wall times; for the ant the same curves normalised by the expert's success) and
+``<out>.png`` (success, normalised where the env has a normaliser, against episodes, Fig. 8
+style).
 """
 
 from __future__ import annotations
@@ -25,12 +36,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from internal_rl_gym.hub import CheckpointError, resolve_checkpoint
+from internal_rl_gym.hub import CheckpointError, read_config, resolve_checkpoint
 
 from .baseline import BaselineConfig, train_raw
 from .common import atomic_write_bytes, atomic_write_json
@@ -45,25 +56,98 @@ METHODS = {
 }
 
 
+#: The ant expert's success on the post-training task 0-1-2-3 in AntPinpad-v0 (2 m cells,
+#: unsolvable layouts filtered: the env's defaults): the stochastic gait + planner expert, the one
+#: that recorded ant-hawk's pretraining data, over 200 episodes (0.915 ± 0.020). From
+#: ``benchmarks/results/ant_expert_eval.json`` (task "post", mode "stochastic"; made by
+#: ``python benchmarks/ant_expert_eval.py --episodes 200``, reported in the card
+#: ``internal_rl_gym/checkpoints/ant-gait-expert/README.md``; the mean expert: 0.99). The paper
+#: divides Fig. 8's ant success by its PPO expert's 0.7 (§C.1.1).
+ANT_EXPERT_POST_SUCCESS = 0.915
+
+
+@dataclass(frozen=True)
+class EnvDefaults:
+    """What ``--env`` sets: the defaults of the options left empty, and the InternalControl id."""
+
+    tasks: tuple[str, ...]
+    base_model: str
+    metacontroller: str
+    controllers: str  # "" = none shipped: no oracle
+    internal_env: str  # the InternalControl id that ppo, eq10 and the oracle train on
+    expert_success: float  # 0 = success is not normalised
+
+
+ENVS = {
+    "grid": EnvDefaults(
+        tasks=("0-1-2-3-4-5",),
+        base_model="pinpad-transformer",
+        metacontroller="pinpad-metacontroller",
+        controllers="pinpad-subgoal-controllers",
+        internal_env="InternalControl-v0",
+        expert_success=0.0,
+    ),
+    "ant": EnvDefaults(
+        tasks=("post",),
+        base_model="ant-hawk",
+        metacontroller="ant-metacontroller",
+        controllers="",
+        internal_env="InternalControl-Ant-v0",
+        expert_success=ANT_EXPERT_POST_SUCCESS,
+    ),
+}
+
+
 @dataclass
 class CompareConfig:
+    env: str = field(
+        default="",
+        metadata={
+            "help": "grid or ant: sets the defaults of the options below (default: the base "
+            "model's: ant for a continuous-action model, else grid)"
+        },
+    )
     tasks: list[str] = field(
-        default_factory=lambda: ["0-1-2-3-4-5"],
-        metadata={"help": "held-out tasks (colour sequences) to compare on"},
+        default_factory=list,
+        metadata={
+            "help": "held-out tasks (colour sequences) to compare on (default: grid "
+            "0-1-2-3-4-5; ant post = 0-1-2-3)"
+        },
     )
     methods: list[str] = field(
-        default_factory=lambda: list(METHODS),
-        metadata={"help": f"which of {', '.join(METHODS)} to run"},
+        default_factory=list,
+        metadata={
+            "help": f"which of {', '.join(METHODS)} to run (default: all the env has; the ant "
+            "has no oracle unless --controllers is given)"
+        },
     )
     episodes: int = field(default=6000, metadata={"help": "training episodes per run"})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "random seeds"})
-    base_model: str = field(default="pinpad-transformer", metadata={"help": "base model"})
+    base_model: str = field(
+        default="", metadata={"help": "base model (default: pinpad-transformer; ant: ant-hawk)"}
+    )
     metacontroller: str = field(
-        default="pinpad-metacontroller", metadata={"help": "metacontroller for ppo and eq10"}
+        default="",
+        metadata={
+            "help": "metacontroller for ppo and eq10 (default: pinpad-metacontroller; ant: "
+            "ant-metacontroller)"
+        },
     )
     controllers: str = field(
-        default="pinpad-subgoal-controllers",
-        metadata={"help": "the oracle's ground-truth subgoal controllers"},
+        default="",
+        metadata={
+            "help": "the oracle's ground-truth subgoal controllers (default: "
+            "pinpad-subgoal-controllers; the ant: none shipped, make them with `internal-rl "
+            "probe`)"
+        },
+    )
+    expert_success: float = field(
+        default=0.0,
+        metadata={
+            "help": "divide success by this in the curves (Fig. 8's normalisation; 0 = the "
+            f"env's: ant {ANT_EXPERT_POST_SUCCESS}, the expert's post-task success; grid none; "
+            "1 = raw success)"
+        },
     )
     n_envs: int = field(
         default=64, metadata={"help": "Eq. 10 and the oracle: episodes run in parallel"}
@@ -83,10 +167,64 @@ class CompareConfig:
     out: str = field(default="runs/compare/comparison", metadata={"help": "<out>.json, .png"})
 
 
+def env_of_base_model(name: str) -> str:
+    """``"ant"`` for a continuous-action base model, else ``"grid"`` (its config.json only)."""
+    try:
+        config = read_config(resolve_checkpoint(name, kind="base_model"))
+    except CheckpointError as err:
+        raise SystemExit(f"compare: cannot read base model {name!r}: {err}") from None
+    return "ant" if config.get("action_type") == "continuous" else "grid"
+
+
+def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
+    """``cfg`` with ``--env`` chosen and every option left empty set to that env's default.
+    ``check``: also read the base model's config (to infer the env, or to check it matches) and
+    refuse an oracle without controllers."""
+    env = cfg.env
+    if env and env not in ENVS:
+        raise SystemExit(f"compare: --env must be one of {', '.join(ENVS)}, got {env!r}.")
+    if not 0 <= cfg.expert_success <= 1:
+        raise SystemExit(
+            f"compare: --expert-success is a success rate in (0, 1] (0: the env's default), "
+            f"got {cfg.expert_success}."
+        )
+    if not env:
+        env = env_of_base_model(cfg.base_model) if (check and cfg.base_model) else "grid"
+    d = ENVS[env]
+    base_model = cfg.base_model or d.base_model
+    if check and cfg.env:
+        found = env_of_base_model(base_model)
+        if found != env:
+            raise SystemExit(
+                f"compare: --env {env}, but {base_model} is a {found} base model "
+                f"({'continuous' if found == 'ant' else 'discrete'} actions); pass --env {found} "
+                f"or a {env} base model."
+            )
+    controllers = cfg.controllers or d.controllers
+    methods = list(cfg.methods) or [m for m in METHODS if m != "oracle" or controllers]
+    if check and "oracle" in methods and not controllers:
+        raise SystemExit(
+            f"compare: the oracle needs ground-truth subgoal controllers, and none ship for the "
+            f"{env} base model {base_model}: pass --controllers DIR (made by `internal-rl probe "
+            f"--base-model {base_model} ...`) or leave oracle out (--methods ppo eq10 raw)."
+        )
+    return replace(
+        cfg,
+        env=env,
+        tasks=list(cfg.tasks) or list(d.tasks),
+        methods=methods,
+        base_model=base_model,
+        metacontroller=cfg.metacontroller or d.metacontroller,
+        controllers=controllers,
+        expert_success=cfg.expert_success or d.expert_success,
+    )
+
+
 def run_dir(cfg: CompareConfig, method: str, task: str, seed: int) -> Path:
     """Where one run writes: the acting checkpoint and its weights are part of the name, so a
     comparison with another metacontroller, or with new weights under the same name (an
     embedded default that changed, a folder trained again), never reuses these runs."""
+    cfg = resolved(cfg)
     acting = {"ppo": cfg.metacontroller, "eq10": cfg.metacontroller, "oracle": cfg.controllers}
     name = method
     if method in acting:
@@ -121,6 +259,7 @@ def finished_run(out: Path, episodes: int) -> dict | None:
 
 def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
     """One training run (or its finished result); returns its curve.json content."""
+    cfg = resolved(cfg)
     if method not in METHODS:
         raise SystemExit(f"compare: unknown method {method!r}; choose from {', '.join(METHODS)}.")
     out = run_dir(cfg, method, task, seed)
@@ -129,6 +268,7 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
         return saved
     common = dict(task=task, episodes=cfg.episodes, seed=seed, out=str(out))
     if method == "raw":
+        # the env follows the base model (GridPinpad-v0, or the AntPinpad id it reads)
         return train_raw(
             BaselineConfig(base_model=cfg.base_model, lr=cfg.raw_lr, threads=cfg.threads, **common)
         )
@@ -140,7 +280,7 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
     ppo = method == "ppo"
     return train(
         TrainConfig(
-            env_id="InternalControl-v0",
+            env_id=ENVS[cfg.env].internal_env,
             base_model=cfg.base_model,
             metacontroller=acting,
             algo=algo,
@@ -163,27 +303,48 @@ def windowed(successes: list[int], window: int) -> np.ndarray:
     return s[: n * window].reshape(n, window).mean(1)
 
 
-def summarise(runs: dict[int, dict], window: int, final: int) -> dict:
+def summarise(runs: dict[int, dict], window: int, final: int, normaliser: float = 0.0) -> dict:
     """Median and interquartile range over seeds of the windowed curves; final success per seed
-    (mean of the last ``final`` episodes)."""
+    (mean of the last ``final`` episodes). With a ``normaliser`` (> 0), ``"normalised"`` holds
+    the same statistics of success / normaliser (Fig. 8's ant: success / the expert's)."""
     curves = np.stack([windowed(r["successes"], window) for r in runs.values()])
-    finals = [float(np.mean(r["successes"][-final:])) for r in runs.values()]
-    return {
-        "final_success_per_seed": finals,
-        "final_success_median": float(np.median(finals)),
-        "curve_median": np.median(curves, 0).tolist(),
-        "curve_q25": np.quantile(curves, 0.25, 0).tolist(),
-        "curve_q75": np.quantile(curves, 0.75, 0).tolist(),
+    finals = np.array([float(np.mean(r["successes"][-final:])) for r in runs.values()])
+
+    def stats(curves: np.ndarray, finals: np.ndarray) -> dict:
+        return {
+            "final_success_per_seed": finals.tolist(),
+            "final_success_median": float(np.median(finals)),
+            "curve_median": np.median(curves, 0).tolist(),
+            "curve_q25": np.quantile(curves, 0.25, 0).tolist(),
+            "curve_q75": np.quantile(curves, 0.75, 0).tolist(),
+        }
+
+    summary = {
+        **stats(curves, finals),
         "seconds_per_seed": [float(r["seconds"]) for r in runs.values()],
         "window": window,
         "final_window": final,
     }
+    if normaliser > 0:
+        summary["normalised"] = {
+            "by": normaliser,
+            **stats(curves / normaliser, finals / normaliser),
+        }
+    return summary
 
 
 def compare(cfg: CompareConfig, command: str = "") -> dict:
     unknown = sorted(set(cfg.methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"compare: unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    asked = cfg.methods
+    cfg = resolved(cfg, check=True)
+    if not asked and not cfg.controllers:
+        print(
+            f"compare: oracle left out: no ground-truth subgoal controllers ship for "
+            f"{cfg.base_model} (--controllers DIR adds it)",
+            flush=True,
+        )
     if cfg.window > cfg.episodes:
         raise SystemExit(f"compare: --window {cfg.window} exceeds --episodes {cfg.episodes}.")
     t0 = time.time()
@@ -206,7 +367,9 @@ def compare(cfg: CompareConfig, command: str = "") -> dict:
                     flush=True,
                 )
         report["tasks"][task] = {
-            "summary": {m: summarise(runs[m], cfg.window, final) for m in cfg.methods},
+            "summary": {
+                m: summarise(runs[m], cfg.window, final, cfg.expert_success) for m in cfg.methods
+            },
             # every episode's success as a string of 0/1 (a list of ints is ~10x the bytes)
             "successes": {
                 m: {
@@ -220,7 +383,11 @@ def compare(cfg: CompareConfig, command: str = "") -> dict:
         plot(report, out.with_suffix(".png"))
     for task, r in report["tasks"].items():
         for m, s in r["summary"].items():
-            print(f"{task} {METHODS[m]}: median final success {s['final_success_median']:.3f}")
+            line = f"{task} {METHODS[m]}: median final success {s['final_success_median']:.3f}"
+            if "normalised" in s:
+                n = s["normalised"]
+                line += f" ({n['final_success_median']:.3f} of the expert's {n['by']})"
+            print(line)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return report
 
@@ -234,16 +401,23 @@ def plot(report: dict, path: Path) -> None:
     tasks = list(report["tasks"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for m, s in report["tasks"][task]["summary"].items():
-            x = (np.arange(len(s["curve_median"])) + 1) * s["window"]
+        top = 1.0
+        for m, summary in report["tasks"][task]["summary"].items():
+            s = summary.get("normalised", summary)  # Fig. 8's ant: success / the expert's
+            x = (np.arange(len(s["curve_median"])) + 1) * summary["window"]
             style = {"eq10": "--", "raw": ":"}.get(m, "-")  # curves at 0 overlap: tell them apart
-            ax.plot(x, s["curve_median"], style, lw=2 if m == "raw" else 1.5, label=METHODS[m])
+            marker = "o" if len(x) == 1 else None  # a one-point curve draws no line
+            lw = 2 if m == "raw" else 1.5
+            ax.plot(x, s["curve_median"], style, lw=lw, marker=marker, label=METHODS[m])
             ax.fill_between(x, s["curve_q25"], s["curve_q75"], alpha=0.2)
+            top = max(top, *s["curve_q75"])
         ax.set_xlabel("episodes")
-        ax.set_ylabel("success rate")
-        ax.set_ylim(-0.02, 1.02)
+        by = report["config"].get("expert_success", 0)
+        ax.set_ylabel(f"success / expert's success ({by:g})" if by else "success rate")
+        ax.set_ylim(-0.02, top + 0.02)
         n = len(report["config"]["seeds"])
-        ax.set_title(f"held-out task {task}\nmedian and IQR over {n} seed(s)")
+        env = report["config"].get("env", "grid")
+        ax.set_title(f"{env}: held-out task {task}\nmedian and IQR over {n} seed(s)")
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))

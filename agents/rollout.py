@@ -12,10 +12,17 @@ import torch
 
 @dataclass
 class Rollouts:
-    """N finished episodes: observations o_1..o_{T+1} and actions per episode, plus outcomes."""
+    """N finished episodes: observations o_1..o_{T+1} and actions per episode, plus outcomes.
+
+    ``actions`` are what the envs executed (continuous: clipped to the action bounds);
+    ``raw_actions`` are the samples the head drew, before clipping, and ``log_probs`` are theirs
+    (for discrete actions the two are the same). A policy-gradient ratio must score the same
+    samples again: ``base.action_distribution(head).log_prob(raw_actions)``.
+    """
 
     obs: list[np.ndarray]
     actions: list[np.ndarray]
+    raw_actions: list[np.ndarray]
     log_probs: list[np.ndarray]
     success: np.ndarray
     returns: np.ndarray
@@ -25,18 +32,20 @@ class Rollouts:
         return np.array([len(a) for a in self.actions])
 
     def padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """obs (N, T+1, D), actions (N, T), old log-probs (N, T), mask (N, T)."""
+        """obs (N, T+1, D), sampled actions (N, T[, action_dim]) (``raw_actions``: unclipped, the
+        ones ``log_probs`` score), their log-probs (N, T), mask (N, T); zeros past each end."""
         n, t = len(self.actions), int(self.lengths.max())
         d = self.obs[0].shape[-1]
         obs = np.zeros((n, t + 1, d), dtype=np.float32)
-        act = np.zeros((n, t, *self.actions[0].shape[1:]), dtype=self.actions[0].dtype)
+        raw = self.raw_actions
+        act = np.zeros((n, t, *raw[0].shape[1:]), dtype=raw[0].dtype)
         logp = np.zeros((n, t), dtype=np.float32)
         mask = np.zeros((n, t), dtype=bool)
         for i in range(n):
             k = len(self.actions[i])
             obs[i, : k + 1], act[i, :k], logp[i, :k], mask[i, :k] = (
                 self.obs[i],
-                self.actions[i],
+                raw[i],
                 self.log_probs[i],
                 True,
             )
@@ -55,7 +64,8 @@ def rollout(
     """Run one episode in each env with the base model's own action head: a categorical
     sample (``greedy``: its mode), or for continuous actions a Gaussian sample (``greedy``: its
     mean; for a mixture head, its most probable component's mean) clipped to the env's action
-    bounds (log-probabilities are of the unclipped sample, under the whole head).
+    bounds (log-probabilities are of the unclipped sample, under the whole head; the samples are
+    kept in ``raw_actions``).
 
     ``control(infos)`` may return ``(intervention, layer)`` for this step, given each env's
     latest info (e.g. ground-truth controllers selected by ``info["subgoal"]``).
@@ -66,6 +76,7 @@ def rollout(
     infos = [info for _, info in first]
     trajectories = [[o.copy()] for o in obs]  # copies: obs is overwritten row by row below
     actions: list[list] = [[] for _ in range(n)]
+    raw_actions: list[list] = [[] for _ in range(n)]
     space, discrete = envs[0].action_space, base.action_type == "discrete"
     logps: list[list[float]] = [[] for _ in range(n)]
     success = np.zeros(n, dtype=bool)
@@ -85,7 +96,7 @@ def rollout(
             else:
                 a = torch.multinomial(logp_all.exp(), 1, generator=generator)[:, 0]
             lp = logp_all.gather(-1, a[:, None])[:, 0].numpy()
-            a = a.numpy()
+            a = sampled = a.numpy()
         else:
             mean = head.action_mean.float().cpu()
             std = head.action_log_std.float().exp().cpu()
@@ -100,13 +111,15 @@ def rollout(
             raw = mean if greedy else mean + std * torch.randn(mean.shape, generator=generator)
             dist = base.action_distribution(head, validate_args=False)
             lp = dist.log_prob(raw.to(head.action_mean)).float().cpu().numpy()
-            a = np.clip(raw.numpy(), space.low, space.high).astype(space.dtype)
+            sampled = raw.numpy()
+            a = np.clip(sampled, space.low, space.high).astype(space.dtype)
         for i in np.nonzero(active)[0]:
             a_i = int(a[i]) if discrete else a[i]
             o, r, term, trunc, info = envs[i].step(a_i)
             obs[i], infos[i] = o, info
             trajectories[i].append(o)
             actions[i].append(a_i)
+            raw_actions[i].append(a_i if discrete else sampled[i].copy())
             logps[i].append(float(lp[i]))
             returns[i] += r
             if term or trunc:
@@ -115,6 +128,7 @@ def rollout(
     return Rollouts(
         obs=[np.stack(t) for t in trajectories],
         actions=[np.array(a, dtype=np.int64 if discrete else np.float32) for a in actions],
+        raw_actions=[np.array(a, dtype=np.int64 if discrete else np.float32) for a in raw_actions],
         log_probs=[np.array(lp, dtype=np.float32) for lp in logps],
         success=success,
         returns=returns,

@@ -463,7 +463,7 @@ def read_results(program: str, trial: Trial, final: int) -> tuple[dict, dict[str
             metrics.update(numbers(diag))
         elif stage == "compare":
             report = json.loads((Path(cfg.out).with_suffix(".json")).read_text())
-            for method in cfg.methods:
+            for method in report["config"]["methods"]:  # as run: [] = the env's defaults
                 finals = []
                 for task, t in report["tasks"].items():
                     run = t["successes"][method][str(trial.seed)]

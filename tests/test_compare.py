@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from agents.compare import CompareConfig, compare, run_dir
+from agents import compare as compare_module
+from agents.compare import (
+    ANT_EXPERT_POST_SUCCESS,
+    METHODS,
+    CompareConfig,
+    compare,
+    resolved,
+    run_dir,
+)
 
 
 def _config(tiny_checkpoints, tiny_oracle, tmp_path, **kw) -> CompareConfig:
@@ -93,3 +102,137 @@ def test_new_weights_under_the_same_name_get_their_own_runs(tiny_checkpoints, tm
     meta.save_pretrained(folder)
     assert run_dir(cfg, "ppo", "0-1", 0) != before
     assert run_dir(cfg, "raw", "0-1", 0) == run_dir(cfg, "raw", "0-1", 0)
+
+
+# --- the ant (Fig. 8's ant panel) ------------------------------------------------------------
+def _ant_config(tiny_ant, tmp_path, **kw) -> CompareConfig:
+    defaults = dict(
+        env="ant",
+        episodes=4,
+        seeds=[0],
+        base_model=tiny_ant["base_model"],
+        metacontroller=tiny_ant["metacontroller"],
+        n_envs=4,
+        ppo_n_envs=4,
+        batch_episodes=4,
+        window=4,
+        final=4,
+        threads=1,
+        runs=str(tmp_path / "runs"),
+        out=str(tmp_path / "ant"),
+    )
+    return CompareConfig(**{**defaults, **kw})
+
+
+def test_ant_compare_trains_every_method_it_has_on_the_post_task(tiny_ant, tmp_path, capsys):
+    """ppo and eq10 on InternalControl-Ant-v0, raw on AntPinpad-v0 (the env the base model
+    reads), the post-training task; no oracle (no controllers ship for the ant), and it says so.
+    Mutants: the grid's InternalControl id for the ant; the oracle kept without controllers."""
+    cfg = _ant_config(tiny_ant, tmp_path)
+    report = compare(cfg)
+    assert "oracle left out" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "ant.json").read_text())
+    assert saved["config"]["env"] == "ant" and saved["config"]["tasks"] == ["post"]
+    assert saved["config"]["expert_success"] == ANT_EXPERT_POST_SUCCESS
+    summary = saved["tasks"]["post"]["summary"]
+    assert set(summary) == {"ppo", "eq10", "raw"} == set(report["tasks"]["post"]["summary"])
+    resolved_cfg = CompareConfig(**saved["config"])
+    raw = json.loads((run_dir(resolved_cfg, "raw", "post", 0) / "curve.json").read_text())
+    assert raw["env_id"] == "AntPinpad-v0"
+    for method in ("ppo", "eq10"):
+        own = json.loads((run_dir(resolved_cfg, method, "post", 0) / "curve.json").read_text())
+        assert own["config"]["env_id"] == "InternalControl-Ant-v0"
+        assert own["config"]["task"] == "post"
+    for s in summary.values():
+        n = s["normalised"]
+        assert n["by"] == ANT_EXPERT_POST_SUCCESS
+        np.testing.assert_allclose(n["curve_median"], np.divide(s["curve_median"], n["by"]))
+    assert (tmp_path / "ant.png").stat().st_size > 0
+
+
+def test_ant_curves_are_divided_by_the_experts_post_task_success(tiny_ant, tmp_path, monkeypatch):
+    """Fig. 8 plots the ant's success over the expert's: in the JSON (``normalised``) and on
+    the plot's y axis, which says so. ``--expert-success`` overrides it; the grid has none.
+    Mutants: the plot drawing raw success for the ant; the normaliser multiplied."""
+    import matplotlib.figure
+
+    runs = {"ppo": "11110000", "eq10": "10101010", "raw": "00000001"}
+    monkeypatch.setattr(
+        compare_module,
+        "run_one",
+        lambda cfg, m, task, seed: {"successes": [int(c) for c in runs[m]], "seconds": 1.0},
+    )
+    drawn: list[tuple[str, dict[str, list[float]]]] = []
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        ax = fig.axes[0]
+        drawn.append((ax.get_ylabel(), {ln.get_label(): list(ln.get_ydata()) for ln in ax.lines}))
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    for by, out in ((0.0, "default"), (0.5, "half")):
+        cfg = _ant_config(
+            tiny_ant, tmp_path, episodes=8, expert_success=by, out=str(tmp_path / out)
+        )
+        report = compare(cfg)
+        want_by = by or ANT_EXPERT_POST_SUCCESS
+        summary = report["tasks"]["post"]["summary"]
+        assert summary["ppo"]["curve_median"] == [1.0, 0.0]  # raw success is kept as it was
+        assert summary["ppo"]["normalised"]["curve_median"] == [1 / want_by, 0.0]
+        assert summary["eq10"]["normalised"]["final_success_median"] == 0.5 / want_by
+        ylabel, lines = drawn[-1]
+        assert "expert" in ylabel and f"{want_by:g}" in ylabel
+        assert lines[METHODS["ppo"]] == pytest.approx([1 / want_by, 0.0])
+        assert lines[METHODS["raw"]] == pytest.approx([0.0, 0.25 / want_by])
+    grid = compare(
+        CompareConfig(
+            tasks=["0-1"],
+            methods=["raw"],
+            episodes=8,
+            window=4,
+            final=4,
+            runs=str(tmp_path / "gr"),
+            out=str(tmp_path / "grid"),
+        )
+    )
+    assert "normalised" not in grid["tasks"]["0-1"]["summary"]["raw"]
+    assert drawn[-1][0] == "success rate"
+
+
+def test_the_ant_oracle_without_controllers_says_how_to_fix_it(tiny_ant, tmp_path):
+    cfg = _ant_config(tiny_ant, tmp_path, methods=["raw", "oracle"])
+    with pytest.raises(SystemExit, match=r"--controllers DIR.*--methods ppo eq10 raw"):
+        compare(cfg)
+    assert not (tmp_path / "runs").exists()  # refused before any training
+
+
+def test_the_env_follows_the_base_model_and_a_mismatch_is_explained(
+    tiny_ant, tiny_checkpoints, tmp_path
+):
+    inferred = resolved(CompareConfig(base_model=tiny_ant["base_model"]), check=True)
+    assert (inferred.env, inferred.metacontroller, inferred.tasks) == (
+        "ant",
+        "ant-metacontroller",
+        ["post"],
+    )
+    assert inferred.methods == ["ppo", "eq10", "raw"]
+    grid = resolved(CompareConfig(base_model=tiny_checkpoints["base_model"]), check=True)
+    assert grid.env == "grid" and grid.methods == list(METHODS)
+    with pytest.raises(SystemExit, match="pass --env grid"):
+        compare(CompareConfig(env="ant", base_model=tiny_checkpoints["base_model"]))
+    with pytest.raises(SystemExit, match="--env must be one of grid, ant"):
+        compare(CompareConfig(env="moon"))
+    with pytest.raises(SystemExit, match=r"--expert-success is a success rate in \(0, 1\]"):
+        compare(CompareConfig(env="ant", expert_success=70.0))  # a percentage
+
+
+def test_the_ant_normaliser_is_the_experts_measured_post_task_success():
+    """The constant is the stochastic expert's (the one that recorded ant-hawk's data) row of
+    benchmarks/results/ant_expert_eval.json: evaluating the expert again must update both."""
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "results" / "ant_expert_eval.json"
+    rows = json.loads(path.read_text())["runs"]
+    (row,) = [r for r in rows if r["task"] == "post" and r["mode"] == "stochastic"]
+    assert row["success_rate"] == ANT_EXPERT_POST_SUCCESS

@@ -67,3 +67,34 @@ def test_sampled_mixture_rollout_is_reproducible_and_not_the_greedy_one(mixture_
     assert not np.array_equal(a.actions[0], c.actions[0])
     greedy = rollout(mixture_ant, ant_envs(1), [0], torch.Generator(), greedy=True)
     assert not np.array_equal(a.actions[0], greedy.actions[0])
+
+
+def test_sampled_rollout_records_the_unclipped_samples_its_log_probs_score(mixture_ant):
+    """The env gets the sample clipped to the action bounds; ``raw_actions`` keeps the sample,
+    and the recorded log-probs are the head's, recomputed from the recorded observations, of
+    exactly those (what the baseline's PPO ratio needs). ``padded()`` hands out the same.
+    Mutants: the clipped actions recorded as raw; log-probs of the clipped actions."""
+    envs = [gym.make("AntPinpad-v0", max_episode_steps=5 + i) for i in range(3)]
+    got = rollout(mixture_ant, envs, [0, 1, 2], torch.Generator().manual_seed(0))
+    assert not all(np.array_equal(a, r) for a, r in zip(got.actions, got.raw_actions))
+    obs, act, logp, mask = got.padded()
+    for i, (o, a, raw, lp) in enumerate(zip(got.obs, got.actions, got.raw_actions, got.log_probs)):
+        np.testing.assert_array_equal(a, np.clip(raw, -1, 1))
+        np.testing.assert_array_equal(act[i, : len(raw)], raw)
+        with torch.no_grad():
+            head = mixture_ant(torch.as_tensor(o[None, :-1]))
+            want = mixture_ant.action_distribution(head).log_prob(torch.as_tensor(raw[None]))[0]
+        np.testing.assert_allclose(lp, want.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(logp[i, : len(lp)], lp)
+    assert mask.sum() == sum(len(a) for a in got.actions)
+
+
+def test_discrete_raw_actions_are_the_actions():
+    from tests.conftest import build_tiny_grid_models
+
+    base, _ = build_tiny_grid_models()
+    envs = [gym.make("GridPinpad-v0", task="0-1") for _ in range(2)]
+    got = rollout(base, envs, [0, 1], torch.Generator().manual_seed(0))
+    for a, raw in zip(got.actions, got.raw_actions):
+        assert a.dtype == raw.dtype == np.int64
+        np.testing.assert_array_equal(a, raw)
