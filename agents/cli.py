@@ -104,6 +104,13 @@ class DiagnoseConfig:
             "observations match the model)"
         },
     )
+    greedy: bool = field(
+        default=False,
+        metadata={
+            "help": "ant free play with the head's mean action (a mixture head: its most "
+            "probable component's mean) instead of a sample"
+        },
+    )
     out: str = field(default="", metadata={"help": "write the report as JSON here"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -134,7 +141,7 @@ def diagnose(cfg: DiagnoseConfig) -> None:
         )
         report = diagnostics.base_model_report(model, heldout, seed=cfg.seed)
         free_play = diagnostics.env_free_play(
-            model, env_id, n_episodes=cfg.env_episodes, seed=cfg.seed
+            model, env_id, n_episodes=cfg.env_episodes, seed=cfg.seed, greedy=cfg.greedy
         )
         report.update({f"free_play_{k}": v for k, v in free_play.items()})
     else:
@@ -144,7 +151,8 @@ def diagnose(cfg: DiagnoseConfig) -> None:
         )
     print(diagnostics.format_report(report))
     if cfg.out:
-        atomic_write_json(cfg.out, {"model": cfg.model, "env_id": env_id, **report})
+        run = {"model": cfg.model, "env_id": env_id, "greedy": cfg.greedy}
+        atomic_write_json(cfg.out, {**run, **report})
 
 
 def _pretrain_command():
