@@ -111,6 +111,36 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+#: Entries in each of oneDNN's CPU kernel caches (see :func:`bound_onednn_caches`).
+ONEDNN_CACHE_CAPACITY = 64
+#: The environment variables oneDNN (its primitive cache) and PyTorch's ideep layer (its own
+#: cache of oneDNN computations) read their capacity from, 1024 entries each by default.
+ONEDNN_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
+    """Keep at most ``capacity`` entries in each of oneDNN's CPU kernel caches, unless the
+    environment already sets their size.
+
+    Under ``--precision bf16`` on a CPU, matrix products run through oneDNN, which keeps the
+    kernels it builds in caches keyed by tensor shape. Training on episodes of varying length
+    (the ant's: 36 to 499 steps) makes new kernels at nearly every new length T, ~13 MB per T
+    for ant-cpu, so the default 1024 entries per cache are filled by some 40 lengths and then
+    churn: long-lived cache entries land amid the step's freed activations and fragment the
+    heap, which keeps growing (an ant pretraining run at batch 64 held 13 GB at step 400, where
+    a step's live tensors peak at an estimated 5 GB; at batch 16 the bound halves the peak,
+    benchmarks/pretrain_memory.py). 64 entries still hold a step's kernels (at one fixed length
+    training runs as fast as with 1024; with 16 it is slower), and the bound changes no numbers
+    (a kernel rebuilt is the same kernel).
+
+    Both caches read the variable once, when first used: call this before the first bf16 step.
+    """
+    if capacity < 1:  # LRU_CACHE_CAPACITY=0 crashes PyTorch 2.13's ideep (segfault)
+        raise ValueError(f"capacity must be >= 1, got {capacity}")
+    for name in ONEDNN_CACHE_VARIABLES:
+        os.environ.setdefault(name, str(capacity))
+
+
 PRECISIONS = ("fp32", "bf16")
 
 
