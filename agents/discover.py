@@ -35,6 +35,7 @@ from .common import (
     atomic_save_pretrained,
     atomic_write_json,
     autocast,
+    bound_onednn_caches,
     check_precision,
     pick_device,
     progress_bar,
@@ -584,6 +585,7 @@ def discover(cfg: DiscoverConfig) -> dict:
         )
     check_hindsight_options(cfg)
     check_precision(cfg.precision)
+    bound_onednn_caches()  # before the first bf16 step, as pretrain (its memory grew without)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     out = Path(cfg.out)

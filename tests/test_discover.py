@@ -297,3 +297,18 @@ def test_symmetry_decode_trains_and_needs_online_data(tiny_checkpoints, tmp_path
                   data=str(tmp_path / "clean.npz"))  # fmt: skip
     with pytest.raises(ValueError, match="symmetry-decode needs online"):
         discover(cfg)
+
+
+def test_discovery_bounds_onednn_kernel_caches_before_it_trains(
+    tiny_checkpoints, tmp_path, monkeypatch
+):
+    """As pretrain: bf16 on a CPU grows oneDNN's per-shape kernel caches without a bound."""
+    import os
+
+    from agents.common import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_VARIABLES
+
+    for name in ONEDNN_CACHE_VARIABLES:
+        monkeypatch.setenv(name, "x")  # records the original value, so teardown restores it
+        monkeypatch.delenv(name)
+    discover(_config(tiny_checkpoints, tmp_path / "run", alpha=[0.1], precision="bf16"))
+    assert all(os.environ[v] == str(ONEDNN_CACHE_CAPACITY) for v in ONEDNN_CACHE_VARIABLES)
