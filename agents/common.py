@@ -166,14 +166,15 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 # --- environments --------------------------------------------------------------------------
-#: AntPinpad ids the ant expert records (same task, different observations).
-ANT_EXPERT_ENVS = ("AntPinpad-v0", "AntPinpadRoutes-v0")
+#: AntPinpad ids the ant expert records (same task, other observations), in the order env_of
+#: tries them (the superseded -v0 last: making it warns that it is out of date)
+ANT_EXPERT_ENVS = ("AntPinpad-v0", "AntPinpadRoutes-v1", "AntPinpadRoutes-v0")
 
 
 def env_of(model: Any, command: str = "diagnose", flag: str = "--env") -> str:
     """The registered pinpad id whose observations a base model reads: GridPinpad-v0 for a
     discrete-action model, else the AntPinpad id (``ANT_EXPERT_ENVS``) whose observation size
-    matches (AntPinpad-v0: 41, AntPinpadRoutes-v0: 49). ``command`` and ``flag`` name the
+    matches (AntPinpad-v0: 41, AntPinpadRoutes-v0: 49, AntPinpadRoutes-v1: 53). ``command`` and ``flag`` name the
     program and its option in the error raised when none matches."""
     import gymnasium as gym
 

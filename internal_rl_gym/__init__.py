@@ -41,6 +41,13 @@ def register_envs() -> None:
         "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv",
         kwargs={"relative_frame": "heading", "route_hints": True},
     )
+    # ... and with the colour of the cell underfoot (not in the paper either): the event the
+    # pretraining tasks' rule needs a model to remember, as the grid encoders provide it.
+    register(
+        "AntPinpadRoutes-v1",
+        "internal_rl_gym.envs.ant_pinpad:AntPinpadEnv",
+        kwargs={"relative_frame": "heading", "route_hints": True, "colour_underfoot": True},
+    )
     # For training experts only: per-cell direction hints in the observation + velocity reward.
     # A separate id, so the sparse AntPinpad-v0 stays exactly the paper's task.
     register("AntPinpadShaped-v0", "internal_rl_gym.envs.ant_pinpad:AntPinpadShapedEnv")

@@ -73,7 +73,10 @@ def test_collect_ant_routes_records_its_env(tmp_path):
     assert data.metadata["env_kwargs"] == {"relative_frame": "heading", "route_hints": True}
 
 
-@pytest.mark.parametrize(("obs_dim", "env_id"), [(41, "AntPinpad-v0"), (49, "AntPinpadRoutes-v0")])
+@pytest.mark.parametrize(
+    ("obs_dim", "env_id"),
+    [(41, "AntPinpad-v0"), (49, "AntPinpadRoutes-v0"), (53, "AntPinpadRoutes-v1")],
+)
 def test_diagnose_finds_the_ant_env_a_model_reads(obs_dim, env_id):
     from agents.cli import _env_of
     from internal_rl_gym.models import BaseModel

@@ -90,6 +90,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     | ``29:39`` | 10 | ``(cell centre - torso xy) / L`` for colours 0..3 (colour order), then the wall: 5 2-D vectors in [-1, 1] |
     | ``39:41`` | 2 | the torso's coordinate inside its current cell, [-1, 1] on each axis (0 = centre) |
     | ``41:49`` | 8 | only with ``route_hints=True``: for colours 0..3, ``(centre of the next cell on a shortest grid path to the colour - torso xy) / cell_size`` |
+    | next 4 | 4 | only with ``colour_underfoot=True``: one-hot of the colour of the cell the torso is in (all 0 off the colours) |
 
     ``L = size * cell_size`` is the grid's side. The relative vectors are in the world frame by
     default (``relative_frame="world"``): the observation is then a fixed function of the ant's
@@ -108,6 +109,15 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
     frame (0.66-0.87 of pretraining tasks in closed loop) but not from the paper's observation
     (0.00-0.30; ``research/scripts/ant_bc_diagnostics.py``); the paper's base model learns the
     route from about 200M expert steps instead.
+
+    **The colour underfoot** (``colour_underfoot=True``; registered with the route hints as
+    ``AntPinpadRoutes-v1``) is not in the paper either. It is the ant's counterpart of the grid
+    encoders' "the agent stands on colour c" feature: what the pretraining tasks' rule needs a
+    model to remember (the next colour is the last one visited +2 or -1). A base model on
+    ``AntPinpadRoutes-v0`` with a mixture action head walks to colours but in no task's order:
+    the last colour visited is not linearly decodable from its residual stream at any layer
+    (session 25 of ``research/results/README.md``). It is a function of the current position only;
+    which colours were visited is still never in the observation.
 
     ## Rewards
     1.0 on the step that completes the task, 0.0 otherwise (sparse, terminal).
@@ -158,7 +168,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
       longer; findings.md measured a third of the episodes running out of time at 4 m.
     * ``frame_skip`` (5; dt = 0.05 s as ``Ant-v5``), ``healthy_z_range`` ((0.2, 1.0)),
       ``start_margin`` (0.2), ``relative_frame`` (``"world"``), ``filter_unsolvable`` (True),
-      ``route_hints`` (False: see Observation Space),
+      ``route_hints`` and ``colour_underfoot`` (False: see Observation Space),
       ``xml_file`` (an ant model with Gymnasium's joint layout; default Gymnasium's ``ant.xml``).
     * ``render_mode`` (``"rgb_array"``, ``"depth_array"`` or ``"human"``), ``width``, ``height``:
       the default camera looks straight down on the whole grid. Headless rendering needs
@@ -167,8 +177,9 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
       reported in ``info["visited"]`` and the episode goes on (free play, for analysing models).
 
     ## Version History
-    * v0: initial release; ``terminate_on_wrong_colour``, ``info["visited"]`` and
-      ``route_hints`` added later (defaults unchanged).
+    * v0: initial release; ``terminate_on_wrong_colour``, ``info["visited"]``,
+      ``route_hints`` and ``colour_underfoot`` added later (defaults unchanged).
+      ``AntPinpadRoutes-v1`` = ``AntPinpadRoutes-v0`` + ``colour_underfoot``.
     """
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 20}
@@ -192,6 +203,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         height: int = 480,
         terminate_on_wrong_colour: bool = True,
         route_hints: bool = False,
+        colour_underfoot: bool = False,
     ) -> None:
         EzPickle.__init__(
             self,
@@ -212,6 +224,7 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             height,
             terminate_on_wrong_colour,
             route_hints,
+            colour_underfoot,
         )
         if size < 2:
             raise ValueError(f"size must be at least 2, got {size}.")
@@ -253,11 +266,13 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
         self.filter_unsolvable = filter_unsolvable
         self.terminate_on_wrong_colour = terminate_on_wrong_colour
         self.route_hints = bool(route_hints)
+        self.colour_underfoot = bool(colour_underfoot)
         self._visited = -1
         self.task_sampler = self._resolve(task)
         self.task: Task = self.task_sampler.tasks[0]
         self._xml_file = xml_file or GYMNASIUM_ANT_XML
-        obs_dim = PROPRIO_DIM + 2 + 2 * (n_colours + n_walls) + 2 + 2 * n_colours * self.route_hints
+        n_route, n_under = 2 * n_colours * self.route_hints, n_colours * self.colour_underfoot
+        obs_dim = PROPRIO_DIM + 2 + 2 * (n_colours + n_walls) + 2 + n_route + n_under
         observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
         # MujocoEnv checks render_fps against the model's dt, known only once it is compiled.
         self.metadata = {"render_modes": list(self.metadata["render_modes"])}
@@ -285,8 +300,11 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
             "relative": slice(PROPRIO_DIM + 2, PROPRIO_DIM + 2 + n_obj),
             "local": slice(PROPRIO_DIM + 2 + n_obj, PROPRIO_DIM + 4 + n_obj),
         }
+        end = PROPRIO_DIM + 4 + n_obj
         if self.route_hints:
-            self.obs_slices["route_hints"] = slice(PROPRIO_DIM + 4 + n_obj, obs_dim)
+            self.obs_slices["route_hints"] = slice(end, end + n_route)
+        if self.colour_underfoot:
+            self.obs_slices["colour_underfoot"] = slice(end + n_route, obs_dim)
         self._tile_ids = np.array(
             [
                 mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"pinpad_tile_{c}")
@@ -532,6 +550,8 @@ class AntPinpadEnv(MujocoEnv, EzPickle):
                 if self.relative_frame == "heading":
                     route = route @ np.array([[c, -s], [s, c]])
             parts.append(route.reshape(-1))
+        if self.colour_underfoot:
+            parts.append(self.colours == self.cell)  # one-hot; all False off the colours
         return np.concatenate(parts).astype(np.float32)
 
     def yaw(self) -> float:
