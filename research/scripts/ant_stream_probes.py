@@ -3,7 +3,9 @@
 Runs the model over mean-expert episodes of the pretraining tasks and fits, at every layer, a
 ridge regression from the stream to the expert's walking direction (unit vector in the torso
 frame, what the gait consumes) and a softmax probe of the target colour, both judged on held-out
-episodes (R^2 of the direction; accuracy against the majority class). ``--late`` keeps only steps
+episodes (R^2 of the direction; accuracy against the majority class), and a softmax probe of the
+last colour visited (none yet = a fifth class: the task state a model needs to follow the
+pretraining tasks' rule). ``--late`` keeps only steps
 at least that many steps into their segment (after the target could be read off the motion).
 
     python research/scripts/ant_stream_probes.py --model ant-hawk --env AntPinpad-v0
@@ -36,7 +38,7 @@ def collect(env_id: str, n_episodes: int, seed: int):
         obs, _ = env.reset(seed=seed + i)
         expert.reset()
         i += 1
-        rows = {"obs": [], "dir": [], "target": [], "since": []}
+        rows = {"obs": [], "dir": [], "target": [], "last": [], "since": []}
         since, progress, done = 0, 0, False
         while not done:
             d = expert.direction(e)
@@ -44,6 +46,7 @@ def collect(env_id: str, n_episodes: int, seed: int):
             rows["obs"].append(obs)
             rows["dir"].append((c * d[0] + s * d[1], -s * d[0] + c * d[1]))
             rows["target"].append(int(e.task[e.progress]))
+            rows["last"].append(int(e.task[e.progress - 1]) if e.progress else 4)
             rows["since"].append(since)
             obs, _, term, trunc, info = env.step(expert.act(env))
             since = 0 if e.progress != progress else since + 1
@@ -95,13 +98,17 @@ def main() -> None:
     late_tr, late_te = cat("since", tr) >= args.late, cat("since", te) >= args.late
     y_tr, y_te = cat("dir", tr), cat("dir", te)
     t_tr, t_te = cat("target", tr), cat("target", te)
+    v_tr, v_te = cat("last", tr), cat("last", te)
     report = {"model": args.model, "env": args.env, "episodes": len(episodes), "layers": []}
     for layer in range(res[0].shape[0]):
         x_tr = torch.cat([r[layer] for r in res[:n_train]]).numpy()
         x_te = torch.cat([r[layer] for r in res[n_train:]]).numpy()
         probe = train_linear_probe(torch.from_numpy(x_tr), t_tr, 4)
+        last_probe = train_linear_probe(torch.from_numpy(x_tr), v_tr, 5)
         with torch.no_grad():
             pred = probe((torch.from_numpy(x_te) - probe.mean) / probe.std).argmax(-1).numpy()
+            z = (torch.from_numpy(x_te) - last_probe.mean) / last_probe.std
+            last_pred = last_probe(z).argmax(-1).numpy()
         row = {
             "layer": layer,
             "direction_r2": ridge_r2(x_tr, y_tr, x_te, y_te),
@@ -110,11 +117,14 @@ def main() -> None:
             ),
             "target_acc": float((pred == t_te).mean()),
             "target_acc_late": float((pred[late_te] == t_te[late_te]).mean()),
+            "last_visited_acc": float((last_pred == v_te).mean()),
         }
         report["layers"].append(row)
         print(json.dumps(row))
     report["target_majority"] = float(np.bincount(t_te).max() / len(t_te))
+    report["last_visited_majority"] = float(np.bincount(v_te).max() / len(v_te))
     print("target majority", report["target_majority"])
+    print("last visited majority", report["last_visited_majority"])
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
