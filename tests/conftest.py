@@ -211,3 +211,23 @@ def tiny_ant(tmp_path_factory):
         "metacontroller": str(root / "meta"),
         "data": str(root / "clean.npz"),
     }
+
+
+def tiny_mixture_ant(components: int = 3):
+    """A tiny Hawk AntPinpad base model with a Gaussian mixture action head, large initial
+    weights so that its components lie far apart (a wrong pick shows)."""
+    from internal_rl_gym.models import BaseModel
+
+    torch.manual_seed(0)
+    return BaseModel(
+        arch="hawk",
+        obs_dim=41,
+        action_dim=8,
+        action_type="continuous",
+        action_components=components,
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_mlp=32,
+        init_scale=1.0,
+    ).eval()

@@ -16,6 +16,7 @@ from agents.baseline import BaselineConfig, policy_update, train_raw
 from agents.rollout import rollout
 from internal_rl_gym.hub import load_base_model
 from internal_rl_gym.models import BaseModel
+from tests.conftest import tiny_mixture_ant
 
 pytest.importorskip("mujoco")
 
@@ -30,19 +31,7 @@ def short_ant_envs(monkeypatch, steps: int = 8) -> None:
 
 
 def mixture_ant(components: int = 3) -> BaseModel:
-    torch.manual_seed(0)
-    return BaseModel(
-        arch="hawk",
-        obs_dim=41,
-        action_dim=8,
-        action_type="continuous",
-        action_components=components,
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_mlp=32,
-        init_scale=1.0,
-    ).eval()
+    return tiny_mixture_ant(components)
 
 
 def params(model) -> dict[str, torch.Tensor]:

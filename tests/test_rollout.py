@@ -11,25 +11,14 @@ import torch
 import internal_rl_gym  # noqa: F401  (registers the envs)
 from agents.rollout import rollout
 from internal_rl_gym.models import BaseModel
+from tests.conftest import tiny_mixture_ant
 
 pytest.importorskip("mujoco")
 
 
 @pytest.fixture(scope="module")
 def mixture_ant() -> BaseModel:
-    torch.manual_seed(0)
-    return BaseModel(
-        arch="hawk",
-        obs_dim=41,
-        action_dim=8,
-        action_type="continuous",
-        action_components=3,
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_mlp=32,
-        init_scale=1.0,  # components far apart, so a wrong pick shows
-    ).eval()
+    return tiny_mixture_ant()
 
 
 def ant_envs(n: int) -> list[gym.Env]:
