@@ -39,6 +39,7 @@ from internal_rl_gym.models import (
     GRID_CPU_PRESET,
     GRID_PAPER_PRESET,
     BaseModel,
+    BaseModelConfig,
 )
 
 from . import diagnostics
@@ -157,6 +158,44 @@ def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
     return BaseModel.from_config(preset.replace(**changes))
 
 
+def resumed_model(
+    cfg: PretrainConfig, resume: dict, state_path: Path, data: Demonstrations
+) -> BaseModel:
+    """The architecture a training state was written with (its weights are loaded by the caller).
+
+    States written before the architecture was saved with them are rebuilt from the flags, as
+    they were started."""
+    if "model_config" not in resume:
+        try:
+            model = build_model(cfg, data)
+            model.load_state_dict(resume["model"])
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(
+                f"{state_path} does not fit the model these flags build ({e}). Resume with the "
+                f"flags that started the run (--preset, --d-model, --n-layers, --obs-encoder, "
+                f"--action-components, --init-from; see {state_path.parent / 'config.json'})."
+            ) from e
+        return model
+    saved = BaseModelConfig(**resume["model_config"])
+    asked = {
+        "d_model": cfg.d_model or saved.d_model,
+        "n_layers": cfg.n_layers or saved.n_layers,
+        "obs_encoder": cfg.obs_encoder or saved.obs_encoder,
+        "action_components": cfg.action_components
+        if cfg.action_components != 1
+        else saved.action_components,
+    }
+    differ = {k: v for k, v in asked.items() if getattr(saved, k) != v}
+    if differ:
+        raise ValueError(
+            f"{state_path} was written by a model with "
+            + ", ".join(f"{k}={getattr(saved, k)!r}" for k in differ)
+            + f", but the flags ask for {differ}: drop those flags to resume it, or pass a new "
+            "--out to start another run."
+        )
+    return BaseModel.from_config(saved)
+
+
 def model_from(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
     """A trainable copy of ``cfg.init_from`` (its first ``cfg.n_layers`` blocks, if given)."""
     from internal_rl_gym.hub import load_base_model
@@ -240,7 +279,8 @@ def _train(
     state_path: Path,
 ) -> Path:
     device = pick_device(cfg.device)
-    model = build_model(cfg, heldout).to(device)
+    model = resumed_model(cfg, resume, state_path, heldout) if resume else build_model(cfg, heldout)
+    model = model.to(device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999)
     )
@@ -396,6 +436,7 @@ def save_checkpoint(model: BaseModel, opt: torch.optim.Optimizer, step: int, out
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "model_config": model.config.to_dict(),
         },
         out / "train_state.pt",
     )

@@ -151,6 +151,33 @@ def test_init_from_keeps_the_first_blocks_and_trains_on(tmp_path):
         model_from(tiny_config(tmp_path / "x", init_from=str(source), d_model=32), heldout)
 
 
+def test_a_run_resumes_with_the_architecture_it_was_written_with(tmp_path, capsys):
+    """The state carries the model's config: a run started from --init-from resumes without it,
+    and flags asking for another architecture are refused by name."""
+    source = pretrain(tiny_config(tmp_path / "src", n_layers=3, steps=6))
+    pretrain(tiny_config(tmp_path / "t", init_from=str(source), n_layers=None, steps=6))
+    out = pretrain(tiny_config(tmp_path / "t", n_layers=None, d_model=None, steps=8))
+    assert "resumed from" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["n_layers"] == 3
+    with pytest.raises(ValueError, match=r"n_layers=3.*drop those flags"):
+        pretrain(tiny_config(tmp_path / "t", n_layers=2, steps=10))
+
+
+def test_an_old_state_that_does_not_fit_the_flags_names_the_flags(tmp_path):
+    """A state written before it carried its architecture is rebuilt from the flags; flags that do
+    not fit it get an error that says which flags to repeat, not a shape mismatch."""
+    pretrain(tiny_config(tmp_path / "o", steps=6))
+    path = tmp_path / "o" / "train_state.pt"
+    state = torch.load(path, weights_only=True)
+    del state["model_config"]
+    torch.save(state, path)
+    with pytest.raises(
+        ValueError, match="(?s)does not fit the model these flags build.*--n-layers"
+    ):
+        pretrain(tiny_config(tmp_path / "o", n_layers=3, steps=8))
+    pretrain(tiny_config(tmp_path / "o", steps=8))  # the starting flags still resume it
+
+
 def _pool_batches(workers: int, n: int = 5) -> tuple[list[dict], int]:
     from agents.data_sources import ONLINE_CHUNK, online_grid_pool
 
