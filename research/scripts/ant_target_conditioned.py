@@ -1,0 +1,131 @@
+"""Is target inference the ant base model's only bottleneck? A base model told the target.
+
+Every ant base model so far fails free play, and ground-truth controllers do not rescue it. This
+splits the two things a base model must do: infer where the expert is going (from the history),
+and walk the route there in closed loop. The same recipe is trained on the same demonstrations
+with a one-hot of the expert's target colour appended to every observation (``data``), then acts
+in closed loop with the env's current target appended the same way (``eval``). If this model
+navigates, the target is the bottleneck; if it does not, the walking itself is.
+
+    python research/scripts/ant_target_conditioned.py data --data data/antroutes1_pretraining.npz \
+        --out data/antroutes1_target.npz
+    internal-rl pretrain --data data/antroutes1_target.npz --out runs/ant-target --preset ant-cpu \
+        --action-components 4 --obs-coef 10 --steps 3000 --decay-steps 1000 --eval-every 1000 \
+        --holdout 512 --checkpoint-every 250 --threads 1 --precision bf16 --seed 0
+    python research/scripts/ant_target_conditioned.py eval --model runs/ant-target/model \
+        --episodes 200 --out research/results/session26/ant_target_conditioned.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+
+import gymnasium as gym
+import numpy as np
+import torch
+from internal_rl_agents.rollout import rollout
+
+import internal_rl_gym  # noqa: F401
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.hub import load_base_model
+
+N_COLOURS = 4
+
+
+def one_hot(targets: np.ndarray) -> np.ndarray:
+    """(n, 4) float32; -1 (no target: the task is done) is all zeros."""
+    out = np.zeros((len(targets), N_COLOURS), np.float32)
+    ok = targets >= 0
+    out[np.flatnonzero(ok), targets[ok]] = 1.0
+    return out
+
+
+def with_targets(data: Demonstrations) -> Demonstrations:
+    """The dataset with one_hot(target at step t) appended to o_t (o_{T+1}: the last target)."""
+    rows = []
+    for i in range(data.n_episodes):
+        ep = data.episode(i)
+        t = np.append(ep["targets"], ep["targets"][-1])
+        rows.append(np.concatenate([ep["obs"], one_hot(t)], axis=1))
+    meta = dict(data.metadata, obs_dim=data.obs_dim + N_COLOURS, target_input=True)
+    return Demonstrations(
+        np.concatenate(rows),
+        data.actions,
+        data.targets,
+        data.subgoals,
+        data.lengths,
+        data.tasks,
+        data.obs_dim + N_COLOURS,
+        False,
+        meta,
+    )
+
+
+class TargetInput(gym.ObservationWrapper):
+    """Appends one_hot(the task's next colour) to the observation."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        n = env.observation_space.shape[0] + N_COLOURS
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        self.target = -1
+        self.ending = ""
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self.target = int(info["target"])
+        return self.observation(obs), info
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.target = int(info["target"])
+        self.ending = info["termination"] or ("truncated" if trunc else "")
+        return self.observation(obs), r, term, trunc, info
+
+    def observation(self, obs):
+        return np.concatenate([obs, one_hot(np.array([self.target]))[0]]).astype(np.float32)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data")
+    d.add_argument("--data", required=True)
+    d.add_argument("--out", required=True)
+    e = sub.add_parser("eval")
+    e.add_argument("--model", required=True)
+    e.add_argument("--env", default="AntPinpadRoutes-v1")
+    e.add_argument("--episodes", type=int, default=200)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--greedy", action="store_true")
+    e.add_argument("--out", default="")
+    args = p.parse_args()
+    if args.cmd == "data":
+        print(with_targets(Demonstrations.load(args.data)).save(args.out))
+        return
+    torch.set_num_threads(1)
+    model = load_base_model(args.model).eval()
+    envs = [TargetInput(gym.make(args.env, task="pretraining")) for _ in range(args.episodes)]
+    seeds = [args.seed + i for i in range(args.episodes)]
+    out = rollout(model, envs, seeds, torch.Generator().manual_seed(args.seed), greedy=args.greedy)
+    report = {
+        "model": args.model,
+        "env_id": args.env,
+        "greedy": args.greedy,
+        "episodes": args.episodes,
+        "task_done": float(out.success.mean()),
+        "endings": dict(collections.Counter(env.ending for env in envs)),
+        "mean_length": float(out.lengths.mean()),
+    }
+    print(json.dumps(report, indent=1))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
