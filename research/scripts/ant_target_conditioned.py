@@ -13,7 +13,8 @@ navigates, the target is the bottleneck; if it does not, the walking itself is.
         --action-components 4 --obs-coef 10 --steps 3000 --decay-steps 1000 --eval-every 1000 \
         --holdout 512 --checkpoint-every 250 --threads 1 --precision bf16 --seed 0
     python research/scripts/ant_target_conditioned.py eval --model runs/ant-target/model \
-        --episodes 200 --out research/results/session26/ant_target_conditioned.json
+        --episodes 200 --seeds 0 1000 2000 \
+        --out research/results/session26/ant_target_conditioned.json
 """
 
 from __future__ import annotations
@@ -72,14 +73,17 @@ class TargetInput(gym.ObservationWrapper):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
         self.target = -1
         self.ending = ""
+        self.visits: list[tuple[int, int]] = []  # (colour entered, the target at that moment)
 
     def reset(self, **kw):
         obs, info = self.env.reset(**kw)
-        self.target = int(info["target"])
+        self.target, self.visits = int(info["target"]), []
         return self.observation(obs), info
 
     def step(self, action):
         obs, r, term, trunc, info = self.env.step(action)
+        if info["visited"] >= 0:
+            self.visits.append((int(info["visited"]), self.target))
         self.target = int(info["target"])
         self.ending = info["termination"] or ("truncated" if trunc else "")
         return self.observation(obs), r, term, trunc, info
@@ -100,7 +104,7 @@ def main() -> None:
     e.add_argument("--model", required=True)
     e.add_argument("--env", default="AntPinpadRoutes-v1")
     e.add_argument("--episodes", type=int, default=200)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seeds", type=int, nargs="+", default=[0], help="one evaluation per seed")
     e.add_argument("--greedy", action="store_true")
     e.add_argument("--out", default="")
     args = p.parse_args()
@@ -109,17 +113,30 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     model = load_base_model(args.model).eval()
-    envs = [TargetInput(gym.make(args.env, task="pretraining")) for _ in range(args.episodes)]
-    seeds = [args.seed + i for i in range(args.episodes)]
-    out = rollout(model, envs, seeds, torch.Generator().manual_seed(args.seed), greedy=args.greedy)
+    runs = []
+    for seed in args.seeds:
+        envs = [TargetInput(gym.make(args.env, task="pretraining")) for _ in range(args.episodes)]
+        seeds = [seed + i for i in range(args.episodes)]
+        gen = torch.Generator().manual_seed(seed)
+        out = rollout(model, envs, seeds, gen, greedy=args.greedy)
+        runs.append(
+            {
+                "seed": seed,
+                "task_done": float(out.success.mean()),
+                "endings": dict(collections.Counter(env.ending for env in envs)),
+                # of the colours entered, how many were the target the model was told
+                "visits": sum(len(env.visits) for env in envs),
+                "visits_to_the_target": sum(c == t for env in envs for c, t in env.visits),
+                "mean_length": float(out.lengths.mean()),
+            }
+        )
     report = {
         "model": args.model,
         "env_id": args.env,
         "greedy": args.greedy,
-        "episodes": args.episodes,
-        "task_done": float(out.success.mean()),
-        "endings": dict(collections.Counter(env.ending for env in envs)),
-        "mean_length": float(out.lengths.mean()),
+        "episodes_per_seed": args.episodes,
+        "task_done_mean": float(np.mean([r["task_done"] for r in runs])),
+        "runs": runs,
     }
     print(json.dumps(report, indent=1))
     if args.out:
