@@ -7,6 +7,11 @@ with a one-hot of the expert's target colour appended to every observation (``da
 in closed loop with the env's current target appended the same way (``eval``). If this model
 navigates, the target is the bottleneck; if it does not, the walking itself is.
 
+``--clock`` also gives the model the expert's gait clock, ``(sin, cos)`` of its phase (the latent
+an MLP needs to walk, session 24). The stored datasets do not hold it, so ``data --clock``
+collects new stochastic-expert episodes that record it; in closed loop a clock with a random start
+phase advances at the gait's mean frequency, as a shadow expert's would.
+
     python research/scripts/ant_target_conditioned.py data --data data/antroutes1_pretraining.npz \
         --out data/antroutes1_target.npz
     internal-rl pretrain --data data/antroutes1_target.npz --out runs/ant-target --preset ant-cpu \
@@ -15,6 +20,8 @@ navigates, the target is the bottleneck; if it does not, the walking itself is.
     python research/scripts/ant_target_conditioned.py eval --model runs/ant-target/model \
         --episodes 200 --seeds 0 1000 2000 \
         --out research/results/session26/ant_target_conditioned.json
+    python research/scripts/ant_target_conditioned.py data --clock --episodes 10000 \
+        --out data/antroutes1_target_clock.npz     # then pretrain and eval it with --clock
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from internal_rl_agents.rollout import rollout
 
 import internal_rl_gym  # noqa: F401
 from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.envs.ant_expert import AntPinpadExpert, run_episode
+from internal_rl_gym.envs.ant_gait import GaitParams
 from internal_rl_gym.hub import load_base_model
 
 N_COLOURS = 4
@@ -64,13 +73,67 @@ def with_targets(data: Demonstrations) -> Demonstrations:
     )
 
 
+class ClockRecorder(AntPinpadExpert):
+    """The expert, recording the gait phase each action was computed at."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.phases: list[float] = []
+
+    def act(self, env) -> np.ndarray:
+        self.phases.append(self.phase)  # run_episode resets the expert, so no restart inside
+        return super().act(env)
+
+
+def clock(phases: np.ndarray) -> np.ndarray:
+    return np.stack([np.sin(phases), np.cos(phases)], axis=1).astype(np.float32)
+
+
+def collect_with_clock(env_id: str, n: int, seed: int) -> Demonstrations:
+    """``n`` successful stochastic-expert episodes of the pretraining tasks, each observation
+    followed by one_hot(target) and the gait clock (o_{T+1}: the last target, the next phase)."""
+    env = gym.make(env_id, task="pretraining").unwrapped
+    expert = ClockRecorder(seed=seed, stochastic=True)
+    rng = np.random.default_rng(seed)
+    eps = []
+    while len(eps) < n:
+        ep = run_episode(env, expert, seed=int(rng.integers(2**63 - 1)), record=True)
+        if not ep["success"]:
+            continue
+        phases = np.append(expert.phases, expert.phase)
+        t = np.append(ep["targets"], ep["targets"][-1])
+        ep["obs"] = np.concatenate([ep["obs"], one_hot(t), clock(phases)], axis=1)
+        eps.append(ep)
+    tasks = np.full((n, 4), -1, np.int64)
+    for i, ep in enumerate(eps):
+        tasks[i, : len(ep["task"])] = ep["task"]
+    targets = np.concatenate([ep["targets"] for ep in eps])
+    obs = np.concatenate([ep["obs"] for ep in eps])
+    meta = {"env_id": env_id, "task": "pretraining", "seed": seed, "target_input": True}
+    meta.update(clock_input=True, action_dim=8, expert_params=expert.params())
+    return Demonstrations(
+        obs,
+        np.concatenate([ep["actions"] for ep in eps]),
+        targets,
+        targets.copy(),
+        np.array([ep["length"] for ep in eps], np.int64),
+        tasks,
+        obs.shape[1],
+        False,
+        meta,
+    )
+
+
 class TargetInput(gym.ObservationWrapper):
     """Appends one_hot(the task's next colour) to the observation."""
 
-    def __init__(self, env: gym.Env):
+    def __init__(self, env: gym.Env, with_clock: bool = False):
         super().__init__(env)
-        n = env.observation_space.shape[0] + N_COLOURS
+        n = env.observation_space.shape[0] + N_COLOURS + 2 * with_clock
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        self.with_clock = with_clock
+        self.dphase = 2.0 * np.pi * GaitParams().freq * env.unwrapped.dt
+        self.phase = 0.0
         self.target = -1
         self.ending = ""
         self.visits: list[tuple[int, int]] = []  # (colour entered, the target at that moment)
@@ -78,10 +141,12 @@ class TargetInput(gym.ObservationWrapper):
     def reset(self, **kw):
         obs, info = self.env.reset(**kw)
         self.target, self.visits = int(info["target"]), []
+        self.phase = float(self.np_random.uniform(0.0, 2.0 * np.pi))
         return self.observation(obs), info
 
     def step(self, action):
         obs, r, term, trunc, info = self.env.step(action)
+        self.phase = (self.phase + self.dphase) % (2.0 * np.pi)
         if info["visited"] >= 0:
             self.visits.append((int(info["visited"]), self.target))
         self.target = int(info["target"])
@@ -89,7 +154,10 @@ class TargetInput(gym.ObservationWrapper):
         return self.observation(obs), r, term, trunc, info
 
     def observation(self, obs):
-        return np.concatenate([obs, one_hot(np.array([self.target]))[0]]).astype(np.float32)
+        parts = [obs, one_hot(np.array([self.target]))[0]]
+        if self.with_clock:
+            parts.append(clock(np.array([self.phase]))[0])
+        return np.concatenate(parts).astype(np.float32)
 
 
 def main() -> None:
@@ -98,24 +166,38 @@ def main() -> None:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data")
-    d.add_argument("--data", required=True)
+    d.add_argument("--data", help="a stored dataset to append the target to")
     d.add_argument("--out", required=True)
+    d.add_argument("--clock", action="store_true", help="collect new episodes with the clock")
+    d.add_argument("--env", default="AntPinpadRoutes-v1")
+    d.add_argument("--episodes", type=int, default=10000)
+    d.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval")
     e.add_argument("--model", required=True)
     e.add_argument("--env", default="AntPinpadRoutes-v1")
     e.add_argument("--episodes", type=int, default=200)
     e.add_argument("--seeds", type=int, nargs="+", default=[0], help="one evaluation per seed")
     e.add_argument("--greedy", action="store_true")
+    e.add_argument("--clock", action="store_true", help="the model reads the gait clock too")
     e.add_argument("--out", default="")
     args = p.parse_args()
     if args.cmd == "data":
-        print(with_targets(Demonstrations.load(args.data)).save(args.out))
+        if args.clock:
+            data = collect_with_clock(args.env, args.episodes, args.seed)
+        elif args.data:
+            data = with_targets(Demonstrations.load(args.data))
+        else:
+            p.error("data needs --data (append the target) or --clock (collect with the clock)")
+        print(data.save(args.out))
         return
     torch.set_num_threads(1)
     model = load_base_model(args.model).eval()
     runs = []
     for seed in args.seeds:
-        envs = [TargetInput(gym.make(args.env, task="pretraining")) for _ in range(args.episodes)]
+        envs = [
+            TargetInput(gym.make(args.env, task="pretraining"), args.clock)
+            for _ in range(args.episodes)
+        ]
         seeds = [seed + i for i in range(args.episodes)]
         gen = torch.Generator().manual_seed(seed)
         out = rollout(model, envs, seeds, gen, greedy=args.greedy)
@@ -134,6 +216,7 @@ def main() -> None:
         "model": args.model,
         "env_id": args.env,
         "greedy": args.greedy,
+        "clock": args.clock,
         "episodes_per_seed": args.episodes,
         "task_done_mean": float(np.mean([r["task_done"] for r in runs])),
         "runs": runs,
