@@ -177,6 +177,12 @@ def resumed_model(
             ) from e
         return model
     saved = BaseModelConfig(**resume["model_config"])
+    if saved.obs_dim != data.obs_dim:
+        raise ValueError(
+            f"{state_path} was written by a model that reads observations of size "
+            f"{saved.obs_dim}, but {cfg.data} has {data.obs_dim}: resume it on the data it was "
+            "trained on, or pass a new --out to start another run."
+        )
     asked = {
         "d_model": cfg.d_model or saved.d_model,
         "n_layers": cfg.n_layers or saved.n_layers,

@@ -161,6 +161,11 @@ def test_a_run_resumes_with_the_architecture_it_was_written_with(tmp_path, capsy
     assert json.loads((out / "config.json").read_text())["n_layers"] == 3
     with pytest.raises(ValueError, match=r"n_layers=3.*drop those flags"):
         pretrain(tiny_config(tmp_path / "t", n_layers=2, steps=10))
+    state = torch.load(tmp_path / "t" / "train_state.pt", weights_only=True)
+    state["model_config"]["obs_dim"] += 1  # as if written on another env's data
+    torch.save(state, tmp_path / "t" / "train_state.pt")
+    with pytest.raises(ValueError, match="observations of size .*resume it on the data"):
+        pretrain(tiny_config(tmp_path / "t", n_layers=None, d_model=None, steps=10))
 
 
 def test_an_old_state_that_does_not_fit_the_flags_names_the_flags(tmp_path):
