@@ -17,7 +17,7 @@ import json
 
 import gymnasium as gym
 import torch
-from internal_rl_agents.common import env_of
+from internal_rl_agents.common import atomic_write_json, env_of
 from internal_rl_agents.diagnostics import ANT_PRETRAINING_TASKS, _AnyTaskJudge
 from internal_rl_agents.rollout import rollout
 
@@ -77,8 +77,7 @@ def main() -> None:
     }
     print(json.dumps(report, indent=1))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=1)
+        atomic_write_json(args.out, report)
 
 
 if __name__ == "__main__":

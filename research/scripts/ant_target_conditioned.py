@@ -33,6 +33,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import torch
+from internal_rl_agents.common import atomic_write_json
 from internal_rl_agents.rollout import rollout
 
 import internal_rl_gym  # noqa: F401
@@ -223,8 +224,7 @@ def main() -> None:
     }
     print(json.dumps(report, indent=1))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=1)
+        atomic_write_json(args.out, report)
 
 
 if __name__ == "__main__":
