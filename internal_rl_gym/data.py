@@ -59,6 +59,14 @@ class Demonstrations:
                 f"Dataset is inconsistent: expected {self.obs_offsets[-1]} observations "
                 f"(T+1 per episode), found {len(self.observations)}."
             )
+        width = -(-self.obs_dim // 8) if self.packed else self.obs_dim
+        if self.observations.ndim != 2 or self.observations.shape[1] != width:
+            what = f"ceil({self.obs_dim}/8) = {width} bytes" if self.packed else f"{width}"
+            raise ValueError(
+                f"Dataset is inconsistent: obs_dim is {self.obs_dim}, so each observation row "
+                f"must hold {what}, but observations have shape {self.observations.shape}. "
+                "Pass the obs_dim of the observations you stored."
+            )
 
     @property
     def n_episodes(self) -> int:

@@ -113,3 +113,15 @@ def test_dataset_errors(tmp_path):
         Demonstrations.load(bad)
     with pytest.raises(ValueError, match="n_episodes"):
         collect_grid_demonstrations(0)
+
+
+def test_dataset_rejects_observations_of_another_width():
+    data = collect_grid_demonstrations(3, "post", seed=0)
+    fields = {k: v for k, v in vars(data).items() if k not in ("act_offsets", "obs_offsets")}
+    assert data.packed and data.observations.shape[1] == 80  # ceil(637 / 8) bytes
+    with pytest.raises(ValueError, match="obs_dim is 600"):
+        Demonstrations(**{**fields, "obs_dim": 600})
+    floats = data.decode_observations(np.arange(len(data.observations)))
+    with pytest.raises(ValueError, match=r"obs_dim is 641.*\(\d+, 637\)"):
+        Demonstrations(**{**fields, "observations": floats, "packed": False, "obs_dim": 641})
+    Demonstrations(**{**fields, "observations": floats, "packed": False})  # the right width
