@@ -78,9 +78,20 @@ class PretrainConfig:
     )
     out: str = field(default="runs/pinpad-transformer", metadata={"help": "run directory"})
     preset: str = field(default="grid-cpu", metadata={"help": f"model size: {sorted(PRESETS)}"})
+    arch: str = field(
+        default="", metadata={"help": "override the preset's backbone: transformer or hawk"}
+    )
     d_model: int | None = field(default=None, metadata={"help": "override the preset's d_model"})
     n_layers: int | None = field(default=None, metadata={"help": "override the preset's depth"})
     obs_encoder: str = field(default="", metadata={"help": "override the preset's obs encoder"})
+    max_len: int | None = field(
+        default=None,
+        metadata={"help": "override the preset's max_len (transformer: the longest episode)"},
+    )
+    attention_window: int | None = field(
+        default=None,
+        metadata={"help": "transformer: attend to the last N steps only (default: all)"},
+    )
     action_components: int = field(
         default=1,
         metadata={"help": "continuous actions: Gaussian mixture components of the action head"},
@@ -143,8 +154,14 @@ def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
         return model_from(cfg, data)
     preset = PRESETS[cfg.preset]
     changes: dict = {"obs_dim": data.obs_dim, "name": cfg.name}
+    if cfg.arch:
+        changes["arch"] = cfg.arch
     if cfg.d_model:
         changes.update(d_model=cfg.d_model, lru_width=None)
+    if cfg.max_len:
+        changes["max_len"] = cfg.max_len
+    if cfg.attention_window:
+        changes["attention_window"] = cfg.attention_window
     if cfg.n_layers:
         changes["n_layers"] = cfg.n_layers
     if cfg.obs_encoder:
@@ -172,8 +189,8 @@ def resumed_model(
         except (ValueError, RuntimeError) as e:
             raise ValueError(
                 f"{state_path} does not fit the model these flags build ({e}). Resume with the "
-                f"flags that started the run (--preset, --d-model, --n-layers, --obs-encoder, "
-                f"--action-components, --init-from; see {state_path.parent / 'config.json'})."
+                f"flags that started the run (--preset, --arch, --d-model, --n-layers, "
+                f"--obs-encoder, --max-len, --attention-window, --action-components, --init-from; see {state_path.parent / 'config.json'})."
             ) from e
         return model
     saved = BaseModelConfig(**resume["model_config"])
@@ -184,7 +201,10 @@ def resumed_model(
             "trained on, or pass a new --out to start another run."
         )
     asked = {
+        "arch": cfg.arch or saved.arch,
         "d_model": cfg.d_model or saved.d_model,
+        "max_len": cfg.max_len or saved.max_len,
+        "attention_window": cfg.attention_window or saved.attention_window,
         "n_layers": cfg.n_layers or saved.n_layers,
         "obs_encoder": cfg.obs_encoder or saved.obs_encoder,
         "action_components": cfg.action_components
@@ -214,10 +234,20 @@ def model_from(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
             f"--n-layers {n_layers} is deeper than {cfg.init_from} ({src.n_layers} layers): "
             "initialising from a model can keep or drop blocks, not add them."
         )
-    if (cfg.d_model and cfg.d_model != src.d_model) or cfg.obs_encoder not in ("", src.obs_encoder):
+    flags = {
+        "arch": cfg.arch,
+        "d_model": cfg.d_model,
+        "obs_encoder": cfg.obs_encoder,
+        "max_len": cfg.max_len,
+        "attention_window": cfg.attention_window,
+    }
+    differ = {k: v for k, v in flags.items() if v and v != getattr(src, k)}
+    if differ:
         raise ValueError(
-            f"--d-model/--obs-encoder differ from {cfg.init_from}'s config "
-            f"(d_model={src.d_model}, obs_encoder={src.obs_encoder!r}); drop them with --init-from."
+            "--" + "/--".join(k.replace("_", "-") for k in differ) + f" differ from "
+            f"{cfg.init_from}'s config ("
+            + ", ".join(f"{k}={getattr(src, k)!r}" for k in differ)
+            + "); drop them with --init-from."
         )
     if src.obs_dim != data.obs_dim:
         raise ValueError(

@@ -25,7 +25,10 @@ ARCHS = ["transformer", "hawk"]
 
 def tiny(arch: str, action_type: str = "discrete", **kw) -> BaseModel:
     """A tiny model with large initial weights (so every layer visibly matters).
-    ``action_type="mixture"``: continuous actions with a 3-component Gaussian mixture head."""
+    ``action_type="mixture"``: continuous actions with a 3-component Gaussian mixture head;
+    ``arch="windowed"``: a transformer attending to its last 4 steps only."""
+    if arch == "windowed":
+        arch, kw = "transformer", {"attention_window": 4, **kw}
     if action_type == "mixture":
         action_type, kw = "continuous", {"action_components": 3, **kw}
     args = dict(
@@ -65,7 +68,7 @@ def per_sequence_control(batch: int, d: int, seed: int = 1) -> torch.Tensor:
 # ------------------------------------------------------------------------------ stepping
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [*ARCHS, "windowed"])
 @pytest.mark.parametrize("action_type", ["discrete", "continuous", "mixture"])
 @pytest.mark.parametrize("controlled", [False, True])
 def test_stepping_matches_forward_with_resets(arch, action_type, controlled):
@@ -130,6 +133,24 @@ def test_split_step_layers_matches_step(arch):
             e_top = m.step_layers(apply_linear_control(e_mid, U), b, layer, m.n_layers)
             torch.testing.assert_close(m.heads(e_top).action_logits, want.action_logits)
     assert b.layer_lengths.tolist() == a.layer_lengths.tolist() == [[T] * B] * m.n_layers
+
+
+def test_attention_window_forgets_exactly_the_steps_before_it():
+    """With attention_window W, the output at step t depends on o_{t-W+1..t} only (through all
+    layers: each reads W steps of the layer below, so the reach is L·(W-1) steps), and a window
+    longer than the episode changes nothing."""
+    T, W = 16, 4
+    obs = torch.randn(1, T, OBS_DIM)
+    changed = obs.clone()
+    changed[0, 0] += 3.0
+    with torch.no_grad():
+        windowed = tiny("transformer", attention_window=W)
+        a, b = windowed(obs).action_logits[0], windowed(changed).action_logits[0]
+        reach = windowed.n_layers * (W - 1)  # o_0 reaches steps 0..reach
+        assert not torch.allclose(a[reach], b[reach])
+        torch.testing.assert_close(a[reach + 1 :], b[reach + 1 :])
+        full, long = tiny("transformer"), tiny("transformer", attention_window=T)
+        torch.testing.assert_close(full(obs).action_logits, long(obs).action_logits)
 
 
 def test_transformer_context_overflow_and_clone():
@@ -382,6 +403,10 @@ def test_constructor_validation():
         BaseModel(obs_dim=4, action_type="continuous", action_dim=2, action_components=0)
     with pytest.raises(ValueError, match="action_components=2 needs continuous actions"):
         BaseModel(obs_dim=4, n_actions=2, action_components=2)
+    with pytest.raises(ValueError, match="attention_window=8 limits a transformer"):
+        BaseModel(arch="hawk", obs_dim=4, n_actions=2, attention_window=8)
+    with pytest.raises(ValueError, match="attention_window must be a positive int or None"):
+        BaseModel(obs_dim=4, n_actions=2, attention_window=0)
 
 
 def test_a_checkpoint_saved_before_mixture_heads_loads_with_one_gaussian(tmp_path):
@@ -510,7 +535,7 @@ def test_egocentric_model_steps_like_its_forward():
 
 
 @pytest.mark.parametrize("grad", [False, True])
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [*ARCHS, "windowed"])
 def test_step_layers_on_row_subsets_matches_the_full_forward(arch, grad):
     """Stepping only some rows (``rows=``) computes those rows alone, leaves the others'
     caches untouched, and every row still matches the full-sequence forward."""

@@ -168,6 +168,21 @@ def test_a_run_resumes_with_the_architecture_it_was_written_with(tmp_path, capsy
         pretrain(tiny_config(tmp_path / "t", n_layers=None, d_model=None, steps=10))
 
 
+def test_a_windowed_transformer_is_built_recorded_and_kept_on_resume(tmp_path):
+    out = pretrain(tiny_config(tmp_path / "w", attention_window=5, max_len=96, steps=6))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["arch"], config["attention_window"], config["max_len"]) == ("transformer", 5, 96)
+    with pytest.raises(ValueError, match=r"attention_window=5.*drop those flags"):
+        pretrain(tiny_config(tmp_path / "w", attention_window=7, steps=8))
+    pretrain(tiny_config(tmp_path / "w", steps=8))  # resumes with the window it was written with
+    assert json.loads((out / "config.json").read_text())["attention_window"] == 5
+    heldout = collect_grid_demonstrations(2, "pretraining", seed=0)
+    with pytest.raises(ValueError, match=r"--attention-window differ from .*attention_window=5"):
+        model_from(tiny_config(tmp_path / "x", init_from=str(out), attention_window=3), heldout)
+    with pytest.raises(ValueError, match="attention_window=4 limits a transformer"):
+        pretrain(tiny_config(tmp_path / "h", arch="hawk", attention_window=4, steps=2))
+
+
 def test_an_old_state_that_does_not_fit_the_flags_names_the_flags(tmp_path):
     """A state written before it carried its architecture is rebuilt from the flags; flags that do
     not fit it get an error that says which flags to repeat, not a shape mismatch."""

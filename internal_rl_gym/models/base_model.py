@@ -114,7 +114,8 @@ class BaseModel(
     ``config.json``); see :class:`BaseModelConfig` for the field list and the presets.
 
     * ``arch``: ``"transformer"`` (causal attention, T5 relative position biases with
-      ``rel_buckets`` buckets up to ``rel_max_distance``, KV cache of ``max_len`` steps) or
+      ``rel_buckets`` buckets up to ``rel_max_distance``, KV cache of ``max_len`` steps; with
+      ``attention_window`` W each step attends to the last W steps only) or
       ``"hawk"`` (RG-LRU recurrent blocks of width ``lru_width`` (default ``d_model``), gates
       block-diagonal with ``n_heads`` blocks, causal Conv1D of width ``conv_width``).
     * ``obs_encoder``: ``"linear"``, ``"grid_cells"`` (:class:`GridCellEncoder`) or
@@ -149,6 +150,7 @@ class BaseModel(
         cell_features: int = 32,
         obs_loss: str = "mse",
         max_len: int = 256,
+        attention_window: int | None = None,
         rel_buckets: int = 32,
         rel_max_distance: int = 128,
         lru_width: int | None = None,
@@ -176,6 +178,7 @@ class BaseModel(
             cell_features=cell_features,
             obs_loss=obs_loss,
             max_len=max_len,
+            attention_window=attention_window,
             rel_buckets=rel_buckets,
             rel_max_distance=rel_max_distance,
             lru_width=lru_width,
@@ -209,7 +212,14 @@ class BaseModel(
         if arch == "transformer":
             blocks = [
                 TransformerBlock(
-                    d_model, n_heads, d_head, d_mlp, rel_buckets, rel_max_distance, init_scale
+                    d_model,
+                    n_heads,
+                    d_head,
+                    d_mlp,
+                    rel_buckets,
+                    rel_max_distance,
+                    init_scale,
+                    attention_window,
                 )
                 for _ in range(n_layers)
             ]

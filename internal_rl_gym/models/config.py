@@ -48,6 +48,8 @@ class BaseModelConfig:
     cell_features: int = 32
     obs_loss: str = "mse"
     max_len: int = 256
+    #: transformer: attend to the last ``attention_window`` steps only (None = the whole episode)
+    attention_window: int | None = None
     rel_buckets: int = 32
     rel_max_distance: int = 128
     lru_width: int | None = None
@@ -162,6 +164,15 @@ def validate_config(c: BaseModelConfig) -> None:
                 f"hawk: lru_width={width} must be divisible by n_heads={c.n_heads} "
                 "(block-diagonal RG-LRU gates)"
             )
+    w = c.attention_window
+    if w is not None:
+        if c.arch != "transformer":
+            raise ValueError(
+                f"attention_window={w} limits a transformer's attention; arch={c.arch!r} has "
+                "none: leave it at None"
+            )
+        if not isinstance(w, int) or w < 1:
+            raise ValueError(f"attention_window must be a positive int or None, got {w!r}")
     if c.init_scale <= 0:
         raise ValueError(f"init_scale must be positive, got {c.init_scale!r}")
     if c.control_layer is not None and (

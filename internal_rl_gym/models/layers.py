@@ -172,8 +172,19 @@ class RelativePositionBias(nn.Module):
         return lut[distance.clamp(min=0)]
 
 
+def hidden_keys(distance: Tensor, window: int | None) -> Tensor:
+    """True where a query may not read a key ``distance = query_pos - key_pos`` steps back: the
+    future, and with an attention ``window`` every key ``window`` or more steps in the past."""
+    if window is None:
+        return distance < 0
+    return (distance < 0) | (distance >= window)
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with T5 relative position biases and a KV-cache step."""
+    """Multi-head causal self-attention with T5 relative position biases and a KV-cache step.
+
+    With ``window`` set, each token attends to itself and the ``window - 1`` tokens before it
+    (sliding-window attention), in both execution modes."""
 
     def __init__(
         self,
@@ -183,9 +194,10 @@ class CausalSelfAttention(nn.Module):
         rel_buckets: int,
         rel_max_distance: int,
         init_scale: float,
+        window: int | None = None,
     ) -> None:
         super().__init__()
-        self.n_heads, self.d_head = n_heads, d_head
+        self.n_heads, self.d_head, self.window = n_heads, d_head, window
         self.qkv = nn.Linear(d_model, 3 * n_heads * d_head, bias=False)
         self.out = nn.Linear(n_heads * d_head, d_model, bias=False)
         init_linear_(self.qkv, init_scale)
@@ -199,7 +211,7 @@ class CausalSelfAttention(nn.Module):
         pos = torch.arange(T, device=x.device)
         distance = pos[:, None] - pos[None, :]  # (T_query, T_key)
         bias = self.rel_bias(distance, top=T - 1).permute(2, 0, 1).to(q.dtype)  # (H, T, T)
-        bias = bias.masked_fill(distance < 0, float("-inf"))
+        bias = bias.masked_fill(hidden_keys(distance, self.window), float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
         return self.out(y.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head))
 
@@ -239,7 +251,7 @@ class CausalSelfAttention(nn.Module):
         distance = pos[:, None] - slots[None, :]  # (B, n_slots)
         # pos < n_slots, so n_slots - 1 bounds every distance
         bias = self.rel_bias(distance, top=n_slots - 1).permute(0, 2, 1).to(q.dtype)
-        bias = bias.masked_fill((distance < 0)[:, None, :], float("-inf"))
+        bias = bias.masked_fill(hidden_keys(distance, self.window)[:, None, :], float("-inf"))
         y = F.scaled_dot_product_attention(
             q.unsqueeze(2), k_read, v_read, attn_mask=bias.unsqueeze(2)
         )  # (B, H, 1, dh)
@@ -281,7 +293,7 @@ class StepContext:
     n_slots: int  # cache slots read (> max(pos))
     slot: Tensor  # (n * H,) flat index of (row, head, pos) in a (B * H * max_len, d_head) view
     bucket: Tensor  # (n, n_slots) bucket of each read slot's distance
-    future: Tensor  # (n, 1, n_slots) bool: slots after this token (masked)
+    future: Tensor  # (n, 1, n_slots) bool: slots masked (after this token, or out of the window)
 
 
 def step_contexts(
@@ -303,7 +315,7 @@ def step_contexts(
     distance = pos[:, :, None] - torch.arange(n_slots, device=device)  # (layers, n, n_slots)
     # pos < n_slots, so n_slots - 1 bounds every distance
     bucket = attn.rel_bias.buckets(distance, top=n_slots - 1)
-    future = (distance < 0).unsqueeze(-2)  # (layers, n, 1, n_slots)
+    future = hidden_keys(distance, attn.window).unsqueeze(-2)  # (layers, n, 1, n_slots)
     return [
         StepContext(rows, row_index, pos[k], n_slots, slot[k], bucket[k], future[k])
         for k in range(pos.shape[0])
@@ -322,11 +334,12 @@ class TransformerBlock(nn.Module):
         rel_buckets: int,
         rel_max_distance: int,
         init_scale: float,
+        window: int | None = None,
     ) -> None:
         super().__init__()
         self.norm_attn = RMSNorm(d_model)
         self.attn = CausalSelfAttention(
-            d_model, n_heads, d_head, rel_buckets, rel_max_distance, init_scale
+            d_model, n_heads, d_head, rel_buckets, rel_max_distance, init_scale, window
         )
         self.norm_mlp = RMSNorm(d_model)
         self.mlp = MLP(d_model, d_mlp, init_scale)
