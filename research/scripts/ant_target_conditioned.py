@@ -33,6 +33,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import torch
+from ant_history_cut import acting, chunked
 from internal_rl_agents.common import atomic_write_json
 from internal_rl_agents.rollout import rollout
 
@@ -173,18 +174,29 @@ def main() -> None:
     d.add_argument("--env", default="AntPinpadRoutes-v1")
     d.add_argument("--episodes", type=int, default=10000)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="cut the episodes of --data, as they are, into pieces of this many steps",
+    )
     e = sub.add_parser("eval")
     e.add_argument("--model", required=True)
     e.add_argument("--env", default="AntPinpadRoutes-v1")
     e.add_argument("--episodes", type=int, default=200)
     e.add_argument("--seeds", type=int, nargs="+", default=[0], help="one evaluation per seed")
-    e.add_argument("--greedy", action="store_true")
+    e.add_argument("--greedy", action="store_true", help="act with the top component's mean")
+    e.add_argument("--mixture-mean", action="store_true", help="act with the mixture's mean")
     e.add_argument("--clock", action="store_true", help="the model reads the gait clock too")
+    e.add_argument("--reset-every", type=int, default=0, help="forget the history every N steps")
+    e.add_argument("--copies", type=int, default=1, help="staggered states (see ResetEvery)")
     e.add_argument("--out", default="")
     args = p.parse_args()
     if args.cmd == "data":
         if args.clock:
             data = collect_with_clock(args.env, args.episodes, args.seed)
+        elif args.data and args.chunk:  # a dataset made here already holds the target
+            data = chunked(Demonstrations.load(args.data), args.chunk)
         elif args.data:
             data = with_targets(Demonstrations.load(args.data))
         else:
@@ -201,7 +213,9 @@ def main() -> None:
         ]
         seeds = [seed + i for i in range(args.episodes)]
         gen = torch.Generator().manual_seed(seed)
-        out = rollout(model, envs, seeds, gen, greedy=args.greedy)
+        act = "mixture-mean" if args.mixture_mean else "greedy" if args.greedy else "sample"
+        base, greedy = acting(model, args.reset_every, args.copies, act)
+        out = rollout(base, envs, seeds, gen, greedy=greedy)
         runs.append(
             {
                 "seed": seed,
@@ -217,7 +231,10 @@ def main() -> None:
         "model": args.model,
         "env_id": args.env,
         "greedy": args.greedy,
+        "mixture_mean": args.mixture_mean,
         "clock": args.clock,
+        "reset_every": args.reset_every,
+        "copies": args.copies,
         "episodes_per_seed": args.episodes,
         "task_done_mean": float(np.mean([r["task_done"] for r in runs])),
         "runs": runs,
