@@ -104,13 +104,15 @@ class DiagnoseConfig:
             "observations match the model)"
         },
     )
-    greedy: bool = field(
-        default=False,
+    act: str = field(
+        default="sample",
         metadata={
-            "help": "ant free play with the head's mean action (a mixture head: its most "
-            "probable component's mean) instead of a sample"
+            "help": "how the model picks each ant free-play action from its head: sample, "
+            "greedy (a Gaussian's mean; a mixture: its most probable component's mean) or mean "
+            "(a mixture's mean action)"
         },
     )
+    greedy: bool = field(default=False, metadata={"help": "the same as --act greedy"})
     out: str = field(default="", metadata={"help": "write the report as JSON here"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -126,7 +128,13 @@ def diagnose(cfg: DiagnoseConfig) -> None:
 
     from . import diagnostics
     from .common import atomic_write_json
+    from .rollout import ACTS
 
+    act = "greedy" if cfg.greedy else cfg.act
+    if cfg.greedy and cfg.act not in ("sample", "greedy"):
+        raise SystemExit(f"diagnose: --greedy and --act {cfg.act} contradict; give one of them.")
+    if act not in ACTS:
+        raise SystemExit(f"diagnose: --act must be one of {', '.join(ACTS)}, got {act!r}.")
     model = load_base_model(cfg.model)
     env_id = cfg.env or _env_of(model)
     seed = 10_000_019 + cfg.seed
@@ -141,7 +149,7 @@ def diagnose(cfg: DiagnoseConfig) -> None:
         )
         report = diagnostics.base_model_report(model, heldout, seed=cfg.seed)
         free_play = diagnostics.env_free_play(
-            model, env_id, n_episodes=cfg.env_episodes, seed=cfg.seed, greedy=cfg.greedy
+            model, env_id, n_episodes=cfg.env_episodes, seed=cfg.seed, act=act
         )
         report.update({f"free_play_{k}": v for k, v in free_play.items()})
     else:
@@ -151,7 +159,7 @@ def diagnose(cfg: DiagnoseConfig) -> None:
         )
     print(diagnostics.format_report(report))
     if cfg.out:
-        run = {"model": cfg.model, "env_id": env_id, "greedy": cfg.greedy}
+        run = {"model": cfg.model, "env_id": env_id, "act": act}
         atomic_write_json(cfg.out, {**run, **report})
 
 

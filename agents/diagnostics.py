@@ -345,11 +345,12 @@ def env_free_play(
     tasks=ANT_PRETRAINING_TASKS,
     n_episodes: int = 64,
     seed: int = 0,
-    greedy: bool = False,
+    act: str = "sample",
 ) -> dict[str, float]:
     """Free play in any pinpad env (the ant's counterpart of :func:`grid_free_play`): the model
     acts from its own head (one batched forward per step) in fresh layouts of the pretraining
-    tasks; ``task_consistent`` = the colours it visits form one of ``tasks``."""
+    tasks; ``task_consistent`` = the colours it visits form one of ``tasks``. ``act``: how it
+    picks actions from its head (:func:`~internal_rl_agents.rollout.rollout`)."""
     from .rollout import rollout
 
     model.eval()
@@ -358,7 +359,7 @@ def env_free_play(
         for _ in range(n_episodes)
     ]
     gen = torch.Generator().manual_seed(seed)
-    out = rollout(model, envs, [seed + i for i in range(n_episodes)], gen, greedy=greedy)
+    out = rollout(model, envs, [seed + i for i in range(n_episodes)], gen, act=act)
     visits = [len(env.visited) for env in envs]
     endings = [env.ending for env in envs]
     for env in envs:

@@ -257,7 +257,7 @@ def evaluate_controllers(
     task: str,
     n_episodes: int,
     seed: int,
-    greedy: bool = False,
+    act: str = "sample",
     env_id: str = "GridPinpad-v0",
 ) -> float:
     """Success rate on ``task`` when the controller of the env's current true subgoal is active
@@ -272,7 +272,7 @@ def evaluate_controllers(
 
     gen = torch.Generator().manual_seed(seed)
     seeds = [seed + i for i in range(n_episodes)]
-    success = rollout(base, envs, seeds, gen, control=control, greedy=greedy).success
+    success = rollout(base, envs, seeds, gen, control=control, act=act).success
     for env in envs:
         env.close()
     return float(success.mean())
@@ -377,12 +377,16 @@ def probe(cfg: ProbeConfig) -> dict:
         # the same controllers as a loadable checkpoint (the oracle env's `controllers=`)
         atomic_save_pretrained(ctrl, out / f"controllers_layer{layer}")
 
-        def success(task: str, greedy: bool = False, ctrl=ctrl, layer=layer) -> float:
+        def success(task: str, act: str = "sample", ctrl=ctrl, layer=layer) -> float:
             return evaluate_controllers(
-                base, ctrl, layer, task, cfg.eval_episodes, cfg.seed, greedy=greedy, env_id=env_id
+                base, ctrl, layer, task, cfg.eval_episodes, cfg.seed, act=act, env_id=env_id
             )
 
-        sampled, greedy = success(cfg.task), success(cfg.task, greedy=True)
+        sampled, greedy = success(cfg.task), success(cfg.task, act="greedy")
+        # a continuous head also acting with its mean action (a mixture's Σ π μ)
+        mean = {}
+        if base.action_type == "continuous":
+            mean = {"success_mean": success(cfg.task, act="mean")}
         # the same controllers on the pretraining tasks: steerability without the held-out
         # task's new (+1) transitions and length
         in_dist = success("pretraining")
@@ -394,6 +398,7 @@ def probe(cfg: ProbeConfig) -> dict:
                 "heldout_nll": held_nll,
                 "success": sampled,
                 "success_greedy": greedy,
+                **mean,
                 "success_pretraining_tasks": in_dist,
                 "success_by_task": by_task,
             }
@@ -401,7 +406,9 @@ def probe(cfg: ProbeConfig) -> dict:
         print(
             f"layer {layer}: controller NLL train {nll:.3f} held-out {held_nll:.3f} "
             f"(no control {nll_without:.3f}), success on {cfg.task} {sampled:.3f} "
-            f"(greedy {greedy:.3f}), on the pretraining tasks {in_dist:.3f}"
+            f"(greedy {greedy:.3f}"
+            + (f", mean action {mean['success_mean']:.3f}" if mean else "")
+            + f"), on the pretraining tasks {in_dist:.3f}"
         )
         print("  by task: " + ", ".join(f"{t} {v:.3f}" for t, v in by_task.items()))
         report = write_report()

@@ -9,6 +9,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+#: how a base model picks each action from its head (:func:`rollout`)
+ACTS = ("sample", "greedy", "mean")
+
 
 @dataclass
 class Rollouts:
@@ -59,17 +62,27 @@ def rollout(
     seeds: list[int],
     generator: torch.Generator,
     control: Callable[[list[dict]], tuple[Callable, int] | None] | None = None,
-    greedy: bool = False,
+    act: str = "sample",
 ) -> Rollouts:
-    """Run one episode in each env with the base model's own action head: a categorical
-    sample (``greedy``: its mode), or for continuous actions a Gaussian sample (``greedy``: its
-    mean; for a mixture head, its most probable component's mean) clipped to the env's action
-    bounds (log-probabilities are of the unclipped sample, under the whole head; the samples are
-    kept in ``raw_actions``).
+    """Run one episode in each env with the base model's own action head. ``act``:
+
+    * ``"sample"``: a categorical sample, or for continuous actions a Gaussian sample (a mixture
+      head: a component, then a sample around its mean);
+    * ``"greedy"``: the categorical's mode, or the Gaussian's mean (a mixture head: the most
+      probable component's mean);
+    * ``"mean"`` (continuous heads): the head's mean action, a mixture's ``Σ_k π_k μ_k``.
+
+    Continuous actions are clipped to the env's action bounds (log-probabilities are of the
+    unclipped action, under the whole head; those are kept in ``raw_actions``).
 
     ``control(infos)`` may return ``(intervention, layer)`` for this step, given each env's
     latest info (e.g. ground-truth controllers selected by ``info["subgoal"]``).
     """
+    if act not in ACTS:
+        raise ValueError(f"act must be one of {ACTS}, got {act!r}")
+    if act == "mean" and base.action_type == "discrete":
+        raise ValueError("act='mean' averages a continuous action head; use 'greedy' instead")
+    greedy = act == "greedy"
     n = len(envs)
     first = [env.reset(seed=s) for env, s in zip(envs, seeds)]
     obs = np.stack([o for o, _ in first]).astype(np.float32)
@@ -100,7 +113,9 @@ def rollout(
         else:
             mean = head.action_mean.float().cpu()
             std = head.action_log_std.float().exp().cpu()
-            if head.action_mix_logits is not None:  # a mixture head: each row's component first
+            if act == "mean":
+                mean = head.expected_action().float().cpu()
+            elif head.action_mix_logits is not None:  # a mixture head: each row's component first
                 probs = torch.softmax(head.action_mix_logits.float(), -1).cpu()
                 k = (
                     probs.argmax(-1)
@@ -108,7 +123,10 @@ def rollout(
                     else torch.multinomial(probs, 1, generator=generator)[:, 0]
                 )
                 mean, std = mean[torch.arange(len(k)), k], std[torch.arange(len(k)), k]
-            raw = mean if greedy else mean + std * torch.randn(mean.shape, generator=generator)
+            if act == "sample":
+                raw = mean + std * torch.randn(mean.shape, generator=generator)
+            else:
+                raw = mean
             dist = base.action_distribution(head, validate_args=False)
             lp = dist.log_prob(raw.to(head.action_mean)).float().cpu().numpy()
             sampled = raw.numpy()

@@ -218,7 +218,8 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
       or a Hugging Face repo id; ``base_model_revision``, ``metacontroller_revision``,
       ``hub_kwargs`` (``cache_dir``, ``local_files_only``, ``token``, ``endpoint``).
     * ``action_scale``, ``max_primitive_steps`` (50), ``beta_threshold`` (0.5),
-      ``primitive_sampling`` (``"sample"`` from the base model's action head, or ``"greedy"``),
+      ``primitive_sampling`` (``"sample"`` from the base model's action head, ``"greedy"``: its
+      most probable action, or ``"mean"``: a continuous head's mean action),
       ``include_step_count``, ``max_abstract_steps``.
     * ``controller_gain`` (1.0): writes ``ê = e + gain · U(z) e``. 1 is the paper's controller.
       Ground-truth controllers trained on the pretraining tasks turned out under-powered for

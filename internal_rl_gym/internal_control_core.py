@@ -34,6 +34,9 @@ __all__ = [
 DEFAULT_ACTION_SCALE = 3.0
 
 
+PRIMITIVE_SAMPLING = ("sample", "greedy", "mean")
+
+
 @dataclass
 class ControlOptions:
     """How abstract steps are executed (constructor arguments of every front end)."""
@@ -41,7 +44,10 @@ class ControlOptions:
     action_scale: float = DEFAULT_ACTION_SCALE
     max_primitive_steps: int = 50
     beta_threshold: float = 0.5
-    primitive_sampling: str = "sample"  # "sample" from the base model's head, or "greedy"
+    #: "sample" from the base model's head; "greedy": its most probable action (a mixture head:
+    #: the most probable component's mean); "mean": a continuous head's mean action
+    #: (a mixture's Σ_k π_k μ_k)
+    primitive_sampling: str = "sample"
     include_step_count: bool = False
     max_abstract_steps: int = 100  # normalises the optional step-count feature
     controller_gain: float = 1.0  # ê = e + gain * U(z) e; 1 is the paper's controller
@@ -62,9 +68,10 @@ class ControlOptions:
             raise ValueError(f"max_primitive_steps must be >= 1, got {self.max_primitive_steps}.")
         if not 0.0 < self.beta_threshold <= 1.0:
             raise ValueError(f"beta_threshold must be in (0, 1], got {self.beta_threshold}.")
-        if self.primitive_sampling not in ("sample", "greedy"):
+        if self.primitive_sampling not in PRIMITIVE_SAMPLING:
             raise ValueError(
-                f"primitive_sampling must be 'sample' or 'greedy', got {self.primitive_sampling!r}."
+                f"primitive_sampling must be one of {PRIMITIVE_SAMPLING}, got "
+                f"{self.primitive_sampling!r}."
             )
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(
@@ -140,6 +147,11 @@ class InternalControlCore:
                 f"({base_model.obs_dim},): it was trained on a different environment."
             )
         self.discrete = isinstance(self.envs[0].action_space, spaces.Discrete)
+        if self.discrete and self.options.primitive_sampling == "mean":
+            raise ValueError(
+                "primitive_sampling='mean' averages a continuous action head; the task env's "
+                "actions are discrete: use 'greedy' for the most probable action."
+            )
         self.state = base_model.init_state(self.n)
         if self.oracle:  # no switching unit: h is unused, z holds the subgoal index
             self.h = torch.zeros(self.n, 1, device=self.device)
@@ -275,6 +287,12 @@ class InternalControlCore:
         belongs to env ``rows[j]`` (each env samples with its own generator)."""
         out: dict[int, Any] = {}
         greedy = self.options.primitive_sampling == "greedy"
+        if self.options.primitive_sampling == "mean":
+            mean = head.expected_action().float().cpu().numpy()
+            for j, i in enumerate(rows):
+                space = self.envs[i].action_space
+                out[int(i)] = np.clip(mean[j], space.low, space.high).astype(space.dtype)
+            return out
         if self.discrete:
             chosen = self._categorical(head.action_logits, rows, greedy)
             out = {int(i): int(a) for i, a in zip(rows, chosen)}

@@ -87,6 +87,18 @@ def test_diagnose_finds_the_ant_env_a_model_reads(obs_dim, env_id):
         _env_of(BaseModel(obs_dim=50, n_heads=1, d_mlp=8, **kw))
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--greedy", "--act", "mean"], "--greedy and --act mean contradict"),
+        (["--act", "mode"], "--act must be one of sample, greedy, mean, got 'mode'"),
+    ],
+)
+def test_diagnose_rejects_an_unknown_or_contradictory_act(flags, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["diagnose", "--model", "no-such-model", *flags])
+
+
 def test_collect_rejects_unknown_env(tmp_path):
     with pytest.raises(SystemExit, match="no expert"):
         main(["collect", "--env", "CartPole-v1", "--out", str(tmp_path / "x.npz")])

@@ -175,7 +175,7 @@ def test_diagnose_prints_the_report_it_writes(cli, root, pretrained):
     report = json.loads(out.read_text())
     assert report.pop("model") == str(model)
     assert report.pop("env_id") == "GridPinpad-v0"
-    assert report.pop("greedy") is False
+    assert report.pop("act") == "sample"
     assert stdout.strip() == format_report(report)
     assert 0.0 <= report["accuracy_all"] <= 1.0 and 0.0 <= report["probe_mid"] <= 1.0
     assert set(report) >= {"probe_layer0", "probe_layer1", "probe_layer2", "env_success"}
@@ -200,17 +200,19 @@ def test_diagnose_an_ant_model_plays_the_env_its_observations_match(cli, root, t
     report = json.loads(out.read_text())
     assert report.pop("model") == tiny_ant["base_model"]
     assert report.pop("env_id") == "AntPinpad-v0"  # 41-dimensional observations
-    assert report.pop("greedy") is False
+    assert report.pop("act") == "sample"
     assert stdout.strip() == format_report(report)
     assert "free play: task completed" in stdout and report["free_play_mean_length"] > 0
     ends = sum(v for k, v in report.items() if k.startswith("free_play_ended_"))
     assert ends == pytest.approx(1.0)
-    # --greedy plays the same layouts with the head's mean action: other episodes
+    # --greedy (= --act greedy) and --act mean play the same layouts with the head's mean
+    # action: other episodes
     args = ("--model", tiny_ant["base_model"], "--episodes", 4, "--env-episodes", 3)
-    cli("diagnose", *args, "--greedy", "--out", out)
-    greedy = json.loads(out.read_text())
-    assert greedy["greedy"] is True
-    assert greedy["free_play_mean_length"] != report["free_play_mean_length"]
+    for flags, act in ((("--greedy",), "greedy"), (("--act", "mean"), "mean")):
+        cli("diagnose", *args, *flags, "--out", out)
+        other = json.loads(out.read_text())
+        assert other["act"] == act
+        assert other["free_play_mean_length"] != report["free_play_mean_length"]
 
 
 def test_probe_writes_controllers_and_the_accuracies_it_printed(probed, pretrained):

@@ -429,6 +429,33 @@ def test_a_mixture_head_picks_each_rows_component_then_draws_around_its_mean(tin
     assert set(picked) == {0, 1, 2}  # every component is reachable
 
 
+def test_mean_sampling_takes_the_mixtures_mean_action_clipped(tiny_ant, checkpoints):
+    """primitive_sampling="mean": Σ_k π_k μ_k of a mixture head (not the top component's mean),
+    clipped to the task env's bounds, whatever the row's generator; a discrete task env has no
+    mean action and is refused when the env is built."""
+    from internal_rl_gym.hub import load_base_model, load_metacontroller
+    from internal_rl_gym.models import HeadOutput
+
+    base = load_base_model(tiny_ant["base_model"])
+    meta = load_metacontroller(tiny_ant["metacontroller"], base_model=base)
+    means = torch.stack([torch.full((8,), v) for v in (-0.5, 0.25, 20.0)])[None]  # (1, 3, 8)
+    means[0, :, 0] = torch.tensor([-0.5, 0.25, 0.75])
+    mix = torch.tensor([[0.0, 1.5, -1.0]])
+    head = HeadOutput(None, None, means, torch.zeros(1, 3, 8), mix)
+    pi = torch.softmax(mix, -1)[0]
+    want = (pi[:, None] * means[0]).sum(0).numpy()
+    env = InternalControlWrapper(gym.make("AntPinpad-v0"), base, meta, primitive_sampling="mean")
+    env.reset(seed=0)
+    for seed in (0, 1):
+        env._core.rngs[0] = np.random.default_rng(seed)
+        action = env._core._sample_primitive(head, np.array([0]))[0]
+        assert action.dtype == np.float32
+        np.testing.assert_allclose(action, np.clip(want, -1.0, 1.0), rtol=1e-6)
+    assert -1 < want[0] < 1 < want[1] and action[1] == 1.0  # Σ π μ is 1.3 there: clipped
+    with pytest.raises(ValueError, match="primitive_sampling='mean' averages a continuous"):
+        gym.make("InternalControl-v0", **checkpoints, primitive_sampling="mean").reset(seed=0)
+
+
 def test_an_env_without_tasks_gets_a_clear_error(checkpoints):
     """Mutant: the bare nested TypeError of CartPole's constructor."""
     with pytest.raises(ValueError, match="needs a task env that takes a `task` argument"):

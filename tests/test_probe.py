@@ -80,6 +80,7 @@ def test_probe_writes_json_and_plot(tiny_checkpoints, tmp_path):
     assert saved["n_layers"] == 2 and len(saved["probe_accuracy_by_layer"]) == 3
     assert [c["layer"] for c in saved["controllers"]] == [0, 1]
     assert all(0.0 <= c["success"] <= 1.0 for c in report["controllers"])
+    assert not any("success_mean" in c for c in report["controllers"])  # discrete: no mean
     assert all(0.0 <= c["success_pretraining_tasks"] <= 1.0 for c in report["controllers"])
     assert list(saved["controllers"][0]["success_by_task"]) == ["0-1", "0-1-2-3"]
     assert (tmp_path / "probe" / "probe.png").stat().st_size > 1000
@@ -221,6 +222,7 @@ def test_probe_on_the_ant_reads_a_dataset_and_handles_torques(tiny_ant, tmp_path
     assert set(report["bc_free_play"]) >= {"task_consistent", "mean_colours_visited"}
     (c,) = report["controllers"]
     assert set(c["success_by_task"]) == set(ANT_DIAGNOSTIC_TASKS)
+    assert 0.0 <= c["success_mean"] <= 1.0  # a continuous head also acts with its mean action
     # the controllers fit the expert's torques better than the base model alone, held out
     assert c["heldout_nll"] < report["heldout_nll_without_control"]
     # the held-out NLL is the same computed in chunks of one episode

@@ -35,7 +35,7 @@ def test_the_recorded_first_observation_is_the_resets(mixture_ant):
 
 
 def test_greedy_mixture_rollout_takes_the_most_probable_components_mean(mixture_ant):
-    got = rollout(mixture_ant, ant_envs(2), [0, 1], torch.Generator().manual_seed(0), greedy=True)
+    got = rollout(mixture_ant, ant_envs(2), [0, 1], torch.Generator().manual_seed(0), act="greedy")
     for obs, actions, log_probs in zip(got.obs, got.actions, got.log_probs):
         with torch.no_grad():
             head = mixture_ant(torch.as_tensor(obs[None, :-1]))
@@ -54,8 +54,30 @@ def test_sampled_mixture_rollout_is_reproducible_and_not_the_greedy_one(mixture_
     for x, y in zip(a.actions, b.actions):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(a.actions[0], c.actions[0])
-    greedy = rollout(mixture_ant, ant_envs(1), [0], torch.Generator(), greedy=True)
+    greedy = rollout(mixture_ant, ant_envs(1), [0], torch.Generator(), act="greedy")
     assert not np.array_equal(a.actions[0], greedy.actions[0])
+
+
+def test_mean_mixture_rollout_takes_the_mixtures_mean_action(mixture_ant):
+    """act="mean": Σ_k π_k μ_k, neither a sample nor the top component's mean."""
+    got = rollout(mixture_ant, ant_envs(2), [0, 1], torch.Generator().manual_seed(0), act="mean")
+    greedy = rollout(mixture_ant, ant_envs(2), [0, 1], torch.Generator(), act="greedy")
+    for obs, actions, top in zip(got.obs, got.actions, greedy.actions):
+        with torch.no_grad():
+            head = mixture_ant(torch.as_tensor(obs[None, :-1]))
+        pi = torch.softmax(head.action_mix_logits[0], -1)
+        want = (pi[..., None] * head.action_mean[0]).sum(-2)
+        np.testing.assert_allclose(actions, want.clamp(-1, 1).numpy(), rtol=1e-4, atol=1e-5)
+        assert not np.allclose(actions[0], top[0])
+
+
+def test_rollout_refuses_an_unknown_act_and_a_mean_of_discrete_actions(mixture_ant):
+    with pytest.raises(ValueError, match="act must be one of"):
+        rollout(mixture_ant, ant_envs(1), [0], torch.Generator(), act="mode")
+    grid = BaseModel(obs_dim=637, n_actions=4, d_model=8, n_layers=1, n_heads=1, d_head=8)
+    env = gym.make("GridPinpad-v0")
+    with pytest.raises(ValueError, match="act='mean' averages a continuous action head"):
+        rollout(grid, [env], [0], torch.Generator(), act="mean")
 
 
 def test_sampled_rollout_records_the_unclipped_samples_its_log_probs_score(mixture_ant):

@@ -36,6 +36,19 @@ class HeadOutput:
     action_log_std: Tensor | None = None
     action_mix_logits: Tensor | None = None
 
+    def expected_action(self) -> Tensor:
+        """The continuous head's mean action (…, action_dim): ``action_mean`` for one Gaussian,
+        ``Σ_k π_k μ_k`` for a mixture (what a policy trained by regression would output)."""
+        if self.action_mean is None:
+            raise ValueError(
+                "expected_action needs a continuous action head; a discrete head's best action "
+                "is action_logits.argmax(-1)"
+            )
+        if self.action_mix_logits is None:
+            return self.action_mean
+        pi = self.action_mix_logits.float().softmax(-1).unsqueeze(-1)
+        return (pi * self.action_mean.float()).sum(-2).to(self.action_mean.dtype)
+
 
 @dataclass
 class BaseModelOutput(HeadOutput):

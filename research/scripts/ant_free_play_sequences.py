@@ -49,7 +49,7 @@ def main() -> None:
     ]
     gen = torch.Generator().manual_seed(args.seed)
     seeds = [args.seed + i for i in range(args.episodes)]
-    out = rollout(model, envs, seeds, gen, greedy=args.greedy)
+    out = rollout(model, envs, seeds, gen, act="greedy" if args.greedy else "sample")
     transitions: collections.Counter = collections.Counter()
     first_bad: collections.Counter = collections.Counter()
     for env in envs:

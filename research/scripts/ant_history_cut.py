@@ -6,7 +6,7 @@ inputs completed 0.66. This script cuts the history: ``data --chunk N`` cuts eve
 dataset into pieces of N steps (each a new episode, so ``internal-rl pretrain`` trains a model
 that never sees more than N steps), and ``free-play`` lets such a model act alone with its state
 restarted every N steps (:class:`ResetEvery`, staggered copies keep N - N/copies to N steps of
-context) and, for a mixture head, with the mixture's mean action (:class:`MixtureMean`).
+context) and, for a mixture head, with the mixture's mean action (``--act mean``).
 ``ant_target_conditioned.py eval`` takes the same options for models told the target.
 
     python research/scripts/ant_history_cut.py data --data data/antroutes1_pretraining.npz \
@@ -16,14 +16,13 @@ context) and, for a mixture head, with the mixture's mean action (:class:`Mixtur
         --batch-size 256 --eval-every 1000 --holdout 512 --checkpoint-every 250 --threads 1 \
         --precision bf16 --seed 0
     python research/scripts/ant_history_cut.py free-play --model runs/ant-routes1-chunk64/model \
-        --reset-every 64 --copies 4 --act greedy --episodes 200 --seeds 0 1000 2000 \
+        --reset-every 64 --copies 4 --act mean --episodes 200 --seeds 0 1000 2000 \
         --out research/results/session27/free_play_ant-routes1-chunk64.json
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 import numpy as np
@@ -35,7 +34,7 @@ import internal_rl_gym  # noqa: F401
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.hub import load_base_model
 
-ACTS = ("sample", "greedy", "mixture-mean")
+ACTS = ("sample", "greedy", "mean")  # rollout's act: "mean" is the mixture's mean action
 
 
 def chunked(data: Demonstrations, chunk: int) -> Demonstrations:
@@ -96,30 +95,6 @@ class ResetEvery:
         return heads[int(np.argmax(ages))]
 
 
-class MixtureMean:
-    """A mixture-head base model acting with its mixture's mean action, sum_k pi_k mu_k (the
-    regression target an MSE-trained policy learns), with ``rollout(..., greedy=True)``."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-    def step(self, obs, state, **kw):
-        head, state = self.model.step(obs, state, **kw)
-        if head.action_mix_logits is not None:
-            pi = torch.softmax(head.action_mix_logits.float(), -1)[..., None]
-            mean = (pi * head.action_mean.float()).sum(-2)
-            head = dataclasses.replace(
-                head,
-                action_mean=mean.to(head.action_mean),
-                action_log_std=head.action_log_std[..., 0, :],
-                action_mix_logits=None,
-            )
-        return head, state
-
-
 @torch.no_grad()
 def held_out_nll(model, data: Demonstrations, chunk: int) -> dict[str, float]:
     """Action NLL and obs loss per step on ``data``, each episode cut into pieces of ``chunk``
@@ -135,12 +110,9 @@ def held_out_nll(model, data: Demonstrations, chunk: int) -> dict[str, float]:
     return {"action_nll": nll / steps, "obs_loss": obs / steps, "steps": int(steps)}
 
 
-def acting(model, reset_every: int, copies: int, act: str):
-    """(the model as it acts, the ``greedy`` flag for ``rollout``) for one rollout."""
-    base = ResetEvery(model, reset_every, copies) if reset_every else model
-    if act == "mixture-mean":
-        return MixtureMean(base), True
-    return base, act == "greedy"
+def acting(model, reset_every: int, copies: int):
+    """The model as it acts in one rollout: with its history cut if ``reset_every``."""
+    return ResetEvery(model, reset_every, copies) if reset_every else model
 
 
 def main() -> None:
@@ -186,8 +158,8 @@ def main() -> None:
     model = load_base_model(args.model).eval()
     runs = []
     for seed in args.seeds:
-        base, greedy = acting(model, args.reset_every, args.copies, args.act)
-        r = env_free_play(base, args.env, n_episodes=args.episodes, seed=seed, greedy=greedy)
+        base = acting(model, args.reset_every, args.copies)
+        r = env_free_play(base, args.env, n_episodes=args.episodes, seed=seed, act=args.act)
         runs.append({"seed": seed, **r})
     report = {
         "model": args.model,

@@ -213,9 +213,8 @@ def main() -> None:
         ]
         seeds = [seed + i for i in range(args.episodes)]
         gen = torch.Generator().manual_seed(seed)
-        act = "mixture-mean" if args.mixture_mean else "greedy" if args.greedy else "sample"
-        base, greedy = acting(model, args.reset_every, args.copies, act)
-        out = rollout(base, envs, seeds, gen, greedy=greedy)
+        act = "mean" if args.mixture_mean else "greedy" if args.greedy else "sample"
+        out = rollout(acting(model, args.reset_every, args.copies), envs, seeds, gen, act=act)
         runs.append(
             {
                 "seed": seed,

@@ -56,7 +56,13 @@ def main() -> None:
         scaled = ScaledControllers(ctrl, gain)
         success[f"{gain:g}"] = {
             task: evaluate_controllers(
-                base, scaled, args.layer, task, args.episodes, args.seed, greedy=args.greedy
+                base,
+                scaled,
+                args.layer,
+                task,
+                args.episodes,
+                args.seed,
+                act="greedy" if args.greedy else "sample",
             )
             for task in args.tasks
         }

@@ -126,7 +126,7 @@ def main() -> None:
             for t in TASKS
         }
         res["post_greedy"] = evaluate_controllers(
-            base, ctrl, args.layer, "post", args.episodes, args.seed, greedy=True
+            base, ctrl, args.layer, "post", args.episodes, args.seed, act="greedy"
         )
         return res
 
