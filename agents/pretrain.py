@@ -189,8 +189,9 @@ def resumed_model(
         except (ValueError, RuntimeError) as e:
             raise ValueError(
                 f"{state_path} does not fit the model these flags build ({e}). Resume with the "
-                f"flags that started the run (--preset, --arch, --d-model, --n-layers, "
-                f"--obs-encoder, --max-len, --attention-window, --action-components, --init-from; see {state_path.parent / 'config.json'})."
+                "flags that started the run (--preset, --arch, --d-model, --n-layers, "
+                "--obs-encoder, --max-len, --attention-window, --action-components, "
+                f"--init-from; see {state_path.parent / 'config.json'})."
             ) from e
         return model
     saved = BaseModelConfig(**resume["model_config"])

@@ -113,7 +113,7 @@ def rollout(
         else:
             mean = head.action_mean.float().cpu()
             std = head.action_log_std.float().exp().cpu()
-            if act == "mean":
+            if act == "mean":  # the whole head's mean: no component to pick, no noise
                 mean = head.expected_action().float().cpu()
             elif head.action_mix_logits is not None:  # a mixture head: each row's component first
                 probs = torch.softmax(head.action_mix_logits.float(), -1).cpu()
@@ -123,10 +123,11 @@ def rollout(
                     else torch.multinomial(probs, 1, generator=generator)[:, 0]
                 )
                 mean, std = mean[torch.arange(len(k)), k], std[torch.arange(len(k)), k]
-            if act == "sample":
-                raw = mean + std * torch.randn(mean.shape, generator=generator)
-            else:
-                raw = mean
+            raw = (
+                mean + std * torch.randn(mean.shape, generator=generator)
+                if act == "sample"
+                else mean
+            )
             dist = base.action_distribution(head, validate_args=False)
             lp = dist.log_prob(raw.to(head.action_mean)).float().cpu().numpy()
             sampled = raw.numpy()

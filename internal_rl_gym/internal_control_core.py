@@ -286,27 +286,24 @@ class InternalControlCore:
         """One primitive action per row from the base model's action head, whose j-th row
         belongs to env ``rows[j]`` (each env samples with its own generator)."""
         out: dict[int, Any] = {}
-        greedy = self.options.primitive_sampling == "greedy"
-        if self.options.primitive_sampling == "mean":
-            mean = head.expected_action().float().cpu().numpy()
-            for j, i in enumerate(rows):
-                space = self.envs[i].action_space
-                out[int(i)] = np.clip(mean[j], space.low, space.high).astype(space.dtype)
-            return out
+        mode = self.options.primitive_sampling
+        greedy = mode == "greedy"
         if self.discrete:
             chosen = self._categorical(head.action_logits, rows, greedy)
             out = {int(i): int(a) for i, a in zip(rows, chosen)}
         else:
             mean = head.action_mean.float().cpu().numpy()
             std = head.action_log_std.float().exp().cpu().numpy()
-            if head.action_mix_logits is not None:  # a mixture head: each row's component first
+            if mode == "mean":  # the whole head's mean: no component to pick, no noise
+                mean = head.expected_action().float().cpu().numpy()
+            elif head.action_mix_logits is not None:  # a mixture head: each row's component first
                 k = self._categorical(head.action_mix_logits, rows, greedy)
                 mean, std = mean[np.arange(len(k)), k], std[np.arange(len(k)), k]
             for j, i in enumerate(rows):
                 space = self.envs[i].action_space
                 a = (
                     mean[j]
-                    if greedy
+                    if mode != "sample"
                     else mean[j] + std[j] * self.rngs[i].standard_normal(len(mean[j]))
                 )
                 # documented: sampled torques are clipped to the task env's bounds
