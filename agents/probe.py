@@ -48,7 +48,7 @@ from .common import (
     set_threads,
 )
 from .data_sources import EpisodePool, fresh_activation_batches, residual_stream_batches
-from .rollout import rollout
+from .rollout import ACTS, rollout
 
 #: Tasks that separate the post task's two difficulties: one pair; one seen (+2 / -1) or unseen
 #: (+1) transition; six pairs made only of seen transitions.
@@ -99,6 +99,15 @@ class ProbeConfig:
             "default: a per-env set)"
         },
     )
+    act: str = field(
+        default="sample",
+        metadata={
+            "help": "how the base model reads primitive actions from its head in free play, "
+            "without control, on the pretraining tasks and the diagnostic tasks: sample "
+            "(the paper), greedy, or mean (continuous heads); the main task is reported "
+            "in every mode"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
@@ -113,6 +122,17 @@ class ProbeConfig:
             "process); for large batches on a GPU"
         },
     )
+
+
+def check_act(act: str, base) -> None:
+    """Refuse an acting mode the base model's action head cannot take, saying which it can."""
+    if act not in ACTS:
+        raise ValueError(f"--act must be one of {ACTS}, got {act!r}.")
+    if act == "mean" and base.action_type != "continuous":
+        raise ValueError(
+            "--act mean reads a continuous head's mean action, but this base model's actions "
+            "are discrete: use --act sample or --act greedy."
+        )
 
 
 def new_subgoal_controllers(base, rank: int, layer: int) -> SubgoalControllers:
@@ -284,6 +304,7 @@ def probe(cfg: ProbeConfig) -> dict:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     base = load_base_model(cfg.base_model).to(device)
+    check_act(cfg.act, base)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -305,15 +326,22 @@ def probe(cfg: ProbeConfig) -> dict:
     nll_without = controlled_nll(base, None, 0, held_clean)
     layers = cfg.layers or list(range(base.n_layers + 1))
     no_control = evaluate_controllers(
-        base, None, 0, cfg.task, cfg.eval_episodes, cfg.seed, env_id=env_id
+        base, None, 0, cfg.task, cfg.eval_episodes, cfg.seed, act=cfg.act, env_id=env_id
     )
     # Behaviour cloning: the base model acting from its own action head, no controller. The
     # task is not in the observation, so the measure is completing *some* pretraining task.
     if grid:
-        free_play = diagnostics.grid_free_play(base, n_episodes=cfg.eval_episodes, seed=cfg.seed)
+        free_play = diagnostics.grid_free_play(
+            base, n_episodes=cfg.eval_episodes, seed=cfg.seed, greedy=cfg.act == "greedy"
+        )
     else:
         free_play = diagnostics.env_free_play(
-            base, env_id, ANT_PRETRAINING_TASKS, n_episodes=cfg.eval_episodes, seed=cfg.seed
+            base,
+            env_id,
+            ANT_PRETRAINING_TASKS,
+            n_episodes=cfg.eval_episodes,
+            seed=cfg.seed,
+            act=cfg.act,
         )
     bc_pretraining = free_play["task_consistent"]
     print(f"base model alone: completes a pretraining task in {bc_pretraining:.3f} of episodes")
@@ -331,6 +359,7 @@ def probe(cfg: ProbeConfig) -> dict:
             "probe_episodes": cfg.probe_episodes,
             "controllers": results,
             "task": cfg.task,
+            "act": cfg.act,
             "eval_episodes": cfg.eval_episodes,
             "success_without_control": no_control,
             "bc_free_play": free_play,
@@ -377,12 +406,12 @@ def probe(cfg: ProbeConfig) -> dict:
         # the same controllers as a loadable checkpoint (the oracle env's `controllers=`)
         atomic_save_pretrained(ctrl, out / f"controllers_layer{layer}")
 
-        def success(task: str, act: str = "sample", ctrl=ctrl, layer=layer) -> float:
+        def success(task: str, act: str = cfg.act, ctrl=ctrl, layer=layer) -> float:
             return evaluate_controllers(
                 base, ctrl, layer, task, cfg.eval_episodes, cfg.seed, act=act, env_id=env_id
             )
 
-        sampled, greedy = success(cfg.task), success(cfg.task, act="greedy")
+        sampled, greedy = success(cfg.task, act="sample"), success(cfg.task, act="greedy")
         # a continuous head also acting with its mean action (a mixture's Σ π μ)
         mean = {}
         if base.action_type == "continuous":

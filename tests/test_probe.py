@@ -236,3 +236,58 @@ def test_probe_on_the_ant_reads_a_dataset_and_handles_torques(tiny_ant, tmp_path
     whole, one_by_one = (controlled_nll(base, ctrl, 1, data, chunk=k) for k in (256, 1))
     assert abs(whole - one_by_one) < 1e-4 * abs(whole)
     assert (tmp_path / "probe" / "controllers_layer1.safetensors").is_file()
+
+
+def test_probe_acts_with_the_mean_action_where_asked(tiny_ant, tmp_path, monkeypatch):
+    """``act="mean"`` reaches free play, the base model alone and the controllers' secondary
+    evaluations; the main task is still reported sampled, greedy and with the mean action."""
+    import agents.probe as probe_module
+    from agents.diagnostics import env_free_play
+    from internal_rl_gym.hub import load_base_model
+    from internal_rl_gym.tasks import ANT_PRETRAINING_TASKS
+
+    calls: list[tuple[str, str, bool]] = []  # (task, act, controlled)
+
+    def recording(base, ctrl, layer, task, n_episodes, seed, act="sample", env_id=""):
+        calls.append((task, act, ctrl is not None))
+        return evaluate_controllers(base, ctrl, layer, task, n_episodes, seed, act, env_id)
+
+    monkeypatch.setattr(probe_module, "evaluate_controllers", recording)
+    cfg = ProbeConfig(
+        base_model=tiny_ant["base_model"],
+        data=tiny_ant["data"],
+        out=str(tmp_path / "probe"),
+        layers=[1],
+        controller_steps=5,
+        batch_size=4,
+        eval_episodes=3,
+        probe_episodes=10,
+        diagnostic_tasks=["0-1"],
+        act="mean",
+        threads=1,
+    )
+    report = probe(cfg)
+    assert report["act"] == "mean"
+    assert sorted(calls) == sorted(
+        [
+            ("post", "mean", False),
+            ("post", "sample", True),
+            ("post", "greedy", True),
+            ("post", "mean", True),
+            ("pretraining", "mean", True),
+            ("0-1", "mean", True),
+        ]
+    )
+    base = load_base_model(tiny_ant["base_model"])
+    mean_play, sampled_play = (
+        env_free_play(base, report["env_id"], ANT_PRETRAINING_TASKS, n_episodes=3, seed=0, act=a)
+        for a in ("mean", "sample")
+    )
+    assert report["bc_free_play"] == mean_play != sampled_play
+
+
+def test_probe_refuses_the_mean_action_for_a_discrete_head(tiny_checkpoints, tmp_path):
+    cfg = ProbeConfig(base_model=tiny_checkpoints["base_model"], out=str(tmp_path), act="mean")
+    with pytest.raises(ValueError, match="discrete: use --act sample or --act greedy"):
+        probe(cfg)
+    assert not (tmp_path / "probe.json").exists()  # refused before any work

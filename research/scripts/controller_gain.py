@@ -45,9 +45,17 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--greedy", action="store_true", help="argmax primitive actions")
+    p.add_argument(
+        "--act",
+        choices=["sample", "greedy", "mean"],
+        default="",
+        help="how primitive actions are read from the head (mean: continuous heads)",
+    )
+    p.add_argument("--env", default="GridPinpad-v0", help="env id the base model acts in")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
+    act = args.act or ("greedy" if args.greedy else "sample")
     base = load_base_model(args.base_model)
     ctrl = load_subgoal_controllers(args.controllers, base)
     t0 = time.time()
@@ -62,7 +70,8 @@ def main() -> None:
                 task,
                 args.episodes,
                 args.seed,
-                act="greedy" if args.greedy else "sample",
+                act=act,
+                env_id=args.env,
             )
             for task in args.tasks
         }
@@ -77,7 +86,8 @@ def main() -> None:
             "controllers": args.controllers,
             "layer": args.layer,
             "episodes_per_task": args.episodes,
-            "primitive_actions": "greedy" if args.greedy else "sampled",
+            "env_id": args.env,
+            "primitive_actions": act,
             "success_by_gain": success,
             "seconds": round(time.time() - t0, 1),
         },
