@@ -8,6 +8,8 @@ that never sees more than N steps), and ``free-play`` lets such a model act alon
 restarted every N steps (:class:`ResetEvery`, staggered copies keep N - N/copies to N steps of
 context) and, for a mixture head, with the mixture's mean action (``--act mean``).
 ``ant_target_conditioned.py eval`` takes the same options for models told the target.
+``data`` takes several datasets (session 28: new episodes first, so that ``pretrain``'s
+held-out pieces, the last ones, stay those of the first run).
 
     python research/scripts/ant_history_cut.py data --data data/antroutes1_pretraining.npz \
         --chunk 64 --out data/antroutes1_chunk64.npz
@@ -121,7 +123,7 @@ def main() -> None:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data")
-    d.add_argument("--data", required=True)
+    d.add_argument("--data", nargs="+", required=True, help="datasets, concatenated in this order")
     d.add_argument("--chunk", type=int, required=True, help="steps per piece")
     d.add_argument("--out", required=True)
     n = sub.add_parser("nll", help="held-out NLL of models, each on its own history length")
@@ -140,7 +142,9 @@ def main() -> None:
     f.add_argument("--out", default="")
     args = p.parse_args()
     if args.cmd == "data":
-        print(chunked(Demonstrations.load(args.data), args.chunk).save(args.out))
+        parts = [Demonstrations.load(path) for path in args.data]
+        data = parts[0] if len(parts) == 1 else Demonstrations.concatenate(parts)
+        print(chunked(data, args.chunk).save(args.out))
         return
     torch.set_num_threads(1)
     if args.cmd == "nll":
