@@ -364,7 +364,7 @@ def probe(cfg: ProbeConfig) -> dict:
             "success_without_control": no_control,
             "bc_free_play": free_play,
             "heldout_nll_without_control": nll_without,
-            "metrics": card_metrics(probe_acc, results, bc_pretraining, cfg.task),
+            "metrics": card_metrics(probe_acc, results, bc_pretraining, cfg.task, cfg.act),
             "config": cfg.__dict__,
             "seconds": time.time() - t0,
         }
@@ -446,10 +446,16 @@ def probe(cfg: ProbeConfig) -> dict:
 
 
 def card_metrics(
-    probe_acc: list[float], controllers: list[dict], bc_pretraining: float, task: str
+    probe_acc: list[float],
+    controllers: list[dict],
+    bc_pretraining: float,
+    task: str,
+    act: str = "sample",
 ) -> dict[str, float]:
-    """The numbers a model card shows (``internal-rl push --eval-json probe.json``)."""
-    metrics = {"pretraining task completed, base model alone (free play)": bc_pretraining}
+    """The numbers a model card shows (``internal-rl push --eval-json probe.json``); those
+    measured acting other than by sampling (``act``) say so in their name."""
+    how = "" if act == "sample" else f", {'mean action' if act == 'mean' else 'greedy'}"
+    metrics = {f"pretraining task completed, base model alone (free play{how})": bc_pretraining}
     for layer, acc in enumerate(probe_acc):
         metrics[f"subgoal probe accuracy, layer {layer}"] = acc
     for c in controllers:
@@ -458,7 +464,7 @@ def card_metrics(
             "success"
         ]
         metrics[
-            f"success rate, pretraining tasks, ground-truth controllers at layer {c['layer']}"
+            f"success rate, pretraining tasks, ground-truth controllers at layer {c['layer']}" + how
         ] = c["success_pretraining_tasks"]
     return metrics
 

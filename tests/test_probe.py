@@ -284,6 +284,15 @@ def test_probe_acts_with_the_mean_action_where_asked(tiny_ant, tmp_path, monkeyp
         for a in ("mean", "sample")
     )
     assert report["bc_free_play"] == mean_play != sampled_play
+    # a card names the numbers read with the mean action as such
+    assert (
+        report["metrics"]["pretraining task completed, base model alone (free play, mean action)"]
+        == mean_play["task_consistent"]
+    )
+    assert (
+        "success rate, pretraining tasks, ground-truth controllers at layer 1, mean action"
+        in report["metrics"]
+    )
 
 
 def test_probe_refuses_the_mean_action_for_a_discrete_head(tiny_checkpoints, tmp_path):
