@@ -201,22 +201,25 @@ def test_plot_draws_controller_success_in_layer_order(tmp_path, monkeypatch):
     assert (tmp_path / "probe.png").is_file()
 
 
-def test_probe_on_the_ant_reads_a_dataset_and_handles_torques(tiny_ant, tmp_path):
-    """Continuous actions: Gaussian controller loss, Gaussian rollouts, ant free play."""
-    from agents.probe import ANT_DIAGNOSTIC_TASKS
-
-    cfg = ProbeConfig(
+def _ant_probe_config(tiny_ant, tmp_path, **overrides) -> ProbeConfig:
+    """A probe of the tiny ant at layer 1, small enough for a test."""
+    base = dict(
         base_model=tiny_ant["base_model"],
         data=tiny_ant["data"],
         out=str(tmp_path / "probe"),
         layers=[1],
-        controller_steps=40,
         batch_size=4,
-        lr=1e-2,
-        eval_episodes=2,
         probe_episodes=10,
         threads=1,
     )
+    return ProbeConfig(**{**base, **overrides})
+
+
+def test_probe_on_the_ant_reads_a_dataset_and_handles_torques(tiny_ant, tmp_path):
+    """Continuous actions: Gaussian controller loss, Gaussian rollouts, ant free play."""
+    from agents.probe import ANT_DIAGNOSTIC_TASKS
+
+    cfg = _ant_probe_config(tiny_ant, tmp_path, controller_steps=40, lr=1e-2, eval_episodes=2)
     report = probe(cfg)
     assert report["env_id"] == "AntPinpad-v0" and report["task"] == "post"
     assert set(report["bc_free_play"]) >= {"task_consistent", "mean_colours_visited"}
@@ -253,18 +256,13 @@ def test_probe_acts_with_the_mean_action_where_asked(tiny_ant, tmp_path, monkeyp
         return evaluate_controllers(base, ctrl, layer, task, n_episodes, seed, act, env_id)
 
     monkeypatch.setattr(probe_module, "evaluate_controllers", recording)
-    cfg = ProbeConfig(
-        base_model=tiny_ant["base_model"],
-        data=tiny_ant["data"],
-        out=str(tmp_path / "probe"),
-        layers=[1],
+    cfg = _ant_probe_config(
+        tiny_ant,
+        tmp_path,
         controller_steps=5,
-        batch_size=4,
         eval_episodes=3,
-        probe_episodes=10,
         diagnostic_tasks=["0-1"],
         act="mean",
-        threads=1,
     )
     report = probe(cfg)
     assert report["act"] == "mean"
