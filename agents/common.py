@@ -174,23 +174,24 @@ ANT_EXPERT_ENVS = ("AntPinpad-v0", "AntPinpadRoutes-v1", "AntPinpadRoutes-v0")
 def env_of(model: Any, command: str = "diagnose", flag: str = "--env") -> str:
     """The registered pinpad id whose observations a base model reads: GridPinpad-v0 for a
     discrete-action model, else the AntPinpad id (``ANT_EXPERT_ENVS``) whose observation size
-    matches (AntPinpad-v0: 41, AntPinpadRoutes-v0: 49, AntPinpadRoutes-v1: 53). ``command`` and ``flag`` name the
-    program and its option in the error raised when none matches."""
+    matches (AntPinpad-v0: 41, AntPinpadRoutes-v0: 49, AntPinpadRoutes-v1: 53). ``model`` is a
+    base model or its config.json as a dict. ``command`` and ``flag`` name the program and its
+    option in the error raised when none matches."""
     import gymnasium as gym
 
     import internal_rl_gym  # noqa: F401  (registers the ids)
 
-    cfg = model.config
-    if cfg.action_type == "discrete":
+    cfg = model if isinstance(model, dict) else vars(model.config)
+    if cfg["action_type"] == "discrete":
         return "GridPinpad-v0"
     for env_id in ANT_EXPERT_ENVS:
         env = gym.make(env_id)
         shape = env.observation_space.shape
         env.close()
-        if shape == (cfg.obs_dim,):
+        if shape == (cfg["obs_dim"],):
             return env_id
     raise SystemExit(
-        f"{command}: no AntPinpad id has {cfg.obs_dim}-dimensional observations; pass {flag}."
+        f"{command}: no AntPinpad id has {cfg['obs_dim']}-dimensional observations; pass {flag}."
     )
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from internal_rl_gym.hub import CheckpointError, read_config, resolve_checkpoint
 
 from .baseline import BaselineConfig, train_raw
-from .common import atomic_write_bytes, atomic_write_json
+from .common import atomic_write_bytes, atomic_write_json, env_of
 from .common import command_line as _command_line
 from .train import TrainConfig, train
 
@@ -141,6 +141,14 @@ class CompareConfig:
             "probe`)"
         },
     )
+    act: str = field(
+        default="sample",
+        metadata={
+            "help": "how the base model reads its primitive actions under ppo, eq10 and the "
+            "oracle: sample (the paper), greedy, or mean (continuous heads); raw-action RL "
+            "always samples, since its policy is the head"
+        },
+    )
     expert_success: float = field(
         default=0.0,
         metadata={
@@ -176,6 +184,12 @@ def env_of_base_model(name: str) -> str:
     return "ant" if config.get("action_type") == "continuous" else "grid"
 
 
+def task_env_of(base_model: str) -> str:
+    """The pinpad id whose observations ``base_model`` reads (its config.json only), so that an
+    ant model trained on AntPinpadRoutes-v1 is steered in that env under any InternalControl id."""
+    return env_of(read_config(resolve_checkpoint(base_model, kind="base_model")), "compare")
+
+
 def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
     """``cfg`` with ``--env`` chosen and every option left empty set to that env's default.
     ``check``: also read the base model's config (to infer the env, or to check it matches) and
@@ -190,6 +204,13 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
         )
     if not env:
         env = env_of_base_model(cfg.base_model) if (check and cfg.base_model) else "grid"
+    if cfg.act not in ("sample", "greedy", "mean"):
+        raise SystemExit(f"compare: --act must be sample, greedy or mean, got {cfg.act!r}.")
+    if cfg.act == "mean" and env == "grid":
+        raise SystemExit(
+            "compare: --act mean reads a continuous head's mean action; the grid's actions are "
+            "discrete: use --act sample or --act greedy."
+        )
     d = ENVS[env]
     base_model = cfg.base_model or d.base_model
     if check and cfg.env:
@@ -227,6 +248,8 @@ def run_dir(cfg: CompareConfig, method: str, task: str, seed: int) -> Path:
     cfg = resolved(cfg)
     acting = {"ppo": cfg.metacontroller, "eq10": cfg.metacontroller, "oracle": cfg.controllers}
     name = method
+    if method in acting and cfg.act != "sample":
+        name += f"-{cfg.act}"
     if method in acting:
         kind = "subgoal_controllers" if method == "oracle" else "metacontroller"
         # the whole path, not its last part: discovered models all end in .../model
@@ -281,6 +304,8 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
     return train(
         TrainConfig(
             env_id=ENVS[cfg.env].internal_env,
+            task_env=task_env_of(cfg.base_model),
+            primitive_sampling=cfg.act,
             base_model=cfg.base_model,
             metacontroller=acting,
             algo=algo,

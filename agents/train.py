@@ -53,6 +53,20 @@ class TrainConfig:
     base_model: str = field(default="", metadata={"help": "override the id's base model"})
     metacontroller: str = field(default="", metadata={"help": "override the id's metacontroller"})
     task: str = field(default="", metadata={"help": "override the id's task (e.g. 0-1-2-3)"})
+    task_env: str = field(
+        default="",
+        metadata={
+            "help": "override the id's task env, the one the base model acts in (e.g. "
+            "AntPinpadRoutes-v1 for a base model trained on its observations)"
+        },
+    )
+    primitive_sampling: str = field(
+        default="",
+        metadata={
+            "help": "override how the base model reads its primitive actions between "
+            "decisions: sample (the paper), greedy, or mean (continuous heads)"
+        },
+    )
     algo: str = field(
         default="ppo",
         metadata={
@@ -123,9 +137,11 @@ def internal_control_kwargs(cfg: TrainConfig) -> dict[str, Any]:
             "baseline raw`)."
         )
     kw = dict(spec.kwargs)
-    for key in ("base_model", "metacontroller", "task"):
+    for key in ("base_model", "metacontroller", "task", "primitive_sampling"):
         if getattr(cfg, key):
             kw[key] = getattr(cfg, key)
+    if cfg.task_env:
+        kw["env_id"] = cfg.task_env
     kw["max_primitive_steps"] = cfg.max_primitive_steps
     kw["controller_gain"] = cfg.controller_gain
     return kw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -236,3 +237,52 @@ def test_the_ant_normaliser_is_the_experts_measured_post_task_success():
     rows = json.loads(path.read_text())["runs"]
     (row,) = [r for r in rows if r["task"] == "post" and r["mode"] == "stochastic"]
     assert row["success_rate"] == ANT_EXPERT_POST_SUCCESS
+
+
+def test_an_ant_model_of_another_observation_is_steered_in_its_own_env(tmp_path):
+    """A base model trained on AntPinpadRoutes-v1 (53 observations) is steered in that env
+    under InternalControl-Ant-v0, whose registered task env (AntPinpad-v0, 41) it cannot read;
+    ``--act mean`` reaches the env and names the runs. Mutants: the registered task env kept
+    (the env refuses the model); ``act`` not passed on; runs of another act reused."""
+    import torch
+
+    from internal_rl_gym.models import BaseModel
+    from tests.conftest import tiny_metacontroller
+
+    torch.manual_seed(0)
+    base = BaseModel(
+        arch="hawk", obs_dim=53, action_dim=8, action_type="continuous", d_model=16,
+        n_layers=2, n_heads=2, d_mlp=32, name="tiny-ant-routes",
+    )  # fmt: skip
+    base.save_pretrained(tmp_path / "base")
+    tiny_metacontroller(base, rank=0).save_pretrained(tmp_path / "meta")
+    cfg = _ant_config(
+        {"base_model": str(tmp_path / "base"), "metacontroller": str(tmp_path / "meta")},
+        tmp_path,
+        methods=["eq10", "raw"],
+        act="mean",
+        episodes=2,
+        n_envs=2,
+        batch_episodes=2,
+        window=2,
+        final=2,
+    )
+    compare(cfg)
+    cfg = resolved(cfg)
+    eq10 = json.loads((run_dir(cfg, "eq10", "post", 0) / "curve.json").read_text())
+    assert eq10["config"]["task_env"] == "AntPinpadRoutes-v1"
+    assert eq10["config"]["primitive_sampling"] == "mean"
+    assert run_dir(cfg, "eq10", "post", 0).parent.name.startswith("eq10-mean-")
+    sampled = run_dir(replace(cfg, act="sample"), "eq10", "post", 0)
+    assert sampled != run_dir(cfg, "eq10", "post", 0)
+    raw = json.loads((run_dir(cfg, "raw", "post", 0) / "curve.json").read_text())
+    assert raw["env_id"] == "AntPinpadRoutes-v1"
+    assert run_dir(cfg, "raw", "post", 0) == run_dir(replace(cfg, act="sample"), "raw", "post", 0)
+
+
+def test_act_is_checked_before_any_training(tmp_path):
+    with pytest.raises(SystemExit, match="--act must be sample, greedy or mean"):
+        compare(CompareConfig(act="argmax", runs=str(tmp_path / "r")))
+    with pytest.raises(SystemExit, match="--act mean reads a continuous head"):
+        compare(CompareConfig(act="mean", runs=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
