@@ -1,7 +1,7 @@
 """Raw-action RL baseline: fine-tune the pretrained base model's own action head on the task.
 
     internal-rl baseline --base-model pinpad-transformer --task post --episodes 20000
-    internal-rl baseline --base-model ant-hawk --task post --episodes 2000 --threads 1
+    internal-rl baseline --base-model ant-transformer --task post --episodes 2000 --threads 1
 
 The paper's baseline (§5, §C.5.3): the same RL algorithm as internal RL, in the primitive action
 space, starting from the pretrained base model. The algorithm is the paper's Eq. 10: PPO's clipped
@@ -54,7 +54,7 @@ class BaselineConfig:
         default="",
         metadata={
             "help": "task environment (default: the one the base model reads: GridPinpad-v0, "
-            "or AntPinpad-v0 / AntPinpadRoutes-v0 by observation size)"
+            "or the AntPinpad id of the base model's observation size)"
         },
     )
     task: str = field(default="post", metadata={"help": "task (post, or a colour sequence)"})

@@ -16,11 +16,11 @@ For every task and seed, with the same episode budget, it trains:
   (``--controllers``) at the base model's control layer: the ceiling internal RL should approach.
 
 ``--env`` picks the defaults: ``grid`` (GridPinpad-v0: pinpad-transformer, pinpad-metacontroller,
-pinpad-subgoal-controllers, task 0-1-2-3-4-5) or ``ant`` (AntPinpad-v0: ant-hawk,
-ant-metacontroller on ``InternalControl-Ant-v0``, the post-training task ``post`` = 0-1-2-3);
-by default the base model's own (a continuous-action model is an ant). No ground-truth
-controllers ship for the ant, so its default methods leave out ``oracle``; asking for it needs
-``--controllers``. The ant's success is divided by the expert's success on the post-training
+pinpad-subgoal-controllers, task 0-1-2-3-4-5) or ``ant`` (AntPinpadRoutes-v1: ant-transformer,
+ant-metacontroller, ant-subgoal-controllers on ``InternalControl-Ant-v1``, acting with the mean
+action, the post-training task ``post`` = 0-1-2-3); by default the base model's own (a
+continuous-action model is an ant). Internal RL steps the env whose observations the base model
+reads, whichever InternalControl id it runs under. The ant's success is divided by the expert's success on the post-training
 task (``--expert-success``, default :data:`ANT_EXPERT_POST_SUCCESS`), as the paper's Fig. 8 does.
 
 Each run writes its own ``curve.json`` under ``--runs`` and a finished run is reused, so a stopped
@@ -76,6 +76,7 @@ class EnvDefaults:
     controllers: str  # "" = none shipped: no oracle
     internal_env: str  # the InternalControl id that ppo, eq10 and the oracle train on
     expert_success: float  # 0 = success is not normalised
+    act: str  # how the base model acts under internal RL: the InternalControl id's
 
 
 ENVS = {
@@ -86,14 +87,16 @@ ENVS = {
         controllers="pinpad-subgoal-controllers",
         internal_env="InternalControl-v0",
         expert_success=0.0,
+        act="sample",
     ),
     "ant": EnvDefaults(
         tasks=("post",),
-        base_model="ant-hawk",
+        base_model="ant-transformer",
         metacontroller="ant-metacontroller",
-        controllers="",
-        internal_env="InternalControl-Ant-v0",
+        controllers="ant-subgoal-controllers",
+        internal_env="InternalControl-Ant-v1",
         expert_success=ANT_EXPERT_POST_SUCCESS,
+        act="mean",
     ),
 }
 
@@ -118,13 +121,14 @@ class CompareConfig:
         default_factory=list,
         metadata={
             "help": f"which of {', '.join(METHODS)} to run (default: all the env has; the ant "
-            "has no oracle unless --controllers is given)"
+            "has no oracle when --controllers is empty for a base model other than the default)"
         },
     )
     episodes: int = field(default=6000, metadata={"help": "training episodes per run"})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "random seeds"})
     base_model: str = field(
-        default="", metadata={"help": "base model (default: pinpad-transformer; ant: ant-hawk)"}
+        default="",
+        metadata={"help": "base model (default: pinpad-transformer; ant: ant-transformer)"},
     )
     metacontroller: str = field(
         default="",
@@ -137,16 +141,17 @@ class CompareConfig:
         default="",
         metadata={
             "help": "the oracle's ground-truth subgoal controllers (default: "
-            "pinpad-subgoal-controllers; the ant: none shipped, make them with `internal-rl "
-            "probe`)"
+            "pinpad-subgoal-controllers; ant: ant-subgoal-controllers; for another base model, "
+            "make them with `internal-rl probe`)"
         },
     )
     act: str = field(
-        default="sample",
+        default="",
         metadata={
             "help": "how the base model reads its primitive actions under ppo, eq10 and the "
             "oracle: sample (the paper), greedy, or mean (continuous heads); raw-action RL "
-            "always samples, since its policy is the head"
+            "always samples, since its policy is the head (default: grid sample, ant mean, "
+            "as their InternalControl ids)"
         },
     )
     expert_success: float = field(
@@ -204,9 +209,10 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
         )
     if not env:
         env = env_of_base_model(cfg.base_model) if (check and cfg.base_model) else "grid"
-    if cfg.act not in ("sample", "greedy", "mean"):
-        raise SystemExit(f"compare: --act must be sample, greedy or mean, got {cfg.act!r}.")
-    if cfg.act == "mean" and env == "grid":
+    act = cfg.act or ENVS[env].act
+    if act not in ("sample", "greedy", "mean"):
+        raise SystemExit(f"compare: --act must be sample, greedy or mean, got {act!r}.")
+    if act == "mean" and env == "grid":
         raise SystemExit(
             "compare: --act mean reads a continuous head's mean action; the grid's actions are "
             "discrete: use --act sample or --act greedy."
@@ -221,7 +227,8 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
                 f"({'continuous' if found == 'ant' else 'discrete'} actions); pass --env {found} "
                 f"or a {env} base model."
             )
-    controllers = cfg.controllers or d.controllers
+    # the shipped controllers steer only the shipped base model
+    controllers = cfg.controllers or (d.controllers if base_model == d.base_model else "")
     methods = list(cfg.methods) or [m for m in METHODS if m != "oracle" or controllers]
     if check and "oracle" in methods and not controllers:
         raise SystemExit(
@@ -238,6 +245,7 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
         metacontroller=cfg.metacontroller or d.metacontroller,
         controllers=controllers,
         expert_success=cfg.expert_success or d.expert_success,
+        act=act,
     )
 
 

@@ -81,14 +81,22 @@ def register_envs() -> None:
             "task": "post",
         },
     )
+    # The ant steers a base model of AntPinpadRoutes-v1 (the paper's observation plus the route
+    # to each colour and the colour underfoot), whose mixture head acts with its mean action.
+    # (v0, on AntPinpad-v0 with the Hawk base model ant-hawk, is retired: gym.make says so.)
+    ant = {"env_id": "AntPinpadRoutes-v1", "task": "post", "primitive_sampling": "mean"}
     register(
-        "InternalControl-Ant-v0",
+        "InternalControl-Ant-v1",
+        internal,
+        kwargs={**ant, "base_model": "ant-transformer", "metacontroller": "ant-metacontroller"},
+    )
+    register(
+        "InternalControl-Ant-Oracle-v0",
         internal,
         kwargs={
-            "env_id": "AntPinpad-v0",
-            "base_model": "ant-hawk",
-            "metacontroller": "ant-metacontroller",
-            "task": "post",
+            **ant,
+            "base_model": "ant-transformer",
+            "metacontroller": "ant-subgoal-controllers",
         },
     )
 

@@ -95,12 +95,18 @@ DEFAULT_CHECKPOINTS: dict[str, DefaultCheckpoint] = {
             "internal-rl-gym/pinpad-subgoal-controllers",
             base_model="pinpad-transformer",
         ),
-        DefaultCheckpoint("ant-hawk", "base_model", "internal-rl-gym/ant-hawk"),
+        DefaultCheckpoint("ant-transformer", "base_model", "internal-rl-gym/ant-transformer"),
         DefaultCheckpoint(
             "ant-metacontroller",
             "metacontroller",
             "internal-rl-gym/ant-metacontroller",
-            base_model="ant-hawk",
+            base_model="ant-transformer",
+        ),
+        DefaultCheckpoint(
+            "ant-subgoal-controllers",
+            "subgoal_controllers",
+            "internal-rl-gym/ant-subgoal-controllers",
+            base_model="ant-transformer",
         ),
     )
 }

@@ -233,6 +233,10 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
 
     ## Version History
     * v0: initial release.
+    * ``InternalControl-Ant-v1``: the ant steers ``ant-transformer`` (a transformer with a
+      32-step attention window and a mixture action head, acting with its mean action) in
+      ``AntPinpadRoutes-v1``; ``InternalControl-Ant-Oracle-v0`` added. ``InternalControl-Ant-v0``
+      (``ant-hawk`` in ``AntPinpad-v0``, whose stream held no subgoal) is retired.
     """
 
     def __init__(

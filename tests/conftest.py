@@ -101,6 +101,30 @@ def with_control_layer(base, layer: int):
     return copy.eval()
 
 
+@pytest.fixture(scope="session")
+def tiny_ant_routes(tmp_path_factory):
+    """A tiny transformer base model for AntPinpadRoutes-v1 (53 observations, a 2-component
+    mixture head, attention window 8: the shipped ant model's form), a metacontroller and
+    ground-truth subgoal controllers for it (InternalControl kwargs; ``"controllers"``)."""
+    from internal_rl_gym.models import BaseModel
+
+    root = tmp_path_factory.mktemp("tiny_ant_routes")
+    torch.manual_seed(0)
+    base = BaseModel(
+        arch="transformer", obs_dim=53, action_dim=8, action_type="continuous", d_model=16,
+        n_layers=2, n_heads=2, d_mlp=32, max_len=512, attention_window=8, action_components=2,
+        name="tiny-ant-routes",
+    )  # fmt: skip
+    base.save_pretrained(root / "base")
+    tiny_metacontroller(base, rank=0).save_pretrained(root / "meta")
+    tiny_subgoal_controllers(base).save_pretrained(root / "controllers")
+    return {
+        "base_model": str(root / "base"),
+        "metacontroller": str(root / "meta"),
+        "controllers": str(root / "controllers"),
+    }
+
+
 def tiny_subgoal_controllers(base, layer: int = 1):
     """Ground-truth subgoal controllers for a tiny ``base`` (random, strong weights)."""
     from internal_rl_gym.hub import model_fingerprint

@@ -126,9 +126,10 @@ def _ant_config(tiny_ant, tmp_path, **kw) -> CompareConfig:
 
 
 def test_ant_compare_trains_every_method_it_has_on_the_post_task(tiny_ant, tmp_path, capsys):
-    """ppo and eq10 on InternalControl-Ant-v0, raw on AntPinpad-v0 (the env the base model
-    reads), the post-training task; no oracle (no controllers ship for the ant), and it says so.
-    Mutants: the grid's InternalControl id for the ant; the oracle kept without controllers."""
+    """ppo and eq10 on InternalControl-Ant-v1, stepping AntPinpad-v0 (the env this base model
+    reads), raw on AntPinpad-v0 too, the post-training task; no oracle (the shipped controllers
+    steer only the shipped base model), and it says so. Mutants: the grid's InternalControl id
+    for the ant; the shipped controllers kept for another base model."""
     cfg = _ant_config(tiny_ant, tmp_path)
     report = compare(cfg)
     assert "oracle left out" in capsys.readouterr().out
@@ -142,7 +143,8 @@ def test_ant_compare_trains_every_method_it_has_on_the_post_task(tiny_ant, tmp_p
     assert raw["env_id"] == "AntPinpad-v0"
     for method in ("ppo", "eq10"):
         own = json.loads((run_dir(resolved_cfg, method, "post", 0) / "curve.json").read_text())
-        assert own["config"]["env_id"] == "InternalControl-Ant-v0"
+        assert own["config"]["env_id"] == "InternalControl-Ant-v1"
+        assert own["config"]["task_env"] == "AntPinpad-v0"
         assert own["config"]["task"] == "post"
     for s in summary.values():
         n = s["normalised"]
@@ -219,7 +221,11 @@ def test_the_env_follows_the_base_model_and_a_mismatch_is_explained(
     )
     assert inferred.methods == ["ppo", "eq10", "raw"]
     grid = resolved(CompareConfig(base_model=tiny_checkpoints["base_model"]), check=True)
-    assert grid.env == "grid" and grid.methods == list(METHODS)
+    # the shipped controllers steer only the shipped base model: no oracle for another one
+    assert grid.env == "grid" and grid.methods == ["ppo", "eq10", "raw"]
+    shipped = resolved(CompareConfig(env="grid"), check=True)
+    assert shipped.methods == list(METHODS)
+    assert shipped.controllers == "pinpad-subgoal-controllers"
     with pytest.raises(SystemExit, match="pass --env grid"):
         compare(CompareConfig(env="ant", base_model=tiny_checkpoints["base_model"]))
     with pytest.raises(SystemExit, match="--env must be one of grid, ant"):
@@ -239,50 +245,39 @@ def test_the_ant_normaliser_is_the_experts_measured_post_task_success():
     assert row["success_rate"] == ANT_EXPERT_POST_SUCCESS
 
 
-def test_an_ant_model_of_another_observation_is_steered_in_its_own_env(tmp_path):
-    """A base model trained on AntPinpadRoutes-v1 (53 observations) is steered in that env
-    under InternalControl-Ant-v0, whose registered task env (AntPinpad-v0, 41) it cannot read;
-    ``--act mean`` reaches the env and names the runs. Mutants: the registered task env kept
-    (the env refuses the model); ``act`` not passed on; runs of another act reused."""
-    import torch
-
-    from internal_rl_gym.models import BaseModel
-    from tests.conftest import tiny_metacontroller
-
-    torch.manual_seed(0)
-    base = BaseModel(
-        arch="hawk", obs_dim=53, action_dim=8, action_type="continuous", d_model=16,
-        n_layers=2, n_heads=2, d_mlp=32, name="tiny-ant-routes",
-    )  # fmt: skip
-    base.save_pretrained(tmp_path / "base")
-    tiny_metacontroller(base, rank=0).save_pretrained(tmp_path / "meta")
+def test_the_ant_acts_with_its_mean_action_unless_told_otherwise(tiny_ant_routes, tmp_path):
+    """The ant's internal RL and oracle act with the mean action by default (as
+    InternalControl-Ant-v1), ``--act sample`` reaches the env and gets runs of its own; raw-action
+    RL is the same run either way. Mutants: ``act`` not passed on; runs of another act reused."""
     cfg = _ant_config(
-        {"base_model": str(tmp_path / "base"), "metacontroller": str(tmp_path / "meta")},
+        tiny_ant_routes,
         tmp_path,
-        methods=["eq10", "raw"],
-        act="mean",
+        controllers=tiny_ant_routes["controllers"],
+        methods=["oracle", "raw"],
         episodes=2,
         n_envs=2,
         batch_episodes=2,
         window=2,
         final=2,
     )
-    compare(cfg)
-    cfg = resolved(cfg)
-    eq10 = json.loads((run_dir(cfg, "eq10", "post", 0) / "curve.json").read_text())
-    assert eq10["config"]["task_env"] == "AntPinpadRoutes-v1"
-    assert eq10["config"]["primitive_sampling"] == "mean"
-    assert run_dir(cfg, "eq10", "post", 0).parent.name.startswith("eq10-mean-")
-    sampled = run_dir(replace(cfg, act="sample"), "eq10", "post", 0)
-    assert sampled != run_dir(cfg, "eq10", "post", 0)
-    raw = json.loads((run_dir(cfg, "raw", "post", 0) / "curve.json").read_text())
+    for act in ("", "sample"):
+        compare(replace(cfg, act=act))
+    mean, sample = resolved(cfg), resolved(replace(cfg, act="sample"))
+    assert mean.act == "mean"
+    for c, want in ((mean, "mean"), (sample, "sample")):
+        oracle = json.loads((run_dir(c, "oracle", "post", 0) / "curve.json").read_text())
+        assert oracle["config"]["primitive_sampling"] == want
+        assert oracle["config"]["task_env"] == "AntPinpadRoutes-v1"
+    assert run_dir(mean, "oracle", "post", 0).parent.name.startswith("oracle-mean-")
+    assert run_dir(mean, "oracle", "post", 0) != run_dir(sample, "oracle", "post", 0)
+    raw = json.loads((run_dir(mean, "raw", "post", 0) / "curve.json").read_text())
     assert raw["env_id"] == "AntPinpadRoutes-v1"
-    assert run_dir(cfg, "raw", "post", 0) == run_dir(replace(cfg, act="sample"), "raw", "post", 0)
+    assert run_dir(mean, "raw", "post", 0) == run_dir(sample, "raw", "post", 0)
 
 
 def test_act_is_checked_before_any_training(tmp_path):
     with pytest.raises(SystemExit, match="--act must be sample, greedy or mean"):
         compare(CompareConfig(act="argmax", runs=str(tmp_path / "r")))
     with pytest.raises(SystemExit, match="--act mean reads a continuous head"):
-        compare(CompareConfig(act="mean", runs=str(tmp_path / "r")))
+        compare(CompareConfig(env="grid", act="mean", runs=str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()

@@ -76,12 +76,14 @@ def test_internal_control_pinpad_runs_out_of_the_box_with_stock_ppo():
 
 
 def _ant_defaults_shipped() -> bool:
-    return {"ant-hawk", "ant-metacontroller"} <= set(available_defaults())
+    ant = {"ant-transformer", "ant-metacontroller", "ant-subgoal-controllers"}
+    return ant <= set(available_defaults())
 
 
 @pytest.mark.skipif(not _ant_defaults_shipped(), reason="ant defaults not committed")
 def test_internal_control_ant_runs_out_of_the_box_with_stock_ppo():
-    """The continuous twin of the grid test: torques from the Hawk base model's Gaussian head."""
+    """The continuous twin of the grid test: torques, the mean of the transformer base model's
+    mixture head, in AntPinpadRoutes-v1."""
     import warnings
 
     import gymnasium as gym
@@ -90,7 +92,7 @@ def test_internal_control_ant_runs_out_of_the_box_with_stock_ppo():
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    env = gym.make("InternalControl-Ant-v0", max_primitive_steps=20)
+    env = gym.make("InternalControl-Ant-v1", max_primitive_steps=20)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(infinite|inf|precision).*")
         gym_check_env(env.unwrapped, skip_render_check=True)

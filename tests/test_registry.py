@@ -25,16 +25,18 @@ ALLOWED_WARNINGS = ("infinite", "inf", "Box bound precision lowered")
 
 
 @pytest.fixture
-def make(tiny_checkpoints, tiny_ant, tiny_oracle):
+def make(tiny_checkpoints, tiny_ant, tiny_ant_routes, tiny_oracle):
     """``gym.make`` for any of our ids; InternalControl ids get tiny local checkpoints for their
     task env (the embedded defaults are tested on their own in test_default_checkpoints.py)."""
+    grid = {**tiny_checkpoints, "controllers": tiny_oracle["metacontroller"]}
+    by_env = {"AntPinpad-v0": tiny_ant, "AntPinpadRoutes-v1": tiny_ant_routes}
 
     def _make(env_id, **kw):
         spec = gym.spec(env_id)
         if spec.entry_point.endswith(":InternalControlEnv"):
-            tiny = tiny_ant if spec.kwargs.get("env_id") == "AntPinpad-v0" else tiny_checkpoints
+            tiny = by_env.get(spec.kwargs.get("env_id"), grid)
             oracle = "subgoal-controllers" in str(spec.kwargs.get("metacontroller"))
-            acting = tiny_oracle["metacontroller"] if oracle else tiny["metacontroller"]
+            acting = tiny["controllers"] if oracle else tiny["metacontroller"]
             kw = {"base_model": tiny["base_model"], "metacontroller": acting, **kw}
         return gym.make(env_id, **kw)
 
@@ -173,3 +175,10 @@ except ImportError as err:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "internal-rl-gym[ant]" in out.stdout and "GridPinpad" in out.stdout
+
+
+def test_the_retired_ant_id_names_its_successor():
+    """InternalControl-Ant-v0 (AntPinpad-v0 with the Hawk model ant-hawk) is no longer
+    registered; Gymnasium's own error points to v1. Mutant: v0 registered again."""
+    with pytest.raises(gym.error.DeprecatedEnv, match="InternalControl-Ant-v1"):
+        gym.make("InternalControl-Ant-v0")
