@@ -115,7 +115,13 @@ class TrainConfig:
             "(paper: the initial policy matches the prior)"
         },
     )
-    max_primitive_steps: int = field(default=50, metadata={"help": "cap per abstract step"})
+    max_primitive_steps: int = field(
+        default=0,
+        metadata={
+            "help": "cap on the primitive steps of one abstract step (0 = the id's own: 50, "
+            "the ant's 200)"
+        },
+    )
     controller_gain: float = field(
         default=1.0,
         metadata={"help": "ê = e + gain * U(z) e (1 = the paper; see InternalControlEnv)"},
@@ -142,7 +148,8 @@ def internal_control_kwargs(cfg: TrainConfig) -> dict[str, Any]:
             kw[key] = getattr(cfg, key)
     if cfg.task_env:
         kw["env_id"] = cfg.task_env
-    kw["max_primitive_steps"] = cfg.max_primitive_steps
+    if cfg.max_primitive_steps:
+        kw["max_primitive_steps"] = cfg.max_primitive_steps
     kw["controller_gain"] = cfg.controller_gain
     return kw
 

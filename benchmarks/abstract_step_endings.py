@@ -1,7 +1,7 @@
 """How do the abstract steps of an InternalControl env end: the gate (β ≥ 0.5), the cap on
 primitive steps, or the episode's end?
 
-    python benchmarks/abstract_step_endings.py --env-id InternalControl-Ant-v0 --episodes 32
+    python benchmarks/abstract_step_endings.py --env-id InternalControl-Ant-v1 --episodes 32
 
 Codes come from the metacontroller's prior, z ~ N(0, I) (action = z / action_scale, what
 `internal-rl train`'s initial policy sends). A gate that never fires makes every abstract step
@@ -23,15 +23,16 @@ from internal_rl_gym.internal_control import ControlOptions
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--env-id", default="InternalControl-Ant-v0")
+    p.add_argument("--env-id", default="InternalControl-Ant-v1")
     p.add_argument("--episodes", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="benchmarks/results/abstract_step_endings_ant.json")
+    p.add_argument("--out", default="benchmarks/results/ant-transformer/abstract_step_endings.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    env = gym.make(args.env_id)  # default ControlOptions
-    scale, cap = ControlOptions().action_scale, ControlOptions().max_primitive_steps
+    env = gym.make(args.env_id)
+    defaults = {**vars(ControlOptions()), **gym.spec(args.env_id).kwargs}  # the id's own options
+    scale, cap = defaults["action_scale"], defaults["max_primitive_steps"]
     rng = np.random.default_rng(args.seed)
     lengths, endings = [], {"gate": 0, "cap": 0, "episode_end": 0}
     for ep in range(args.episodes):

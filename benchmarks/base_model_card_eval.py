@@ -41,14 +41,21 @@ def main() -> None:
         report["bc_free_play"] = grid_free_play(
             base, n_episodes=cfg["eval_episodes"], seed=cfg["seed"]
         )
-    report["metrics"] = card_metrics(
-        report["probe_accuracy_by_layer"],
-        report["controllers"],
-        report["bc_free_play"]["task_consistent"],
-        report["task"],
-    )
+    if "metrics" not in report:  # reports from before `probe` named its card metrics
+        report["metrics"] = card_metrics(
+            report["probe_accuracy_by_layer"],
+            report["controllers"],
+            report["bc_free_play"]["task_consistent"],
+            report["task"],
+        )
+    for c in report["controllers"]:  # the post task in every acting mode it was read in
+        for key, how in (("success_greedy", "greedy"), ("success_mean", "mean action")):
+            if key in c:
+                name = f"success rate, post-training task, ground-truth controllers at layer {c['layer']}, {how}"
+                report["metrics"][name] = c[key]
     report["n_eval_episodes"] = cfg["eval_episodes"]
-    report["env_id"] = "GridPinpad-v0"
+    report["env_id"] = report.get("env_id", "GridPinpad-v0")
+    report["base_model"] = args.base_model
     report["notes"] = args.notes
     report["card_eval_command"] = " ".join(["python", *sys.argv])
     atomic_write_json(args.out, report)

@@ -41,6 +41,14 @@ def main() -> None:
         help="the JSON of `internal-rl compare` (e.g. benchmarks/results/"
         "internal_rl_learning.json): adds internal RL's median final success per task",
     )
+    p.add_argument(
+        "--alignment",
+        default="",
+        help="the JSON of `benchmarks/ant_switch_alignment.py`: adds the switch F1 at each "
+        "tolerance it measured, next to chance",
+    )
+    p.add_argument("--env-id", default="GridPinpad-v0", help="the env the card names")
+    p.add_argument("--f1-target", type=float, default=0.8, help="the F1 target the card names")
     p.add_argument("--out", required=True, help="evaluation JSON to write")
     p.add_argument("--notes", default="", help="the card's Limitations paragraph")
     args = p.parse_args()
@@ -57,7 +65,9 @@ def main() -> None:
         p.error("pass --report, or --run and --alpha")
     tol = report["tolerance"]
     metrics = {
-        f"switch F1 vs true subgoal boundaries (±{tol} step; target >= 0.8)": report["switch_f1"],
+        f"switch F1 vs true subgoal boundaries (±{tol} step; target >= {args.f1_target:g})": report[
+            "switch_f1"
+        ],
         "switch precision": report["switch_precision"],
         "switch onset F1 (first step of each run of β > 0.5; secondary)": report.get(
             "switch_onset_f1", float("nan")
@@ -77,6 +87,10 @@ def main() -> None:
         metrics[f"linear probe z -> true subgoal (chance {report['z_subgoal_chance']:.2f})"] = (
             report["z_subgoal_probe"]
         )
+    if args.alignment:
+        for row in json.loads(Path(args.alignment).read_text())["by_tolerance"]:
+            name = f"switch F1 within ±{row['tolerance']} steps (chance {row['chance_f1']:.2f})"
+            metrics[name] = row["f1"]
     check = summary.get("abstract_action_check") or {}
     if check:
         prior = "codes drawn from the prior"
@@ -104,7 +118,7 @@ def main() -> None:
         **report,
         "metrics": metrics,
         "abstract_action_check": check,
-        "env_id": "GridPinpad-v0",
+        "env_id": args.env_id,
         "notes": args.notes,
         "card_eval_command": " ".join(["python", *sys.argv]),
     }

@@ -35,7 +35,7 @@ def make_env(args: argparse.Namespace) -> gym.Env:
         kwargs["metacontroller"] = args.metacontroller
     if args.env_id.startswith("AntPinpad"):
         kwargs.update(width=args.size, height=args.size)
-    elif gym.spec(args.env_id).kwargs.get("env_id") == "AntPinpad-v0":
+    elif str(gym.spec(args.env_id).kwargs.get("env_id", "")).startswith("AntPinpad"):
         kwargs["env_kwargs"] = {"width": args.size, "height": args.size}
     return gym.make(args.env_id, **kwargs)
 

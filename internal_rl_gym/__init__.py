@@ -82,9 +82,15 @@ def register_envs() -> None:
         },
     )
     # The ant steers a base model of AntPinpadRoutes-v1 (the paper's observation plus the route
-    # to each colour and the colour underfoot), whose mixture head acts with its mean action.
+    # to each colour and the colour underfoot), whose mixture head acts with its mean action; an
+    # ant subgoal takes ~65 primitive steps, so an abstract step may last up to 200.
     # (v0, on AntPinpad-v0 with the Hawk base model ant-hawk, is retired: gym.make says so.)
-    ant = {"env_id": "AntPinpadRoutes-v1", "task": "post", "primitive_sampling": "mean"}
+    ant = {
+        "env_id": "AntPinpadRoutes-v1",
+        "task": "post",
+        "primitive_sampling": "mean",
+        "max_primitive_steps": 200,
+    }
     register(
         "InternalControl-Ant-v1",
         internal,

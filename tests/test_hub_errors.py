@@ -137,7 +137,7 @@ def test_a_name_that_is_nothing_lists_what_it_could_be(tmp_path):
     client then rejects the id with its own message)."""
     with pytest.raises(
         CheckpointError,
-        match=r"not an embedded default \(ant-transformer, .*pinpad-transformer\), not an existing "
+        match=r"not an embedded default \(ant-metacontroller, .*pinpad-transformer\), not an existing "
         r"directory, and not a Hugging Face repo id of the form 'org/name'",
     ):
         load_base_model(str(tmp_path / "no" / "such" / "dir"))

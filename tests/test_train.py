@@ -140,3 +140,33 @@ def test_eq10_continues_from_a_saved_policy(tiny_oracle, tmp_path):
         torch.testing.assert_close(after[k], saved[k], atol=1e-6, rtol=0)
     with pytest.raises(SystemExit, match="init-policy"):
         train(cfg(tmp_path / "c", init_policy=str(tmp_path / "missing.pt")))
+
+
+def test_an_ids_own_settings_hold_unless_overridden():
+    """InternalControl-Ant-v1 registers its task env, the mean action and a 200-step cap per
+    abstract step; `train` keeps them unless told otherwise. Mutant: the old fixed default of
+    50 primitive steps written over every id's own."""
+    from agents.train import internal_control_kwargs
+
+    kw = internal_control_kwargs(TrainConfig(env_id="InternalControl-Ant-v1"))
+    assert (kw["env_id"], kw["primitive_sampling"], kw["max_primitive_steps"]) == (
+        "AntPinpadRoutes-v1",
+        "mean",
+        200,
+    )
+    kw = internal_control_kwargs(
+        TrainConfig(
+            env_id="InternalControl-Ant-v1",
+            task_env="AntPinpad-v0",
+            primitive_sampling="sample",
+            max_primitive_steps=20,
+        )
+    )
+    assert (kw["env_id"], kw["primitive_sampling"], kw["max_primitive_steps"]) == (
+        "AntPinpad-v0",
+        "sample",
+        20,
+    )
+    assert "max_primitive_steps" not in internal_control_kwargs(
+        TrainConfig(env_id="InternalControl-v0")
+    )

@@ -1,0 +1,98 @@
+"""How near the true subgoal boundaries does an ant metacontroller's gate switch?
+
+    python benchmarks/ant_switch_alignment.py --base-model ant-transformer \
+        --metacontroller ant-metacontroller --data data/antroutes1_pretraining_clean.npz \
+        --out benchmarks/results/ant-transformer/ant-metacontroller_switch_alignment.json
+
+`internal-rl discover` scores switches within ±1 step, the grid's slack, where a subgoal lasts
+~10 steps. An ant subgoal lasts ~65 steps and its boundary (the step the ant enters a colour cell)
+is not marked in its gait, so this scores the gate of a saved metacontroller on the same held-out
+clean episodes as `discover` (the last ``--holdout`` of ``--data``) at several tolerances, next to
+chance: the same number of switches per episode placed uniformly at random (``--chance-draws``
+draws). A gate whose F1 is near chance at every tolerance carries no boundary information.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.discover import cache_activations
+from internal_rl_agents.discover_diagnostics import (
+    SWITCH_THRESHOLD,
+    match_switches,
+    true_boundaries,
+)
+
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.internal_control import load_frozen_models
+
+
+def f1(tp: int, n_pred: int, n_true: int) -> dict[str, float]:
+    p, r = tp / max(1, n_pred), tp / max(1, n_true)
+    return {"f1": 2 * p * r / max(1e-9, p + r), "precision": p, "recall": r}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base-model", required=True)
+    p.add_argument("--metacontroller", required=True)
+    p.add_argument("--data", required=True, help="clean demonstrations, as given to discover")
+    p.add_argument("--holdout", type=int, default=512, help="as `discover --holdout`")
+    p.add_argument("--tolerances", type=int, nargs="+", default=[1, 2, 5, 10, 20])
+    p.add_argument("--chance-draws", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    base, meta = load_frozen_models(args.base_model, args.metacontroller)
+    data = Demonstrations.load(args.data)
+    _, held_demo = data.split(min(args.holdout, data.n_episodes // 5))
+    held = cache_activations(base, held_demo, meta.layer)
+    meta.eval()
+    preds, trues = [], []
+    with torch.no_grad():
+        for s in range(0, len(held.lengths), 128):
+            idx = np.arange(s, min(len(held.lengths), s + 128))
+            e, _, mask = held.batch(idx)
+            beta = meta(e, mask, sample=False).beta.cpu().numpy()
+            for k, i in enumerate(idx):
+                t = int(held.lengths[i])
+                preds.append([j for j in range(1, t) if beta[k, j] > SWITCH_THRESHOLD])
+                trues.append(true_boundaries(held.subgoals[i, :t]))
+    lengths = [int(t) for t in held.lengths]
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for tol in args.tolerances:
+        counts = np.sum([match_switches(pr, tr, tol) for pr, tr in zip(preds, trues)], 0)
+        chance = []
+        for _ in range(args.chance_draws):
+            c = np.zeros(3, dtype=int)
+            for pr, tr, t in zip(preds, trues, lengths):
+                k = min(len(pr), t - 1)
+                drawn = sorted(rng.choice(np.arange(1, t), size=k, replace=False).tolist())
+                c += match_switches(drawn, tr, tol)
+            chance.append(f1(*c)["f1"])
+        rows.append({"tolerance": tol, **f1(*counts), "chance_f1": float(np.mean(chance))})
+        print(f"±{tol:>2}: F1 {rows[-1]['f1']:.3f} (P {rows[-1]['precision']:.2f} "
+              f"R {rows[-1]['recall']:.2f}) | chance {rows[-1]['chance_f1']:.3f}")  # fmt: skip
+    report = {
+        "base_model": args.base_model,
+        "metacontroller": args.metacontroller,
+        "episodes": len(lengths),
+        "switches_per_episode": float(np.mean([1 + len(x) for x in preds])),
+        "true_segments_per_episode": float(np.mean([1 + len(x) for x in trues])),
+        "mean_episode_length": float(np.mean(lengths)),
+        "by_tolerance": rows,
+        "command": " ".join(["python", *sys.argv]),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
