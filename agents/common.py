@@ -182,7 +182,7 @@ def env_of(model: Any, command: str = "diagnose", flag: str = "--env") -> str:
     import internal_rl_gym  # noqa: F401  (registers the ids)
 
     cfg = model if isinstance(model, dict) else vars(model.config)
-    if cfg["action_type"] == "discrete":
+    if cfg.get("action_type", "discrete") == "discrete":
         return "GridPinpad-v0"
     for env_id in ANT_EXPERT_ENVS:
         env = gym.make(env_id)

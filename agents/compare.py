@@ -46,7 +46,7 @@ from internal_rl_gym.hub import CheckpointError, read_config, resolve_checkpoint
 from .baseline import BaselineConfig, train_raw
 from .common import atomic_write_bytes, atomic_write_json, env_of
 from .common import command_line as _command_line
-from .train import TrainConfig, train
+from .train import TrainConfig, recorded_kwargs, train
 
 METHODS = {
     "ppo": "internal RL, stock SB3 PPO (MlpPolicy)",
@@ -192,7 +192,8 @@ def env_of_base_model(name: str) -> str:
 def task_env_of(base_model: str) -> str:
     """The pinpad id whose observations ``base_model`` reads (its config.json only), so that an
     ant model trained on AntPinpadRoutes-v1 is steered in that env under any InternalControl id."""
-    return env_of(read_config(resolve_checkpoint(base_model, kind="base_model")), "compare")
+    config = read_config(resolve_checkpoint(base_model, kind="base_model"))
+    return env_of(config, "compare", "--base-model with a model of a registered pinpad env")
 
 
 def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
@@ -278,14 +279,22 @@ def weights_tag(name: str, kind: str) -> str:
     return "-" + hashlib.sha256(data).hexdigest()[:8]
 
 
-def finished_run(out: Path, episodes: int) -> dict | None:
-    """The curve.json of a run in ``out`` that trained at least ``episodes`` episodes."""
+def finished_run(out: Path, episodes: int, internal_control: dict | None = None) -> dict | None:
+    """The curve.json of a run in ``out`` that trained at least ``episodes`` episodes. For
+    internal RL, ``internal_control`` (the env's settings) must match the run's, so a run made
+    under other settings (an InternalControl id's cap or acting mode that changed since) is never
+    silently reused."""
     f = out / "curve.json"
-    if f.is_file():
-        saved = json.loads(f.read_text())
-        if len(saved["successes"]) >= episodes:
-            return saved
-    return None
+    if not f.is_file():
+        return None
+    saved = json.loads(f.read_text())
+    if internal_control is not None and saved.get("internal_control") != internal_control:
+        raise SystemExit(
+            f"compare: {out} holds a run made with other InternalControl settings "
+            f"({saved.get('internal_control', 'not recorded')}; now {internal_control}): delete "
+            "that folder to train it again, or pass another --runs."
+        )
+    return saved if len(saved["successes"]) >= episodes else None
 
 
 def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
@@ -294,11 +303,11 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
     if method not in METHODS:
         raise SystemExit(f"compare: unknown method {method!r}; choose from {', '.join(METHODS)}.")
     out = run_dir(cfg, method, task, seed)
-    saved = finished_run(out, cfg.episodes)
-    if saved is not None:
-        return saved
     common = dict(task=task, episodes=cfg.episodes, seed=seed, out=str(out))
     if method == "raw":
+        saved = finished_run(out, cfg.episodes)
+        if saved is not None:
+            return saved
         # the env follows the base model (GridPinpad-v0, or the AntPinpad id it reads)
         return train_raw(
             BaselineConfig(base_model=cfg.base_model, lr=cfg.raw_lr, threads=cfg.threads, **common)
@@ -309,24 +318,24 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
         "oracle": (cfg.controllers, "eq10", cfg.eq10_lr),
     }[method]
     ppo = method == "ppo"
-    return train(
-        TrainConfig(
-            env_id=ENVS[cfg.env].internal_env,
-            task_env=task_env_of(cfg.base_model),
-            primitive_sampling=cfg.act,
-            base_model=cfg.base_model,
-            metacontroller=acting,
-            algo=algo,
-            lr=lr,
-            n_envs=cfg.ppo_n_envs if ppo else cfg.n_envs,
-            n_steps=cfg.ppo_n_steps,
-            batch_episodes=cfg.batch_episodes,
-            eval_every=cfg.episodes,
-            progress=False,
-            threads=cfg.threads,
-            **common,
-        )
+    train_cfg = TrainConfig(
+        env_id=ENVS[cfg.env].internal_env,
+        task_env=task_env_of(cfg.base_model),
+        primitive_sampling=cfg.act,
+        base_model=cfg.base_model,
+        metacontroller=acting,
+        algo=algo,
+        lr=lr,
+        n_envs=cfg.ppo_n_envs if ppo else cfg.n_envs,
+        n_steps=cfg.ppo_n_steps,
+        batch_episodes=cfg.batch_episodes,
+        eval_every=cfg.episodes,
+        progress=False,
+        threads=cfg.threads,
+        **common,
     )
+    saved = finished_run(out, cfg.episodes, recorded_kwargs(train_cfg))
+    return saved if saved is not None else train(train_cfg)
 
 
 def windowed(successes: list[int], window: int) -> np.ndarray:

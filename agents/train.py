@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from internal_rl_gym.internal_control import make_internal_control_vec_env
+from internal_rl_gym.internal_control import ControlOptions, make_internal_control_vec_env
 
 from .baseline import clipped_surrogate, trajectory_advantages
 from .common import (
@@ -152,6 +152,14 @@ def internal_control_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         kw["max_primitive_steps"] = cfg.max_primitive_steps
     kw["controller_gain"] = cfg.controller_gain
     return kw
+
+
+def recorded_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The InternalControl settings a run trains under (the env's defaults filled in), as its
+    curve.json records them."""
+    defaults = {k: v for k, v in vars(ControlOptions()).items() if k != "torch_threads"}
+    kw = {**defaults, **internal_control_kwargs(cfg)}
+    return {k: v for k, v in kw.items() if isinstance(v, (str, int, float, bool))}
 
 
 def make_vec(cfg: TrainConfig, n_envs: int, seed: int):
@@ -276,6 +284,7 @@ def train(cfg: TrainConfig) -> dict:
         "env_id": cfg.env_id,
         "algo": cfg.algo,
         "config": {**cfg.__dict__, "log_std_init": log_std_init},
+        "internal_control": recorded_kwargs(cfg),
         "successes": curve_cb.successes,
         "evaluations": evals,
         "final_eval_success": evals[-1]["eval_success"] if evals else None,
@@ -412,6 +421,7 @@ def train_eq10(cfg: TrainConfig, out: Path) -> dict:
         "env_id": cfg.env_id,
         "algo": "eq10",
         "config": {**cfg.__dict__, "log_std_init": log_std_init},
+        "internal_control": recorded_kwargs(cfg),
         "successes": successes[: cfg.episodes],
         "evaluations": [],
         "final_eval_success": None,

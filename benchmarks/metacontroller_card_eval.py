@@ -89,7 +89,8 @@ def main() -> None:
         )
     if args.alignment:
         for row in json.loads(Path(args.alignment).read_text())["by_tolerance"]:
-            name = f"switch F1 within ±{row['tolerance']} steps (chance {row['chance_f1']:.2f})"
+            steps = "step" if row["tolerance"] == 1 else "steps"
+            name = f"switch F1 within ±{row['tolerance']} {steps} (chance {row['chance_f1']:.2f})"
             metrics[name] = row["f1"]
     check = summary.get("abstract_action_check") or {}
     if check:

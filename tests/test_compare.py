@@ -273,6 +273,15 @@ def test_the_ant_acts_with_its_mean_action_unless_told_otherwise(tiny_ant_routes
     raw = json.loads((run_dir(mean, "raw", "post", 0) / "curve.json").read_text())
     assert raw["env_id"] == "AntPinpadRoutes-v1"
     assert run_dir(mean, "raw", "post", 0) == run_dir(sample, "raw", "post", 0)
+    # a finished run made under other InternalControl settings (here: the old 50-step cap) is
+    # never silently reused (mutant: only the episode count checked)
+    curve = run_dir(mean, "oracle", "post", 0) / "curve.json"
+    saved = json.loads(curve.read_text())
+    assert saved["internal_control"]["max_primitive_steps"] == 200
+    saved["internal_control"]["max_primitive_steps"] = 50
+    curve.write_text(json.dumps(saved))
+    with pytest.raises(SystemExit, match="holds a run made with other InternalControl settings"):
+        compare(cfg)
 
 
 def test_act_is_checked_before_any_training(tmp_path):

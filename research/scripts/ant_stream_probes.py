@@ -81,7 +81,9 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default="ant-hawk")
+    p.add_argument(
+        "--model", required=True, help="a base model (ant-hawk, session 24, is no longer embedded)"
+    )
     p.add_argument("--env", default="AntPinpad-v0")
     p.add_argument("--episodes", type=int, default=300)
     p.add_argument("--late", type=int, default=15, help="also report steps this far into a segment")
