@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from internal_rl_gym.hub import CheckpointError, read_config, resolve_checkpoint
+from internal_rl_gym.internal_control_core import PRIMITIVE_SAMPLING
 
 from .baseline import BaselineConfig, train_raw
 from .common import atomic_write_bytes, atomic_write_json, env_of
@@ -211,7 +212,7 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
     if not env:
         env = env_of_base_model(cfg.base_model) if (check and cfg.base_model) else "grid"
     act = cfg.act or ENVS[env].act
-    if act not in ("sample", "greedy", "mean"):
+    if act not in PRIMITIVE_SAMPLING:
         raise SystemExit(f"compare: --act must be sample, greedy or mean, got {act!r}.")
     if act == "mean" and env == "grid":
         raise SystemExit(

@@ -125,6 +125,24 @@ def tiny_ant_routes(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="session")
+def tiny_for_spec(tiny_checkpoints, tiny_ant, tiny_ant_routes, tiny_oracle):
+    """``spec -> {"base_model", "metacontroller"}``: tiny local checkpoints that fit a registered
+    InternalControl id's task env, the oracle's ground-truth controllers for an oracle id."""
+    grid = {**tiny_checkpoints, "controllers": tiny_oracle["metacontroller"]}
+    by_env = {"AntPinpad-v0": tiny_ant, "AntPinpadRoutes-v1": tiny_ant_routes}
+
+    def kwargs(spec) -> dict[str, str]:
+        tiny = by_env.get(spec.kwargs.get("env_id"), grid)
+        oracle = "subgoal-controllers" in str(spec.kwargs.get("metacontroller"))
+        return {
+            "base_model": tiny["base_model"],
+            "metacontroller": tiny["controllers"] if oracle else tiny["metacontroller"],
+        }
+
+    return kwargs
+
+
 def tiny_subgoal_controllers(base, layer: int = 1):
     """Ground-truth subgoal controllers for a tiny ``base`` (random, strong weights)."""
     from internal_rl_gym.hub import model_fingerprint

@@ -24,20 +24,15 @@ SMALL_ANT = {"width": 64, "height": 64}  # MuJoCo frames (default 480x480) would
 
 
 @pytest.fixture
-def make(tiny_checkpoints, tiny_ant, tiny_ant_routes, tiny_oracle):
+def make(tiny_for_spec):
     """``gym.make`` with rgb_array rendering; InternalControl ids get tiny local checkpoints."""
-    grid = {**tiny_checkpoints, "controllers": tiny_oracle["metacontroller"]}
-    by_env = {"AntPinpad-v0": tiny_ant, "AntPinpadRoutes-v1": tiny_ant_routes}
 
     def _make(env_id):
         spec = gym.spec(env_id)
         kw: dict = {"render_mode": "rgb_array"}
         task_env = spec.kwargs.get("env_id", "GridPinpad-v0")
         if spec.entry_point.endswith(":InternalControlEnv"):
-            tiny = by_env.get(task_env, grid)
-            oracle = "subgoal-controllers" in str(spec.kwargs.get("metacontroller"))
-            acting = tiny["controllers"] if oracle else tiny["metacontroller"]
-            kw.update(base_model=tiny["base_model"], metacontroller=acting, max_primitive_steps=5)
+            kw.update(tiny_for_spec(spec), max_primitive_steps=5)
             if task_env.startswith("AntPinpad"):
                 kw["env_kwargs"] = SMALL_ANT
         elif env_id.startswith("AntPinpad"):

@@ -25,19 +25,14 @@ ALLOWED_WARNINGS = ("infinite", "inf", "Box bound precision lowered")
 
 
 @pytest.fixture
-def make(tiny_checkpoints, tiny_ant, tiny_ant_routes, tiny_oracle):
+def make(tiny_for_spec):
     """``gym.make`` for any of our ids; InternalControl ids get tiny local checkpoints for their
     task env (the embedded defaults are tested on their own in test_default_checkpoints.py)."""
-    grid = {**tiny_checkpoints, "controllers": tiny_oracle["metacontroller"]}
-    by_env = {"AntPinpad-v0": tiny_ant, "AntPinpadRoutes-v1": tiny_ant_routes}
 
     def _make(env_id, **kw):
         spec = gym.spec(env_id)
         if spec.entry_point.endswith(":InternalControlEnv"):
-            tiny = by_env.get(spec.kwargs.get("env_id"), grid)
-            oracle = "subgoal-controllers" in str(spec.kwargs.get("metacontroller"))
-            acting = tiny["controllers"] if oracle else tiny["metacontroller"]
-            kw = {"base_model": tiny["base_model"], "metacontroller": acting, **kw}
+            kw = {**tiny_for_spec(spec), **kw}
         return gym.make(env_id, **kw)
 
     return _make
