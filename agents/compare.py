@@ -229,8 +229,10 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
                 f"({'continuous' if found == 'ant' else 'discrete'} actions); pass --env {found} "
                 f"or a {env} base model."
             )
-    # the shipped controllers steer only the shipped base model
-    controllers = cfg.controllers or (d.controllers if base_model == d.base_model else "")
+    # the shipped controllers and metacontroller steer only the shipped base model
+    shipped = base_model == d.base_model
+    controllers = cfg.controllers or (d.controllers if shipped else "")
+    metacontroller = cfg.metacontroller or (d.metacontroller if shipped else "")
     methods = list(cfg.methods) or [m for m in METHODS if m != "oracle" or controllers]
     if check and "oracle" in methods and not controllers:
         raise SystemExit(
@@ -238,13 +240,20 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
             f"{env} base model {base_model}: pass --controllers DIR (made by `internal-rl probe "
             f"--base-model {base_model} ...`) or leave oracle out (--methods ppo eq10 raw)."
         )
+    if check and {"ppo", "eq10"} & set(methods) and not metacontroller:
+        raise SystemExit(
+            f"compare: internal RL (ppo, eq10) needs a metacontroller trained on {base_model}; "
+            f"the shipped {d.metacontroller} steers {d.base_model} only: pass --metacontroller "
+            f"DIR (made by `internal-rl discover --base-model {base_model} ...`) or leave ppo "
+            "and eq10 out (--methods oracle raw)."
+        )
     return replace(
         cfg,
         env=env,
         tasks=list(cfg.tasks) or list(d.tasks),
         methods=methods,
         base_model=base_model,
-        metacontroller=cfg.metacontroller or d.metacontroller,
+        metacontroller=metacontroller,
         controllers=controllers,
         expert_success=cfg.expert_success or d.expert_success,
         act=act,

@@ -20,6 +20,7 @@ history fixes the next target, probe accuracy at L/2, behaviour in the env) and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import signal
 import threading
@@ -326,7 +327,7 @@ def _train(
         opt.load_state_dict(resume["optimizer"])
         torch.set_rng_state(resume["torch_rng"])
         print(f"resumed from {state_path} at step {start}")
-    logger = Logger(out, cfg, resume_step=start if resume else None)
+    logger = Logger(out, recorded_config(cfg, out, resume), resume_step=start if resume else None)
     print(f"model: {model.n_params / 1e6:.2f}M parameters on {device}; data: {cfg.data}")
 
     bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
@@ -407,6 +408,32 @@ def _train(
             break
     logger.close()
     return out / "model"
+
+
+# the flags that choose the architecture: a resumed run keeps its training state's (resumed_model)
+ARCHITECTURE_FLAGS = (
+    "preset",
+    "arch",
+    "d_model",
+    "n_layers",
+    "obs_encoder",
+    "max_len",
+    "attention_window",
+    "action_components",
+    "init_from",
+)
+
+
+def recorded_config(cfg: PretrainConfig, out: Path, resume: dict | None) -> dict:
+    """The run's ``config.json``: the flags, except that a resumed run records the architecture
+    flags it was started with, since those (not the defaults of the flags left out on resume)
+    describe its model."""
+    recorded = dataclasses.asdict(cfg)
+    started = out / "config.json"
+    if resume and "model_config" in resume and started.exists():
+        first = json.loads(started.read_text())
+        recorded.update({k: first[k] for k in ARCHITECTURE_FLAGS if k in first})
+    return recorded
 
 
 def _checkpoint_if_finite(

@@ -48,7 +48,7 @@ from .common import (
     set_threads,
 )
 from .data_sources import EpisodePool, fresh_activation_batches, residual_stream_batches
-from .rollout import ACTS, rollout
+from .rollout import check_act, rollout
 
 #: Tasks that separate the post task's two difficulties: one pair; one seen (+2 / -1) or unseen
 #: (+1) transition; six pairs made only of seen transitions.
@@ -122,17 +122,6 @@ class ProbeConfig:
             "process); for large batches on a GPU"
         },
     )
-
-
-def check_act(act: str, base) -> None:
-    """Refuse an acting mode the base model's action head cannot take, saying which it can."""
-    if act not in ACTS:
-        raise ValueError(f"--act must be one of {ACTS}, got {act!r}.")
-    if act == "mean" and base.action_type != "continuous":
-        raise ValueError(
-            "--act mean reads a continuous head's mean action, but this base model's actions "
-            "are discrete: use --act sample or --act greedy."
-        )
 
 
 def new_subgoal_controllers(base, rank: int, layer: int) -> SubgoalControllers:

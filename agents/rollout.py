@@ -55,6 +55,17 @@ class Rollouts:
         return obs, act, logp, mask
 
 
+def check_act(act: str, base) -> None:
+    """Refuse an acting mode the base model's action head cannot take, saying which it can."""
+    if act not in ACTS:
+        raise ValueError(f"--act must be one of {ACTS}, got {act!r}.")
+    if act == "mean" and base.action_type != "continuous":
+        raise ValueError(
+            "--act mean reads a continuous head's mean action, but this base model's actions "
+            "are discrete: use --act sample or --act greedy."
+        )
+
+
 @torch.no_grad()
 def rollout(
     base,
@@ -78,10 +89,7 @@ def rollout(
     ``control(infos)`` may return ``(intervention, layer)`` for this step, given each env's
     latest info (e.g. ground-truth controllers selected by ``info["subgoal"]``).
     """
-    if act not in ACTS:
-        raise ValueError(f"act must be one of {ACTS}, got {act!r}")
-    if act == "mean" and base.action_type == "discrete":
-        raise ValueError("act='mean' averages a continuous action head; use 'greedy' instead")
+    check_act(act, base)
     greedy = act == "greedy"
     n = len(envs)
     first = [env.reset(seed=s) for env, s in zip(envs, seeds)]

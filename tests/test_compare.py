@@ -213,15 +213,34 @@ def test_the_ant_oracle_without_controllers_says_how_to_fix_it(tiny_ant, tmp_pat
 def test_the_env_follows_the_base_model_and_a_mismatch_is_explained(
     tiny_ant, tiny_checkpoints, tmp_path
 ):
-    inferred = resolved(CompareConfig(base_model=tiny_ant["base_model"]), check=True)
+    # the shipped metacontroller and controllers steer only the shipped base model: another
+    # one needs its own metacontroller, and gets no oracle
+    with pytest.raises(
+        SystemExit,
+        match=r"ant-metacontroller steers ant-transformer only.*"
+        r"--metacontroller DIR.*--methods oracle raw",
+    ):
+        resolved(CompareConfig(base_model=tiny_ant["base_model"]), check=True)
+    inferred = resolved(
+        CompareConfig(base_model=tiny_ant["base_model"], metacontroller=tiny_ant["metacontroller"]),
+        check=True,
+    )
     assert (inferred.env, inferred.metacontroller, inferred.tasks) == (
         "ant",
-        "ant-metacontroller",
+        tiny_ant["metacontroller"],
         ["post"],
     )
     assert inferred.methods == ["ppo", "eq10", "raw"]
-    grid = resolved(CompareConfig(base_model=tiny_checkpoints["base_model"]), check=True)
-    # the shipped controllers steer only the shipped base model: no oracle for another one
+    assert resolved(
+        CompareConfig(base_model=tiny_ant["base_model"], methods=["raw"]), check=True
+    ).methods == ["raw"]
+    grid = resolved(
+        CompareConfig(
+            base_model=tiny_checkpoints["base_model"],
+            metacontroller=tiny_checkpoints["metacontroller"],
+        ),
+        check=True,
+    )
     assert grid.env == "grid" and grid.methods == ["ppo", "eq10", "raw"]
     shipped = resolved(CompareConfig(env="grid"), check=True)
     assert shipped.methods == list(METHODS)

@@ -159,6 +159,22 @@ def test_a_run_resumes_with_the_architecture_it_was_written_with(tmp_path, capsy
     out = pretrain(tiny_config(tmp_path / "t", n_layers=None, d_model=None, steps=8))
     assert "resumed from" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["n_layers"] == 3
+    # the run's own config.json keeps the flags that built the model, not the defaults of the
+    # flags left out on resume
+    run_config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert (run_config["init_from"], run_config["n_layers"], run_config["steps"]) == (
+        str(source),
+        None,
+        8,
+    )
+    pretrain(tiny_config(tmp_path / "p", preset="grid-paper", d_model=16, steps=6))
+    pretrain(tiny_config(tmp_path / "p", d_model=None, n_layers=None, steps=8))
+    run_config = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert (run_config["preset"], run_config["d_model"], run_config["n_layers"]) == (
+        "grid-paper",
+        16,
+        2,
+    )
     with pytest.raises(ValueError, match=r"n_layers=3.*drop those flags"):
         pretrain(tiny_config(tmp_path / "t", n_layers=2, steps=10))
     state = torch.load(tmp_path / "t" / "train_state.pt", weights_only=True)

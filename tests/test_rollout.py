@@ -72,11 +72,11 @@ def test_mean_mixture_rollout_takes_the_mixtures_mean_action(mixture_ant):
 
 
 def test_rollout_refuses_an_unknown_act_and_a_mean_of_discrete_actions(mixture_ant):
-    with pytest.raises(ValueError, match="act must be one of"):
+    with pytest.raises(ValueError, match="--act must be one of"):
         rollout(mixture_ant, ant_envs(1), [0], torch.Generator(), act="mode")
     grid = BaseModel(obs_dim=637, n_actions=4, d_model=8, n_layers=1, n_heads=1, d_head=8)
     env = gym.make("GridPinpad-v0")
-    with pytest.raises(ValueError, match="act='mean' averages a continuous action head"):
+    with pytest.raises(ValueError, match="--act mean reads a continuous head's mean action"):
         rollout(grid, [env], [0], torch.Generator(), act="mean")
 
 
