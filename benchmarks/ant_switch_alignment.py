@@ -10,6 +10,8 @@ is not marked in its gait, so this scores the gate of a saved metacontroller on 
 clean episodes as `discover` (the last ``--holdout`` of ``--data``) at several tolerances, next to
 chance: the same number of switches per episode placed uniformly at random (``--chance-draws``
 draws). A gate whose F1 is near chance at every tolerance carries no boundary information.
+``--thresholds`` scores the switches above other β thresholds as well (a gate that switches at
+every boundary and in between may still separate the two by β).
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ def main() -> None:
     p.add_argument("--holdout", type=int, default=512, help="as `discover --holdout`")
     p.add_argument("--tolerances", type=int, nargs="+", default=[1, 2, 5, 10, 20])
     p.add_argument("--chance-draws", type=int, default=20)
+    p.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="*",
+        default=[0.7, 0.9],
+        help=f"also score switches at these β thresholds (the gate's own: {SWITCH_THRESHOLD})",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -54,7 +63,7 @@ def main() -> None:
     _, held_demo = data.split(min(args.holdout, data.n_episodes // 5))
     held = cache_activations(base, held_demo, meta.layer)
     meta.eval()
-    preds, trues = [], []
+    betas, trues = [], []
     with torch.no_grad():
         for s in range(0, len(held.lengths), 128):
             idx = np.arange(s, min(len(held.lengths), s + 128))
@@ -62,24 +71,49 @@ def main() -> None:
             beta = meta(e, mask, sample=False).beta.cpu().numpy()
             for k, i in enumerate(idx):
                 t = int(held.lengths[i])
-                preds.append([j for j in range(1, t) if beta[k, j] > SWITCH_THRESHOLD])
+                betas.append(beta[k, :t])
                 trues.append(true_boundaries(held.subgoals[i, :t]))
     lengths = [int(t) for t in held.lengths]
     rng = np.random.default_rng(args.seed)
-    rows = []
-    for tol in args.tolerances:
-        counts = np.sum([match_switches(pr, tr, tol) for pr, tr in zip(preds, trues)], 0)
-        chance = []
-        for _ in range(args.chance_draws):
-            c = np.zeros(3, dtype=int)
-            for pr, tr, t in zip(preds, trues, lengths):
-                k = min(len(pr), t - 1)
-                drawn = sorted(rng.choice(np.arange(1, t), size=k, replace=False).tolist())
-                c += match_switches(drawn, tr, tol)
-            chance.append(f1(*c)["f1"])
-        rows.append({"tolerance": tol, **f1(*counts), "chance_f1": float(np.mean(chance))})
-        print(f"±{tol:>2}: F1 {rows[-1]['f1']:.3f} (P {rows[-1]['precision']:.2f} "
-              f"R {rows[-1]['recall']:.2f}) | chance {rows[-1]['chance_f1']:.3f}")  # fmt: skip
+
+    def switches(threshold: float) -> list[list[int]]:
+        return [[j for j in range(1, len(b)) if b[j] > threshold] for b in betas]
+
+    def scored(preds: list[list[int]]) -> list[dict]:
+        rows = []
+        for tol in args.tolerances:
+            counts = np.sum([match_switches(pr, tr, tol) for pr, tr in zip(preds, trues)], 0)
+            chance = []
+            for _ in range(args.chance_draws):
+                c = np.zeros(3, dtype=int)
+                for pr, tr, t in zip(preds, trues, lengths):
+                    k = min(len(pr), t - 1)
+                    drawn = sorted(rng.choice(np.arange(1, t), size=k, replace=False).tolist())
+                    c += match_switches(drawn, tr, tol)
+                chance.append(f1(*c)["f1"])
+            rows.append({"tolerance": tol, **f1(*counts), "chance_f1": float(np.mean(chance))})
+        return rows
+
+    preds = switches(SWITCH_THRESHOLD)
+    rows = scored(preds)
+    for row in rows:
+        print(f"±{row['tolerance']:>2}: F1 {row['f1']:.3f} (P {row['precision']:.2f} "
+              f"R {row['recall']:.2f}) | chance {row['chance_f1']:.3f}")  # fmt: skip
+    # a gate that switches at every boundary and also in between may separate the two by β
+    by_threshold = []
+    for threshold in args.thresholds:
+        found = switches(threshold)
+        by_threshold.append(
+            {
+                "threshold": threshold,
+                "switches_per_episode": float(np.mean([1 + len(x) for x in found])),
+                "by_tolerance": scored(found),
+            }
+        )
+        first = by_threshold[-1]["by_tolerance"][0]
+        print(f"β > {threshold}: {by_threshold[-1]['switches_per_episode']:.2f} segments per "
+              f"episode, ±{first['tolerance']} F1 {first['f1']:.3f} (P {first['precision']:.2f} "
+              f"R {first['recall']:.2f}) | chance {first['chance_f1']:.3f}")  # fmt: skip
     report = {
         "base_model": args.base_model,
         "metacontroller": args.metacontroller,
@@ -88,6 +122,7 @@ def main() -> None:
         "true_segments_per_episode": float(np.mean([1 + len(x) for x in trues])),
         "mean_episode_length": float(np.mean(lengths)),
         "by_tolerance": rows,
+        "by_threshold": by_threshold,
         "command": " ".join(["python", *sys.argv]),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
