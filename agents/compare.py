@@ -7,7 +7,8 @@
 For every task and seed, with the same episode budget, it trains:
 
 * ``ppo``: stock SB3 ``PPO("MlpPolicy")`` on ``InternalControl-v0`` with ``--base-model`` and
-  ``--metacontroller`` (default: the embedded defaults), as ``internal-rl train`` does;
+  ``--metacontroller`` (default: the embedded defaults; another base model needs its own
+  metacontroller, from ``internal-rl discover``), as ``internal-rl train`` does;
 * ``eq10``: internal RL with the paper's critic-free algorithm (Eq. 10) on the same env
   (``internal-rl train --algo eq10``);
 * ``raw``: raw-action RL, the paper's Eq. 10 on the base model's own action head
@@ -121,8 +122,9 @@ class CompareConfig:
     methods: list[str] = field(
         default_factory=list,
         metadata={
-            "help": f"which of {', '.join(METHODS)} to run (default: all the env has; the ant "
-            "has no oracle when --controllers is empty for a base model other than the default)"
+            "help": f"which of {', '.join(METHODS)} to run (default: all the env has; with a "
+            "base model other than the default, no oracle without --controllers and no ppo "
+            "or eq10 without --metacontroller)"
         },
     )
     episodes: int = field(default=6000, metadata={"help": "training episodes per run"})
@@ -135,7 +137,7 @@ class CompareConfig:
         default="",
         metadata={
             "help": "metacontroller for ppo and eq10 (default: pinpad-metacontroller; ant: "
-            "ant-metacontroller)"
+            "ant-metacontroller; only for the default base model, which they steer)"
         },
     )
     controllers: str = field(
@@ -241,11 +243,12 @@ def resolved(cfg: CompareConfig, check: bool = False) -> CompareConfig:
             f"--base-model {base_model} ...`) or leave oracle out (--methods ppo eq10 raw)."
         )
     if check and {"ppo", "eq10"} & set(methods) and not metacontroller:
+        others = " ".join(m for m in methods if m not in ("ppo", "eq10")) or "raw"
         raise SystemExit(
             f"compare: internal RL (ppo, eq10) needs a metacontroller trained on {base_model}; "
             f"the shipped {d.metacontroller} steers {d.base_model} only: pass --metacontroller "
             f"DIR (made by `internal-rl discover --base-model {base_model} ...`) or leave ppo "
-            "and eq10 out (--methods oracle raw)."
+            f"and eq10 out (--methods {others})."
         )
     return replace(
         cfg,

@@ -410,8 +410,8 @@ def _train(
     return out / "model"
 
 
-# the flags that choose the architecture: a resumed run keeps its training state's (resumed_model)
-ARCHITECTURE_FLAGS = (
+# the flags that choose the model: a resumed run keeps its training state's (resumed_model)
+MODEL_FLAGS = (
     "preset",
     "arch",
     "d_model",
@@ -421,18 +421,19 @@ ARCHITECTURE_FLAGS = (
     "attention_window",
     "action_components",
     "init_from",
+    "name",
 )
 
 
 def recorded_config(cfg: PretrainConfig, out: Path, resume: dict | None) -> dict:
-    """The run's ``config.json``: the flags, except that a resumed run records the architecture
-    flags it was started with, since those (not the defaults of the flags left out on resume)
-    describe its model."""
+    """The run's ``config.json``: the flags, except that a resumed run records the model flags
+    (architecture and name) it was started with, since those (not the defaults of the flags left
+    out on resume) describe its model."""
     recorded = dataclasses.asdict(cfg)
     started = out / "config.json"
     if resume and "model_config" in resume and started.exists():
         first = json.loads(started.read_text())
-        recorded.update({k: first[k] for k in ARCHITECTURE_FLAGS if k in first})
+        recorded.update({k: first[k] for k in MODEL_FLAGS if k in first})
     return recorded
 
 

@@ -58,7 +58,7 @@ class Rollouts:
 def check_act(act: str, base) -> None:
     """Refuse an acting mode the base model's action head cannot take, saying which it can."""
     if act not in ACTS:
-        raise ValueError(f"--act must be one of {ACTS}, got {act!r}.")
+        raise ValueError(f"--act must be one of {', '.join(ACTS)}, got {act!r}.")
     if act == "mean" and base.action_type != "continuous":
         raise ValueError(
             "--act mean reads a continuous head's mean action, but this base model's actions "

@@ -106,12 +106,12 @@ def main() -> None:
         by_threshold.append(
             {
                 "threshold": threshold,
-                "switches_per_episode": float(np.mean([1 + len(x) for x in found])),
+                "segments_per_episode": float(np.mean([1 + len(x) for x in found])),
                 "by_tolerance": scored(found),
             }
         )
         first = by_threshold[-1]["by_tolerance"][0]
-        print(f"β > {threshold}: {by_threshold[-1]['switches_per_episode']:.2f} segments per "
+        print(f"β > {threshold}: {by_threshold[-1]['segments_per_episode']:.2f} segments per "
               f"episode, ±{first['tolerance']} F1 {first['f1']:.3f} (P {first['precision']:.2f} "
               f"R {first['recall']:.2f}) | chance {first['chance_f1']:.3f}")  # fmt: skip
     report = {

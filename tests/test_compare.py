@@ -218,7 +218,7 @@ def test_the_env_follows_the_base_model_and_a_mismatch_is_explained(
     with pytest.raises(
         SystemExit,
         match=r"ant-metacontroller steers ant-transformer only.*"
-        r"--metacontroller DIR.*--methods oracle raw",
+        r"--metacontroller DIR.*--methods raw\)",
     ):
         resolved(CompareConfig(base_model=tiny_ant["base_model"]), check=True)
     inferred = resolved(

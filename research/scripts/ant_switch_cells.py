@@ -10,8 +10,9 @@ reached. On held-out clean episodes (the last ``--holdout`` of ``--data``, as `d
 counts the gate's switches (β > 0.5) that are not within ±1 step of a true subgoal boundary and
 how many of them lie within ±``--slack`` steps of a cell crossing (the torso's in-cell coordinate,
 observation slice 39:41, jumps), and how many crossings that are not subgoal boundaries have a
-switch within that slack, split into turns (the direction of travel changes) and straight
-crossings.
+switch within that slack, split (all but each episode's last crossing) into those entering a cell
+where the path turns (the next crossing's direction differs) and those entering one it goes
+straight through.
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.internal_control import load_frozen_models
 
 IN_CELL = slice(39, 41)  # the torso's coordinate inside its cell, [-1, 1] per axis
-XY = slice(27, 29)
 
 
 def crossings(obs: np.ndarray) -> list[int]:
     """Steps t at which the torso is in another cell than at t - 1."""
     inside = obs[:, IN_CELL]
     return [t for t in range(1, len(obs)) if np.abs(inside[t] - inside[t - 1]).max() > 1.0]
+
+
+def crossing_direction(obs: np.ndarray, t: int) -> tuple[int, bool]:
+    """(axis, towards +) of the crossing at step t: the in-cell coordinate jumps from one edge
+    to the other (+1 to -1 when the torso moves towards +)."""
+    jump = obs[t, IN_CELL] - obs[t - 1, IN_CELL]
+    axis = int(np.argmax(np.abs(jump)))
+    return axis, bool(jump[axis] < 0)
 
 
 def main() -> None:
@@ -51,7 +59,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
-    _, held = Demonstrations.load(args.data).split(args.holdout)
+    data = Demonstrations.load(args.data)
+    _, held = data.split(min(args.holdout, data.n_episodes // 5))  # discover's held-out split
     held = held.select(np.arange(min(args.episodes, held.n_episodes)))
     acts = cache_activations(base, held, meta.layer)
     meta.eval()
@@ -81,22 +90,19 @@ def main() -> None:
                         continue
                     c["switches_off_boundary"] += 1
                     c["near_crossing"] += any(abs(j - x) <= args.slack for x in cross)
-                # the direction of travel (axis and sign) between consecutive crossings
-                ends = [0, *cross, t]
-                heading = []
-                for a, b in zip(ends[:-1], ends[1:]):
-                    d = obs[b, XY] - obs[a, XY]
-                    ax = int(np.argmax(np.abs(d)))
-                    heading.append((ax, bool(d[ax] > 0)))
+                # each crossing's direction (the in-cell axis that jumped, and its sign); the
+                # path turns in the cell a crossing enters when the next crossing's differs
+                heading = [crossing_direction(obs, x) for x in cross]
                 for n, x in enumerate(cross):
                     if x in near_bound:
                         continue
                     hit = bool(on[max(1, x - args.slack) : x + args.slack + 1].any())
-                    kind = "turns" if heading[n] != heading[n + 1] else "straight"
                     c["crossings"] += 1
                     c["crossings_switched"] += hit
-                    c[kind] += 1
-                    c[f"{kind}_switched"] += hit
+                    if n + 1 < len(cross):
+                        kind = "turns" if heading[n] != heading[n + 1] else "straight"
+                        c[kind] += 1
+                        c[f"{kind}_switched"] += hit
     report = {
         "base_model": args.base_model,
         "metacontroller": args.metacontroller,
