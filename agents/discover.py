@@ -346,7 +346,13 @@ def load_demonstrations(cfg: DiscoverConfig) -> tuple[Demonstrations | str, Demo
             f"warning: {cfg.data} was collected with epsilon={data.metadata['epsilon']}; the "
             "paper trains metacontrollers on clean (epsilon=0) demonstrations."
         )
-    return data.split(min(cfg.holdout, data.n_episodes // 5))
+    return heldout_split(data, cfg.holdout)
+
+
+def heldout_split(data: Demonstrations, holdout: int) -> tuple[Demonstrations, Demonstrations]:
+    """(training, held-out) episodes of a dataset as ``discover`` splits it: the last
+    ``holdout`` episodes, at most a fifth of them."""
+    return data.split(min(holdout, data.n_episodes // 5))
 
 
 def activation_batches(

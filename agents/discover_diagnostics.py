@@ -59,6 +59,22 @@ def match_switches(pred: list[int], true: list[int], tolerance: int) -> tuple[in
 
 
 @torch.no_grad()
+def gate_traces(
+    meta: Metacontroller, held: CachedActivations, batch: int = 128
+) -> list[np.ndarray]:
+    """The noise-free gate β (posterior means, as used downstream) of each held-out episode,
+    one array of its length per episode (sequence posterior)."""
+    meta.eval()
+    traces = []
+    for s in range(0, len(held.lengths), batch):
+        idx = np.arange(s, min(len(held.lengths), s + batch))
+        e, _, mask = held.batch(idx)
+        beta = meta(e, mask, sample=False).beta.cpu().numpy()
+        traces += [beta[k, : int(held.lengths[i])] for k, i in enumerate(idx)]
+    return traces
+
+
+@torch.no_grad()
 def evaluate_metacontroller(
     meta: Metacontroller, base, held: CachedActivations, alpha: float, tolerance: int = 1
 ) -> dict[str, float]:

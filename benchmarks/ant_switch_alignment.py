@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from internal_rl_agents.common import atomic_write_json
-from internal_rl_agents.discover import cache_activations
+from internal_rl_agents.discover import cache_activations, heldout_split
 from internal_rl_agents.discover_diagnostics import (
     SWITCH_THRESHOLD,
+    gate_traces,
     match_switches,
     true_boundaries,
 )
@@ -60,19 +61,10 @@ def main() -> None:
     torch.set_num_threads(1)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
     data = Demonstrations.load(args.data)
-    _, held_demo = data.split(min(args.holdout, data.n_episodes // 5))
+    _, held_demo = heldout_split(data, args.holdout)
     held = cache_activations(base, held_demo, meta.layer)
-    meta.eval()
-    betas, trues = [], []
-    with torch.no_grad():
-        for s in range(0, len(held.lengths), 128):
-            idx = np.arange(s, min(len(held.lengths), s + 128))
-            e, _, mask = held.batch(idx)
-            beta = meta(e, mask, sample=False).beta.cpu().numpy()
-            for k, i in enumerate(idx):
-                t = int(held.lengths[i])
-                betas.append(beta[k, :t])
-                trues.append(true_boundaries(held.subgoals[i, :t]))
+    betas = gate_traces(meta, held)
+    trues = [true_boundaries(held.subgoals[i, : len(b)]) for i, b in enumerate(betas)]
     lengths = [int(t) for t in held.lengths]
     rng = np.random.default_rng(args.seed)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from internal_rl_agents.common import atomic_write_json
-from internal_rl_agents.discover import cache_activations
-from internal_rl_agents.discover_diagnostics import SWITCH_THRESHOLD, true_boundaries
+from internal_rl_agents.discover import cache_activations, heldout_split
+from internal_rl_agents.discover_diagnostics import SWITCH_THRESHOLD, gate_traces, true_boundaries
 
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.internal_control import load_frozen_models
@@ -60,49 +60,41 @@ def main() -> None:
     torch.set_num_threads(1)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
     data = Demonstrations.load(args.data)
-    _, held = data.split(min(args.holdout, data.n_episodes // 5))  # discover's held-out split
+    _, held = heldout_split(data, args.holdout)
     held = held.select(np.arange(min(args.episodes, held.n_episodes)))
     acts = cache_activations(base, held, meta.layer)
-    meta.eval()
     c = dict.fromkeys(
         ["switches_off_boundary", "near_crossing", "crossings", "crossings_switched",
          "turns", "turns_switched", "straight", "straight_switched", "boundaries",
          "boundaries_switched"], 0,
     )  # fmt: skip
-    with torch.no_grad():
-        for s in range(0, held.n_episodes, 64):
-            idx = np.arange(s, min(held.n_episodes, s + 64))
-            e, _, mask = acts.batch(idx)
-            beta = meta(e, mask, sample=False).beta.numpy()
-            for k, i in enumerate(idx):
-                t = int(acts.lengths[i])
-                obs = held.episode(int(i))["obs"][: t + 1]
-                on = beta[k, :t] > SWITCH_THRESHOLD
-                bounds = true_boundaries(acts.subgoals[i, :t])
-                near_bound = {b + d for b in bounds for d in (-1, 0, 1)}
-                cross = [x for x in crossings(obs) if x < t]
-                c["boundaries"] += len(bounds)
-                c["boundaries_switched"] += sum(
-                    bool(on[max(1, b - 1) : b + 2].any()) for b in bounds
-                )
-                for j in np.flatnonzero(on[1:]) + 1:
-                    if j in near_bound:
-                        continue
-                    c["switches_off_boundary"] += 1
-                    c["near_crossing"] += any(abs(j - x) <= args.slack for x in cross)
-                # each crossing's direction (the in-cell axis that jumped, and its sign); the
-                # path turns in the cell a crossing enters when the next crossing's differs
-                heading = [crossing_direction(obs, x) for x in cross]
-                for n, x in enumerate(cross):
-                    if x in near_bound:
-                        continue
-                    hit = bool(on[max(1, x - args.slack) : x + args.slack + 1].any())
-                    c["crossings"] += 1
-                    c["crossings_switched"] += hit
-                    if n + 1 < len(cross):
-                        kind = "turns" if heading[n] != heading[n + 1] else "straight"
-                        c[kind] += 1
-                        c[f"{kind}_switched"] += hit
+    for i, beta in enumerate(gate_traces(meta, acts, batch=64)):
+        t = len(beta)
+        obs = held.episode(int(i))["obs"][: t + 1]
+        on = beta > SWITCH_THRESHOLD
+        bounds = true_boundaries(acts.subgoals[i, :t])
+        near_bound = {b + d for b in bounds for d in (-1, 0, 1)}
+        cross = [x for x in crossings(obs) if x < t]
+        c["boundaries"] += len(bounds)
+        c["boundaries_switched"] += sum(bool(on[max(1, b - 1) : b + 2].any()) for b in bounds)
+        for j in np.flatnonzero(on[1:]) + 1:
+            if j in near_bound:
+                continue
+            c["switches_off_boundary"] += 1
+            c["near_crossing"] += any(abs(j - x) <= args.slack for x in cross)
+        # each crossing's direction (the in-cell axis that jumped, and its sign); the
+        # path turns in the cell a crossing enters when the next crossing's differs
+        heading = [crossing_direction(obs, x) for x in cross]
+        for n, x in enumerate(cross):
+            if x in near_bound:
+                continue
+            hit = bool(on[max(1, x - args.slack) : x + args.slack + 1].any())
+            c["crossings"] += 1
+            c["crossings_switched"] += hit
+            if n + 1 < len(cross):
+                kind = "turns" if heading[n] != heading[n + 1] else "straight"
+                c[kind] += 1
+                c[f"{kind}_switched"] += hit
     report = {
         "base_model": args.base_model,
         "metacontroller": args.metacontroller,
