@@ -4,9 +4,12 @@
         --out benchmarks/results/pinpad-metacontroller_codes.json
 
 Runs ``agents.discover.evaluate_metacontroller`` (switch alignment, β, rate/distortion, and the
-code diagnostics: active dimensions of z and a linear probe from z to the true subgoal) on 512
-fresh clean expert episodes of the pretraining tasks, the same held-out set ``internal-rl
-discover`` uses with its default seed; with ``--abstract-action-check`` also the check that
+code diagnostics: active dimensions of z and a linear probe from z to the true subgoal) on the
+held-out set ``internal-rl discover`` uses: 512 fresh clean expert episodes of the grid's
+pretraining tasks with its default seed, or with ``--data`` the held-out part of a dataset (the
+ant's, for a metacontroller saved mid-run:
+``--base-model ant-transformer --metacontroller ant-metacontroller --data
+data/antroutes1_pretraining_clean.npz --holdout 512``); with ``--abstract-action-check`` also the check that
 ``discover`` runs on its best model (z ~ N(0, I) at every switch in free play: how many segments
 end on a completed pair). Internal RL can only learn to pick subgoals if the codes
 name them; a probe at chance means the abstract actions carry something else.
@@ -26,8 +29,10 @@ from internal_rl_agents.discover import (
     collapse_warning,
     evaluate_metacontroller,
     format_report,
+    heldout_split,
 )
 
+from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.envs.grid_expert import collect_grid_demonstrations
 from internal_rl_gym.hub import load_metacontroller
 from internal_rl_gym.internal_control import load_frozen_models
@@ -38,7 +43,13 @@ def main() -> None:
     p.add_argument("--base-model", default="pinpad-transformer")
     p.add_argument("--metacontroller", default="pinpad-metacontroller")
     p.add_argument("--alpha", type=float, default=0.0, help="α for the reported loss only")
-    p.add_argument("--episodes", type=int, default=512)
+    p.add_argument("--episodes", type=int, default=512, help="fresh grid episodes (no --data)")
+    p.add_argument(
+        "--data",
+        default="",
+        help="clean demonstrations (.npz), as given to `discover --data`: score its held-out part",
+    )
+    p.add_argument("--holdout", type=int, default=512, help="with --data: as `discover --holdout`")
     p.add_argument("--seed", type=int, default=0, help="as `internal-rl discover --seed`")
     p.add_argument(
         "--abstract-action-check",
@@ -54,7 +65,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
-    held = collect_grid_demonstrations(args.episodes, "pretraining", seed=args.seed + 20_000_003)
+    if args.data:
+        _, held = heldout_split(Demonstrations.load(args.data), args.holdout)
+    else:
+        held = collect_grid_demonstrations(
+            args.episodes, "pretraining", seed=args.seed + 20_000_003
+        )
     cache = cache_activations(base, held, meta.layer)
     if meta.posterior == "hindsight":
         segmenter = load_metacontroller(args.segments_from, base_model=base)

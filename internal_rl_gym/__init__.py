@@ -84,7 +84,8 @@ def register_envs() -> None:
     # The ant steers a base model of AntPinpadRoutes-v1 (the paper's observation plus the route
     # to each colour and the colour underfoot), whose mixture head acts with its mean action; an
     # ant subgoal takes ~65 primitive steps, so an abstract step may last up to 200.
-    # (v0, on AntPinpad-v0 with the Hawk base model ant-hawk, is retired: gym.make says so.)
+    # Earlier ids steered other weights and are retired (gym.make names the current one): v0
+    # (ant-hawk in AntPinpad-v0), v1 and Oracle-v0 (ant-transformer's step-55,000 weights).
     ant = {
         "env_id": "AntPinpadRoutes-v1",
         "task": "post",
@@ -92,12 +93,12 @@ def register_envs() -> None:
         "max_primitive_steps": 200,
     }
     register(
-        "InternalControl-Ant-v1",
+        "InternalControl-Ant-v2",
         internal,
         kwargs={**ant, "base_model": "ant-transformer", "metacontroller": "ant-metacontroller"},
     )
     register(
-        "InternalControl-Ant-Oracle-v0",
+        "InternalControl-Ant-Oracle-v1",
         internal,
         kwargs={
             **ant,

@@ -237,6 +237,10 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
       32-step attention window and a mixture action head, acting with its mean action) in
       ``AntPinpadRoutes-v1``; ``InternalControl-Ant-Oracle-v0`` added. ``InternalControl-Ant-v0``
       (``ant-hawk`` in ``AntPinpad-v0``, whose stream held no subgoal) is retired.
+    * ``InternalControl-Ant-v2``, ``InternalControl-Ant-Oracle-v1``: ``ant-transformer`` is the
+      same model trained 30,000 updates further on twice the data (step 85,000), with its own
+      ``ant-subgoal-controllers`` and ``ant-metacontroller``; results on the previous ids
+      (``ant-transformer``'s step-55,000 weights) are not comparable, so those ids are retired.
     """
 
     def __init__(

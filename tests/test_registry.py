@@ -172,8 +172,17 @@ except ImportError as err:
     assert "internal-rl-gym[ant]" in out.stdout and "GridPinpad" in out.stdout
 
 
-def test_the_retired_ant_id_names_its_successor():
-    """InternalControl-Ant-v0 (AntPinpad-v0 with the Hawk model ant-hawk) is no longer
-    registered; Gymnasium's own error points to v1. Mutant: v0 registered again."""
-    with pytest.raises(gym.error.DeprecatedEnv, match="InternalControl-Ant-v1"):
-        gym.make("InternalControl-Ant-v0")
+@pytest.mark.parametrize(
+    "retired, current",
+    [
+        ("InternalControl-Ant-v0", "InternalControl-Ant-v2"),
+        ("InternalControl-Ant-v1", "InternalControl-Ant-v2"),
+        ("InternalControl-Ant-Oracle-v0", "InternalControl-Ant-Oracle-v1"),
+    ],
+)
+def test_the_retired_ant_ids_name_their_successor(retired, current):
+    """Ant ids that steered other weights (v0: ant-hawk; v1 and Oracle-v0: ant-transformer's
+    step-55,000 weights) are no longer registered; Gymnasium's own error points to the current
+    one. Mutant: a retired id registered again."""
+    with pytest.raises(gym.error.DeprecatedEnv, match=current):
+        gym.make(retired)
