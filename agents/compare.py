@@ -25,7 +25,7 @@ reads, whichever InternalControl id it runs under. The ant's success is divided 
 task (``--expert-success``, default :data:`ANT_EXPERT_POST_SUCCESS`), as the paper's Fig. 8 does.
 
 Each run writes its own ``curve.json`` under ``--runs`` and a finished run is reused, so a stopped
-comparison resumes where it was. The comparison writes ``<out>.json`` (the success of every
+comparison resumes where it was; ``--finished-only`` reports the finished runs and trains nothing. The comparison writes ``<out>.json`` (the success of every
 episode of every run, as a string of 0s and 1s; success in windows of episodes with the median and interquartile range over
 seeds; wall times; for the ant the same curves normalised by the expert's success) and
 ``<out>.png`` (success, normalised where the env has a normaliser, against episodes, Fig. 8
@@ -181,6 +181,13 @@ class CompareConfig:
     final: int = field(default=500, metadata={"help": "the last N episodes = final success"})
     runs: str = field(default="runs/compare", metadata={"help": "one folder per run (resumable)"})
     out: str = field(default="runs/compare/comparison", metadata={"help": "<out>.json, .png"})
+    finished_only: bool = field(
+        default=False,
+        metadata={
+            "help": "train nothing: report the runs under --runs that have finished (a "
+            "comparison in progress or stopped); the others are listed under `unfinished`"
+        },
+    )
 
 
 def env_of_base_model(name: str) -> str:
@@ -310,8 +317,11 @@ def finished_run(out: Path, episodes: int, internal_control: dict | None = None)
     return saved if len(saved["successes"]) >= episodes else None
 
 
-def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
-    """One training run (or its finished result); returns its curve.json content."""
+def run_one(
+    cfg: CompareConfig, method: str, task: str, seed: int, train_missing: bool = True
+) -> dict | None:
+    """One training run (or its finished result); returns its curve.json content. With
+    ``train_missing=False`` only a finished result, else None."""
     cfg = resolved(cfg)
     if method not in METHODS:
         raise SystemExit(f"compare: unknown method {method!r}; choose from {', '.join(METHODS)}.")
@@ -319,7 +329,7 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
     common = dict(task=task, episodes=cfg.episodes, seed=seed, out=str(out))
     if method == "raw":
         saved = finished_run(out, cfg.episodes)
-        if saved is not None:
+        if saved is not None or not train_missing:
             return saved
         # the env follows the base model (GridPinpad-v0, or the AntPinpad id it reads)
         return train_raw(
@@ -348,7 +358,7 @@ def run_one(cfg: CompareConfig, method: str, task: str, seed: int) -> dict:
         **common,
     )
     saved = finished_run(out, cfg.episodes, recorded_kwargs(train_cfg))
-    return saved if saved is not None else train(train_cfg)
+    return saved if saved is not None or not train_missing else train(train_cfg)
 
 
 def windowed(successes: list[int], window: int) -> np.ndarray:
@@ -376,6 +386,7 @@ def summarise(runs: dict[int, dict], window: int, final: int, normaliser: float 
 
     summary = {
         **stats(curves, finals),
+        "seeds": list(runs),
         "seconds_per_seed": [float(r["seconds"]) for r in runs.values()],
         "window": window,
         "final_window": final,
@@ -409,9 +420,14 @@ def compare(cfg: CompareConfig, command: str = "") -> dict:
     final = min(cfg.final, cfg.episodes)
     for task in cfg.tasks:
         runs: dict[str, dict[int, dict]] = {m: {} for m in cfg.methods}
+        unfinished = []
         for seed in cfg.seeds:
             for method in cfg.methods:
-                r = run_one(cfg, method, task, seed)
+                r = run_one(cfg, method, task, seed, train_missing=not cfg.finished_only)
+                if r is None:
+                    unfinished.append(f"{method} seed {seed}")
+                    print(f"{task} {method:6s} seed {seed}: not finished", flush=True)
+                    continue
                 # every method is judged on the same budget: a batched run can finish a few
                 # episodes past it
                 r = {**r, "successes": r["successes"][: cfg.episodes]}
@@ -423,8 +439,11 @@ def compare(cfg: CompareConfig, command: str = "") -> dict:
                 )
         report["tasks"][task] = {
             "summary": {
-                m: summarise(runs[m], cfg.window, final, cfg.expert_success) for m in cfg.methods
+                m: summarise(runs[m], cfg.window, final, cfg.expert_success)
+                for m in cfg.methods
+                if runs[m]
             },
+            **({"unfinished": unfinished} if unfinished else {}),
             # every episode's success as a string of 0/1 (a list of ints is ~10x the bytes)
             "successes": {
                 m: {

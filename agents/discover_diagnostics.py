@@ -78,8 +78,10 @@ def gate_traces(
 def evaluate_metacontroller(
     meta: Metacontroller, base, held: CachedActivations, alpha: float, tolerance: int = 1
 ) -> dict[str, float]:
-    """Switching statistics and rate/distortion on held-out episodes (posterior means)."""
+    """Switching statistics and rate/distortion on held-out episodes (posterior means). The
+    ELBO's sampled codes come from a fixed seed, so a checkpoint always scores the same NLL."""
     meta.eval()
+    gen = torch.Generator(device=base.device).manual_seed(0)
     n = len(held.lengths)
     tp = n_pred = n_true = 0
     onset_tp = onset_pred = seg_tp = seg_pred = 0
@@ -92,7 +94,7 @@ def evaluate_metacontroller(
         e, act, mask = e.to(base.device), act.to(base.device), mask.to(base.device)
         if meta.posterior == "hindsight":
             e_h, starts = (x.to(base.device) for x in held.hindsight(idx))
-            out = meta.hindsight_elbo(base, e, e_h, starts, act, mask, alpha)
+            out = meta.hindsight_elbo(base, e, e_h, starts, act, mask, alpha, gen)
             # codes from the given segments; β from the switching unit fed those codes
             det = meta.hindsight_forward(e, e_h, starts, mask, sample=False)
             for k, i in enumerate(idx):
@@ -101,7 +103,7 @@ def evaluate_metacontroller(
                 a, p, _ = match_switches(given, true_boundaries(held.subgoals[i, :t]), tolerance)
                 seg_tp, seg_pred = seg_tp + a, seg_pred + p
         else:
-            out = meta.elbo(base, e, act, mask, alpha)
+            out = meta.elbo(base, e, act, mask, alpha, generator=gen)
             det = meta(e, mask, sample=False)  # posterior means: the gate as used downstream
         m = mask.float()
         nll_sum += out.action_nll.item() * m.sum().item()

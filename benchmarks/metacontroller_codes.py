@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 from internal_rl_agents.common import atomic_write_json
@@ -30,6 +31,7 @@ from internal_rl_agents.discover import (
     evaluate_metacontroller,
     format_report,
     heldout_split,
+    plot_beta_traces,
 )
 
 from internal_rl_gym.data import Demonstrations
@@ -61,6 +63,9 @@ def main() -> None:
         default="pinpad-segmenter",
         help="hindsight metacontrollers: the metacontroller whose gate marks the segments",
     )
+    p.add_argument(
+        "--beta-trace", default="", help="also plot β over 4 held-out episodes to this .png"
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -76,6 +81,8 @@ def main() -> None:
         segmenter = load_metacontroller(args.segments_from, base_model=base)
         add_hindsight(cache, base, held, segmenter, meta.hindsight_layer)
     report = evaluate_metacontroller(meta, base, cache, args.alpha)
+    if args.beta_trace:
+        plot_beta_traces(args.metacontroller, base, cache, Path(args.beta_trace))
     report["warning"] = collapse_warning(report) or ""
     print(format_report(report))
     if report["warning"]:

@@ -75,6 +75,26 @@ def test_a_stopped_comparison_resumes_without_redoing_finished_runs(
     assert finished.stat().st_mtime_ns == stamp
 
 
+def test_finished_only_reports_the_finished_runs_and_trains_nothing(
+    tiny_checkpoints, tiny_oracle, tmp_path, capsys
+):
+    """A comparison in progress can be read: finished runs are summarised (with their seeds),
+    the others are listed and not started. Mutants: training the missing run; summarising an
+    empty method; dropping the list."""
+    cfg = _config(tiny_checkpoints, tiny_oracle, tmp_path, methods=["raw", "oracle"], seeds=[0])
+    compare(cfg)
+    report = compare(
+        replace(cfg, seeds=[0, 1], methods=["raw", "oracle", "ppo"], finished_only=True)
+    )
+    task = report["tasks"]["0-1"]
+    assert set(task["summary"]) == {"raw", "oracle"}
+    assert task["summary"]["raw"]["seeds"] == [0]
+    assert task["unfinished"] == ["ppo seed 0", "raw seed 1", "oracle seed 1", "ppo seed 1"]
+    assert not run_dir(cfg, "raw", "0-1", 1).exists()
+    assert not run_dir(cfg, "ppo", "0-1", 0).exists()
+    assert "ppo    seed 0: not finished" in capsys.readouterr().out
+
+
 def test_two_metacontrollers_both_named_model_get_their_own_runs():
     """Discovered metacontrollers all live in .../model: a run folder named after the last part
     only would let one comparison reuse another's runs."""

@@ -312,3 +312,20 @@ def test_discovery_bounds_onednn_kernel_caches_before_it_trains(
         monkeypatch.delenv(name)
     discover(_config(tiny_checkpoints, tmp_path / "run", alpha=[0.1], precision="bf16"))
     assert all(os.environ[v] == str(ONEDNN_CACHE_CAPACITY) for v in ONEDNN_CACHE_VARIABLES)
+
+
+def test_a_checkpoint_scores_the_same_whatever_the_global_rng(tiny_checkpoints):
+    """The held-out ELBO samples its codes from a fixed seed, so a saved metacontroller scores
+    the same NLL in `discover` and in a benchmark run later. Mutant: the global RNG."""
+    from agents.discover import cache_activations, evaluate_metacontroller
+    from internal_rl_gym.internal_control import load_frozen_models
+
+    base, meta = load_frozen_models(
+        tiny_checkpoints["base_model"], tiny_checkpoints["metacontroller"]
+    )
+    held = cache_activations(base, collect_grid_demonstrations(8, "pretraining", seed=3), 1)
+    reports = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        reports.append(evaluate_metacontroller(meta, base, held, alpha=0.1))
+    assert reports[0]["nll"] == reports[1]["nll"] and reports[0]["kl"] == reports[1]["kl"]
