@@ -482,7 +482,11 @@ def plot(report: dict, path: Path) -> None:
             style = {"eq10": "--", "raw": ":"}.get(m, "-")  # curves at 0 overlap: tell them apart
             marker = "o" if len(x) == 1 else None  # a one-point curve draws no line
             lw = 2 if m == "raw" else 1.5
-            ax.plot(x, s["curve_median"], style, lw=lw, marker=marker, label=METHODS[m])
+            seeds = len(summary.get("seeds", report["config"]["seeds"]))
+            label = METHODS[m] + (
+                f" ({seeds} seeds)" if "unfinished" in report["tasks"][task] else ""
+            )
+            ax.plot(x, s["curve_median"], style, lw=lw, marker=marker, label=label)
             ax.fill_between(x, s["curve_q25"], s["curve_q75"], alpha=0.2)
             top = max(top, *s["curve_q75"])
         ax.set_xlabel("episodes")
@@ -490,8 +494,13 @@ def plot(report: dict, path: Path) -> None:
         ax.set_ylabel(f"success / expert's success ({by:g})" if by else "success rate")
         ax.set_ylim(-0.02, top + 0.02)
         n = len(report["config"]["seeds"])
+        over = (
+            "each method's finished seeds"
+            if "unfinished" in report["tasks"][task]
+            else f"{n} seed(s)"
+        )
         env = report["config"].get("env", "grid")
-        ax.set_title(f"{env}: held-out task {task}\nmedian and IQR over {n} seed(s)")
+        ax.set_title(f"{env}: held-out task {task}\nmedian and IQR over {over}")
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     atomic_write_bytes(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))

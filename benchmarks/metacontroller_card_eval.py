@@ -107,10 +107,11 @@ def main() -> None:
             metrics[f"{task}: success steered by the code of each true subgoal"] = rate
     if args.comparison:
         comparison = json.loads(Path(args.comparison).read_text())
-        n = len(comparison["config"]["seeds"])
         for task, r in comparison["tasks"].items():
             for method in ("ppo", "eq10"):
                 if method in r["summary"]:
+                    # the seeds that finished (`compare --finished-only` may report fewer)
+                    n = len(r["summary"][method].get("seeds", comparison["config"]["seeds"]))
                     what = "stock SB3 PPO" if method == "ppo" else "Eq. 10"
                     metrics[f"{task}: internal RL ({what}) median final success, {n} seeds"] = r[
                         "summary"
