@@ -183,7 +183,7 @@ def test_ant_curves_are_divided_by_the_experts_post_task_success(tiny_ant, tmp_p
     monkeypatch.setattr(
         compare_module,
         "run_one",
-        lambda cfg, m, task, seed: {"successes": [int(c) for c in runs[m]], "seconds": 1.0},
+        lambda cfg, m, task, seed, **kw: {"successes": [int(c) for c in runs[m]], "seconds": 1.0},
     )
     drawn: list[tuple[str, dict[str, list[float]]]] = []
     original = matplotlib.figure.Figure.savefig
