@@ -476,6 +476,7 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         top = 1.0
+        partial = "unfinished" in report["tasks"][task]  # then each method names its seed count
         for m, summary in report["tasks"][task]["summary"].items():
             s = summary.get("normalised", summary)  # Fig. 8's ant: success / the expert's
             x = (np.arange(len(s["curve_median"])) + 1) * summary["window"]
@@ -483,9 +484,7 @@ def plot(report: dict, path: Path) -> None:
             marker = "o" if len(x) == 1 else None  # a one-point curve draws no line
             lw = 2 if m == "raw" else 1.5
             seeds = len(summary.get("seeds", report["config"]["seeds"]))
-            label = METHODS[m] + (
-                f" ({seeds} seeds)" if "unfinished" in report["tasks"][task] else ""
-            )
+            label = METHODS[m] + (f" ({seeds} seeds)" if partial else "")
             ax.plot(x, s["curve_median"], style, lw=lw, marker=marker, label=label)
             ax.fill_between(x, s["curve_q25"], s["curve_q75"], alpha=0.2)
             top = max(top, *s["curve_q75"])
@@ -494,11 +493,7 @@ def plot(report: dict, path: Path) -> None:
         ax.set_ylabel(f"success / expert's success ({by:g})" if by else "success rate")
         ax.set_ylim(-0.02, top + 0.02)
         n = len(report["config"]["seeds"])
-        over = (
-            "each method's finished seeds"
-            if "unfinished" in report["tasks"][task]
-            else f"{n} seed(s)"
-        )
+        over = "each method's finished seeds" if partial else f"{n} seed(s)"
         env = report["config"].get("env", "grid")
         ax.set_title(f"{env}: held-out task {task}\nmedian and IQR over {over}")
     axes[0][0].legend(fontsize=8, loc="upper left")
