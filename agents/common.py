@@ -329,7 +329,12 @@ def command_line(program: str, cfg: Any, skip: tuple[str, ...] = ()) -> str:
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         value = getattr(cfg, f.name)
-        if value != default:
+        if value == default:
+            continue
+        flag = f.name.replace("_", "-")
+        if isinstance(value, bool):  # BooleanOptionalAction: --x / --no-x, no value
+            parts.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
             shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
-            parts.append(f"--{f.name.replace('_', '-')} {shown}")
+            parts.append(f"--{flag} {shown}")
     return " ".join(parts)

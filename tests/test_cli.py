@@ -123,3 +123,21 @@ def test_collect_never_imports_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert Demonstrations.load(grid).n_episodes == 3 and Demonstrations.load(ant).n_episodes == 1
+
+
+@pytest.mark.parametrize("finished_only", [True, False])
+def test_a_recorded_command_parses_back_to_its_config(finished_only):
+    """Reports record the command that made them (`command_line`); rerunning it must give the
+    same config, boolean flags included (`--finished-only`, not `--finished-only True`)."""
+    import argparse
+    import shlex
+
+    from agents.common import add_config_arguments, command_line, config_from_args
+    from agents.compare import CompareConfig
+
+    cfg = CompareConfig(env="ant", seeds=[0, 1, 2], threads=1, finished_only=finished_only)
+    words = shlex.split(command_line("compare", cfg))
+    assert words[:2] == ["internal-rl", "compare"]
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, CompareConfig)
+    assert config_from_args(CompareConfig, parser.parse_args(words[2:])) == cfg
