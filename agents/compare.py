@@ -25,8 +25,9 @@ reads, whichever InternalControl id it runs under. The ant's success is divided 
 task (``--expert-success``, default :data:`ANT_EXPERT_POST_SUCCESS`), as the paper's Fig. 8 does.
 
 Each run writes its own ``curve.json`` under ``--runs`` and a finished run is reused, so a stopped
-comparison resumes where it was; ``--finished-only`` reports the finished runs and trains nothing. The comparison writes ``<out>.json`` (the success of every
-episode of every run, as a string of 0s and 1s; success in windows of episodes with the median and interquartile range over
+comparison resumes where it was; ``--finished-only`` reports the finished runs and trains
+nothing. The comparison writes ``<out>.json`` (the success of every episode of every run, as a
+string of 0s and 1s; success in windows of episodes with the median and interquartile range over
 seeds; wall times; for the ant the same curves normalised by the expert's success) and
 ``<out>.png`` (success, normalised where the env has a normaliser, against episodes, Fig. 8
 style).

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from internal_rl_agents.common import atomic_write_json
 
 import internal_rl_gym  # noqa: F401  (registers the envs)
 
@@ -35,8 +34,8 @@ def first_colour(env, code: int, seed: int) -> str:
     _, info = env.reset(seed=seed)
     while True:
         _, _, terminated, truncated, info = env.step(code)
-        for c in info.get("visited_colours", []):
-            return f"colour {int(c)}"
+        if len(info.get("visited_colours", [])):
+            return f"colour {int(info['visited_colours'][0])}"
         if terminated or truncated:
             return info.get("termination") or "time"
 
@@ -88,8 +87,7 @@ def main() -> None:
         "composed_abstract_steps": float(np.mean([r[1] for r in results])),
         "command": " ".join(["python", *sys.argv]),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ each segment, the objective pays little for naming subgoals.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-from internal_rl_agents.probe import action_log_prob
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.probe import _controlled_forward, action_log_prob
 
 from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.hub import load_base_model, load_subgoal_controllers
@@ -31,13 +30,8 @@ BINS = [(0, 5), (5, 10), (10, 20), (20, 40), (40, 10_000)]
 
 @torch.no_grad()
 def step_log_probs(base, ctrl, layer, b, subgoals) -> np.ndarray:
-    obs = torch.as_tensor(b["obs"][:, :-1])
-    g = torch.as_tensor(subgoals).clamp(min=0)
-    out = base(
-        obs,
-        intervention=(lambda e: ctrl(e, g)) if ctrl is not None else None,
-        layer=layer if ctrl is not None else None,
-    )
+    """(B, T) teacher-forced log p(a_t), steered by the controller of ``subgoals`` (probe's pass)."""
+    out = _controlled_forward(base, ctrl, layer, {**b, "subgoals": subgoals})
     return action_log_prob(base, out, torch.as_tensor(b["actions"])).numpy()
 
 
@@ -98,7 +92,7 @@ def main() -> None:
         "rows": rows,
         "command": " ".join(["python", *sys.argv]),
     }
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_json(args.out, report)
 
 
 if __name__ == "__main__":
