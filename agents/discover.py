@@ -221,14 +221,6 @@ class DiscoverConfig:
             "covers a segmenter that switches one step early)"
         },
     )
-    code_usage: float = field(
-        default=0.0,
-        metadata={
-            "help": "hindsight: weight of KL(the batch's average posterior ‖ uniform), which "
-            "keeps the posterior from putting every segment on one code while each segment's "
-            "own code stays confident (0 = off; see docs/design_choices.md)"
-        },
-    )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -507,9 +499,8 @@ def train_one(
         with autocast(device, cfg.precision):
             if segmenter is not None:
                 res = meta.hindsight_elbo(
-                    base, e, b["e_hindsight"], b["switches"], act, mask, alpha_t, gen, probs,
-                    code_usage=cfg.code_usage,
-                )  # fmt: skip
+                    base, e, b["e_hindsight"], b["switches"], act, mask, alpha_t, gen, probs
+                )
             else:
                 res = meta.elbo(
                     base,
@@ -543,7 +534,6 @@ def train_one(
                         if res.switch_bce is not None
                         else {}
                     ),
-                    **({"train/usage_kl": res.usage_kl.item()} if res.usage_kl is not None else {}),
                 },
             )
             bar.set_postfix(
@@ -576,16 +566,9 @@ def check_hindsight_options(cfg: DiscoverConfig) -> None:
     """Refuse option combinations the hindsight posterior does not support, saying what to pass."""
     if cfg.posterior not in ("sequence", "hindsight"):
         raise ValueError(f"unknown --posterior {cfg.posterior!r}; use sequence or hindsight.")
-    if cfg.code_usage < 0:
-        raise ValueError(f"--code-usage must be >= 0, got {cfg.code_usage}.")
     if cfg.posterior == "sequence":
         if cfg.segments_from:
             raise ValueError("--segments-from is used only with --posterior hindsight.")
-        if cfg.code_usage:
-            raise ValueError(
-                "--code-usage weighs the hindsight posterior's code usage: pass it with "
-                "--posterior hindsight, or drop it."
-            )
         return
     if not cfg.segments_from:
         raise ValueError(

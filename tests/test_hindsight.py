@@ -82,50 +82,6 @@ def test_the_switching_unit_learns_the_given_segments():
     assert torch.equal(beta > 0.5, starts)
 
 
-def test_code_usage_is_the_kl_of_the_segments_average_posterior_to_uniform():
-    base, _ = build_tiny_grid_models()
-    meta = _meta(d=base.d_model, n_z=4).train()
-    with torch.no_grad():
-        meta.encoder[-1][-1].bias[:] = torch.tensor([2.0, 0.0, 0.0, 0.0])
-    e, e_h = torch.randn(2, 6, base.d_model), torch.randn(2, 7, base.d_model)
-    starts = torch.tensor([[1, 0, 0, 0, 0, 1], [1, 0, 1, 0, 0, 0]], dtype=torch.bool)
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
-    actions = torch.randint(0, 4, (2, 6))
-    gen = torch.Generator().manual_seed(0)
-    res = meta.hindsight_elbo(base, e, e_h, starts, actions, mask, 0.0, gen, code_usage=0.5)
-    q = res.out.mu[[0, 0, 1, 1], [0, 5, 0, 2]]  # one row per segment, whatever its length
-    q_bar = q.mean(0)
-    assert torch.allclose(res.usage_kl, (q_bar * (q_bar * 4).log()).sum())
-    gen = torch.Generator().manual_seed(0)
-    plain = meta.hindsight_elbo(base, e, e_h, starts, actions, mask, 0.0, gen)
-    assert torch.allclose(res.loss - plain.loss, 0.5 * res.usage_kl, atol=1e-6)
-
-
-def test_code_usage_spreads_a_collapsed_posterior_over_the_codes():
-    base, _ = build_tiny_grid_models()
-    e, e_h = torch.randn(16, 8, base.d_model), torch.randn(16, 9, base.d_model)
-    starts = torch.zeros(16, 8, dtype=torch.bool)
-    starts[:, [0, 4]] = True
-    actions, mask = torch.randint(0, 4, (16, 8)), torch.ones(16, 8, dtype=torch.bool)
-    usage = {}
-    for weight in (0.0, 1.0):
-        meta = _meta(d=base.d_model, n_z=4)
-        with torch.no_grad():
-            meta.encoder[-1][-1].bias[:] = torch.tensor([4.0, 0.0, 0.0, 0.0])  # all on code 0
-        opt = torch.optim.Adam(meta.encoder.parameters(), lr=1e-2)
-        for _ in range(100):
-            res = meta.hindsight_elbo(base, e, e_h, starts, actions, mask, 0.0, code_usage=weight)
-            opt.zero_grad()
-            res.loss.backward()
-            opt.step()
-        usage[weight] = res.usage_kl.item()
-        codes = meta.hindsight_forward(e, e_h, starts, mask, sample=False).z.argmax(-1)
-        if weight:  # spread over the codes, each segment still confident about its own
-            assert len(codes[:, [0, 4]].unique()) == 4
-            assert res.out.mu[starts].max(-1).values.mean() > 0.4  # uniform: 0.25
-    assert usage[1.0] < 0.02 and usage[1.0] < usage[0.0] / 5
-
-
 def test_a_hindsight_metacontroller_refuses_the_plain_forward_and_needs_categorical_codes():
     with pytest.raises(ValueError, match="hindsight_forward"):
         _meta()(torch.randn(1, 3, 8))
@@ -187,8 +143,6 @@ def test_discover_trains_a_hindsight_metacontroller(tiny_checkpoints, tmp_path, 
         (dict(posterior="sequence"), "only with --posterior hindsight"),
         (dict(posterior="future"), "unknown --posterior"),
         (dict(hindsight_layer=9), "--hindsight-layer must be in"),
-        (dict(posterior="sequence", segments_from="", code_usage=1.0), "--code-usage weighs"),
-        (dict(code_usage=-1.0), "--code-usage must be >= 0"),
     ],
 )
 def test_discover_says_which_hindsight_option_is_wrong(tiny_checkpoints, tmp_path, change, message):

@@ -68,7 +68,6 @@ class ElboOutput:
     action_accuracy: torch.Tensor | None
     out: MetacontrollerOutput
     switch_bce: torch.Tensor | None = None  # hindsight training: the switching unit's loss
-    usage_kl: torch.Tensor | None = None  # hindsight training: KL(batch's code usage ‖ uniform)
 
 
 def linear_control(e: torch.Tensor, u) -> torch.Tensor:
@@ -513,16 +512,12 @@ class Metacontroller(
         alpha: float,
         generator: torch.Generator | None = None,
         target_probs: torch.Tensor | None = None,
-        code_usage: float = 0.0,
     ) -> ElboOutput:
         """The action NLL of the frozen ``base`` on ê (as :meth:`elbo`), plus α · KL(q ‖
         Uniform(n_z)) per step, plus the switching unit's binary cross-entropy to ``switches``
         (steps t > 1; it learns *when* a segment ends from the given pattern, the hindsight
-        posterior *what* it was for), plus ``code_usage`` · KL(q̄ ‖ Uniform(n_z)), where q̄ is
-        the posterior averaged over the batch's segments: it keeps the posterior from putting
-        every segment on one code, while each segment's own posterior may stay confident
-        (unlike α, which pulls every q toward uniform). Arguments as in
-        :meth:`hindsight_forward` and :meth:`elbo`."""
+        posterior *what* it was for). Arguments as in :meth:`hindsight_forward` and
+        :meth:`elbo`."""
         out = self.hindsight_forward(e, e_hindsight, switches, mask, generator=generator)
         res = self._objective(base, out, actions, mask, alpha, target_probs)
         m = mask[:, 1:].float()
@@ -530,14 +525,8 @@ class Metacontroller(
         beta = out.beta[:, 1:].clamp(1e-6, 1 - 1e-6)
         bce = -(target * beta.log() + (1 - target) * (-beta).log1p())
         switch_bce = (bce * m).sum() / m.sum().clamp(min=1)
-        starts = switches.bool().clone()
-        starts[:, 0] = True
-        starts &= mask.bool()
-        q_bar = out.mu[starts].mean(0)  # out.mu: the posterior's probabilities at each step
-        usage_kl = (q_bar * (q_bar.clamp(min=1e-12).log() + math.log(self.n_z))).sum()
-        loss = res.loss + switch_bce + code_usage * usage_kl
-        return ElboOutput(loss, res.action_nll, res.kl, res.action_accuracy, out, switch_bce,
-                          usage_kl)  # fmt: skip
+        return ElboOutput(res.loss + switch_bce, res.action_nll, res.kl, res.action_accuracy,
+                          out, switch_bce)  # fmt: skip
 
     # --- objective -------------------------------------------------------------------------
     def elbo(
