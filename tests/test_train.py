@@ -47,6 +47,30 @@ def test_train_then_evaluate(tiny_checkpoints, tmp_path):
     assert report["metrics"]["success_rate"]["mean"] * 4 in (0.0, 1.0, 2.0, 3.0, 4.0)
 
 
+def test_a_rerun_logs_to_its_own_tensorboard_run(tiny_checkpoints, tmp_path):
+    cfg = TrainConfig(
+        env_id="InternalControl-v0",
+        task="0-1",
+        episodes=8,
+        n_envs=2,
+        n_steps=8,
+        batch_size=16,
+        n_epochs=1,
+        eval_every=4,
+        eval_episodes=2,
+        out=str(tmp_path / "train"),
+        progress=False,
+        **tiny_checkpoints,
+    )
+    train(cfg)
+    train(cfg)  # the same --out again, e.g. a run restarted after an interruption
+    tb = tmp_path / "train" / "tb"
+    # one TensorBoard run each (not both in one folder), continued across evaluation chunks
+    assert sorted(p.name for p in tb.iterdir()) == ["ppo_1", "ppo_2"]
+    for run in ("ppo_1", "ppo_2"):
+        assert len(list((tb / run).glob("events.out.tfevents.*"))) == 2  # one per chunk
+
+
 def test_raw_action_baseline_runs(tiny_checkpoints, tmp_path):
     result = train_raw(
         BaselineConfig(
