@@ -126,14 +126,17 @@ def tiny_ant_routes(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_for_spec(tiny_checkpoints, tiny_ant, tiny_ant_routes, tiny_oracle):
+def tiny_for_spec(tiny_checkpoints, tiny_ant_routes, tiny_oracle):
     """``spec -> {"base_model", "metacontroller"}``: tiny local checkpoints that fit a registered
     InternalControl id's task env, the oracle's ground-truth controllers for an oracle id."""
     grid = {**tiny_checkpoints, "controllers": tiny_oracle["metacontroller"]}
-    by_env = {"AntPinpad-v0": tiny_ant, "AntPinpadRoutes-v1": tiny_ant_routes}
+    by_env = {"GridPinpad-v0": grid, "AntPinpadRoutes-v1": tiny_ant_routes}
 
     def kwargs(spec) -> dict[str, str]:
-        tiny = by_env.get(spec.kwargs.get("env_id"), grid)
+        env_id = spec.kwargs.get("env_id") or "GridPinpad-v0"  # InternalControl-v0: the grid
+        if env_id not in by_env:
+            raise KeyError(f"{spec.id} runs {env_id}: add tiny checkpoints for it to tiny_for_spec")
+        tiny = by_env[env_id]
         oracle = "subgoal-controllers" in str(spec.kwargs.get("metacontroller"))
         return {
             "base_model": tiny["base_model"],
