@@ -55,8 +55,9 @@ p.add_argument("--episodes", type=int, default=1500)
 p.add_argument(
     "--pool",
     default="end",
-    choices=["end", "mean"],
-    help="end: the end state's stream; mean: the stream averaged over the segment's steps",
+    choices=["end", "mean", "diff"],
+    help="end: the end state's stream; mean: the stream averaged over the segment's steps; "
+    "diff: the end state's minus the step before's",
 )
 args = p.parse_args()
 torch.manual_seed(0)
@@ -89,6 +90,8 @@ with torch.no_grad():
             h = base.run_layers(h, layer - 1, layer)
         if args.pool == "end":
             x = h[ends[:, 0], ends[:, 1]].float()
+        elif args.pool == "diff":
+            x = (h[ends[:, 0], ends[:, 1]] - h[ends[:, 0], ends[:, 1] - 1]).float()
         else:
             x = torch.stack([h[i, a:t].float().mean(0) for (i, t), a in zip(ends, starts)])
         xs = (x - x.mean(0)) / (x.std(0) + 1e-6)
