@@ -255,15 +255,15 @@ def train(cfg: TrainConfig) -> dict:
     eval_vec = make_vec(cfg, min(cfg.n_envs, cfg.eval_episodes), cfg.seed + 10_000)
     t0 = time.time()
     next_eval = cfg.eval_every
-    # Learn in chunks so evaluation happens every `eval_every` episodes. The first chunk starts
-    # a new TensorBoard run (tb/ppo_<n+1> beside an earlier run's tb/ppo_<n>, as SB3 numbers
-    # runs); the later ones continue it.
+    # Learn in chunks so evaluation happens every `eval_every` episodes. The first chunk (no
+    # episode yet) starts a new TensorBoard run (tb/ppo_<n+1> beside an earlier run's
+    # tb/ppo_<n>, as SB3 numbers runs); the later ones continue it.
     while len(curve_cb.successes) < cfg.episodes:
         curve_cb.stop_at = min(next_eval, cfg.episodes)
         model.learn(
             total_timesteps=10**9,
             callback=curve_cb,
-            reset_num_timesteps=not curve_cb.successes and next_eval == cfg.eval_every,
+            reset_num_timesteps=not curve_cb.successes,
             progress_bar=False,
             tb_log_name="ppo",
         )

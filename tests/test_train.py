@@ -13,8 +13,9 @@ from agents.evaluate import EvaluateConfig, evaluate
 from agents.train import TrainConfig, train
 
 
-def test_train_then_evaluate(tiny_checkpoints, tmp_path):
-    cfg = TrainConfig(
+def _tiny_train_config(tiny_checkpoints, out, **kw) -> TrainConfig:
+    """PPO on the tiny grid checkpoints, a few updates."""
+    settings = dict(
         env_id="InternalControl-v0",
         task="0-1",
         episodes=12,
@@ -24,11 +25,14 @@ def test_train_then_evaluate(tiny_checkpoints, tmp_path):
         n_epochs=1,
         eval_every=6,
         eval_episodes=2,
-        out=str(tmp_path / "train"),
+        out=str(out),
         progress=False,
-        **tiny_checkpoints,
     )
-    result = train(cfg)
+    return TrainConfig(**{**settings, **tiny_checkpoints, **kw})
+
+
+def test_train_then_evaluate(tiny_checkpoints, tmp_path):
+    result = train(_tiny_train_config(tiny_checkpoints, tmp_path / "train"))
     assert len(result["successes"]) >= 12 and len(result["evaluations"]) == 2
     curve = json.loads((tmp_path / "train" / "curve.json").read_text())
     assert curve["config"]["gamma"] == 1.0
@@ -48,20 +52,7 @@ def test_train_then_evaluate(tiny_checkpoints, tmp_path):
 
 
 def test_a_rerun_logs_to_its_own_tensorboard_run(tiny_checkpoints, tmp_path):
-    cfg = TrainConfig(
-        env_id="InternalControl-v0",
-        task="0-1",
-        episodes=8,
-        n_envs=2,
-        n_steps=8,
-        batch_size=16,
-        n_epochs=1,
-        eval_every=4,
-        eval_episodes=2,
-        out=str(tmp_path / "train"),
-        progress=False,
-        **tiny_checkpoints,
-    )
+    cfg = _tiny_train_config(tiny_checkpoints, tmp_path / "train", episodes=8, eval_every=4)
     train(cfg)
     train(cfg)  # the same --out again, e.g. a run restarted after an interruption
     tb = tmp_path / "train" / "tb"

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from hindsight_true_segments import true_segment_starts
 from internal_rl_agents.common import atomic_write_json
 from internal_rl_agents.data_sources import observations_to_device, stream_layers
 from internal_rl_agents.discover import segment_starts
@@ -55,10 +56,7 @@ def batch_streams(base, data: Demonstrations, idx, layer, segmenter):
     mask = torch.as_tensor(b["mask"]).bool()
     sub = torch.as_tensor(b["subgoals"])
     if segmenter is None:
-        starts = torch.zeros_like(mask)
-        starts[:, 0] = True
-        starts[:, 1:] = sub[:, 1:] != sub[:, :-1]
-        starts &= mask
+        starts = true_segment_starts(sub, mask)
     else:
         starts = segment_starts(segmenter, streams[segmenter.layer][:, :-1], mask).cpu()
     return {
@@ -84,8 +82,8 @@ def segment_nll(base, ctrl, layer, b, k: int) -> tuple[torch.Tensor, torch.Tenso
 
 def evaluate(base, ctrl, layer, b, n_z) -> dict:
     with torch.no_grad():
-        sums = torch.stack([segment_nll(base, ctrl, layer, b, k)[0] for k in range(n_z)], -1)
-        _, counts = segment_nll(base, ctrl, layer, b, 0)
+        out = [segment_nll(base, ctrl, layer, b, k) for k in range(n_z)]
+    sums, counts = torch.stack([s for s, _ in out], -1), out[0][1]
     valid = counts > 0
     best = sums.argmin(-1)[valid]
     # a segment's true subgoal: the label at its first step

@@ -25,6 +25,7 @@ import argparse
 
 import numpy as np
 import torch
+from hindsight_true_segments import true_segment_starts
 from internal_rl_agents.data_sources import observations_to_device, stream_layers
 
 from internal_rl_gym.data import Demonstrations
@@ -67,45 +68,31 @@ def main() -> None:
     opt = torch.optim.Adam(meta.encoder.parameters(), lr=3e-3)
 
     def batch(source, idx):
+        """The controlled and the hindsight streams of episodes ``idx``, cut at the true
+        segments, with their actions, mask and subgoals."""
         b = source.batch(idx)
         obs = observations_to_device(b["obs"], base.obs_dim, base.device)
         with torch.no_grad():
-            e_h = stream_layers(base, obs, [args.hindsight_layer])[args.hindsight_layer]
+            streams = stream_layers(base, obs, sorted({args.hindsight_layer, args.layer}))
         sub = torch.as_tensor(b["subgoals"])
         mask = torch.as_tensor(b["mask"]).bool()
-        starts = torch.zeros_like(mask)
-        starts[:, 0] = True
-        starts[:, 1:] = sub[:, 1:] != sub[:, :-1]
-        e = torch.zeros(*mask.shape, base.d_model)  # the controlled stream is not read here
-        return e, e_h, starts & mask, mask, sub.clamp(min=0)
-
-    def controlled_batch(source, idx):
-        b = source.batch(idx)
-        obs = observations_to_device(b["obs"], base.obs_dim, base.device)
-        layers = sorted({args.hindsight_layer, args.layer})
-        with torch.no_grad():
-            streams = stream_layers(base, obs, layers)
-        sub = torch.as_tensor(b["subgoals"])
-        mask = torch.as_tensor(b["mask"]).bool()
-        starts = torch.zeros_like(mask)
-        starts[:, 0] = True
-        starts[:, 1:] = sub[:, 1:] != sub[:, :-1]
         e = streams[args.layer][:, :-1]
-        return e, streams[args.hindsight_layer], starts & mask, torch.as_tensor(b["actions"]), mask
+        starts = true_segment_starts(sub, mask)
+        return e, streams[args.hindsight_layer], starts, torch.as_tensor(b["actions"]), mask, sub
 
     for step in range(args.steps):
-        e, e_h, starts, mask, sub = batch(
+        e, e_h, starts, _, mask, sub = batch(
             train, rng.choice(train.n_episodes, args.batch_size, replace=False)
         )
         out = meta.hindsight_forward(e, e_h, starts, mask, sample=False)
-        logp = out.mu.clamp(min=1e-8).log().gather(-1, sub[..., None])[..., 0]
+        logp = out.mu.clamp(min=1e-8).log().gather(-1, sub.clamp(min=0)[..., None])[..., 0]
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == args.steps - 1:
             print(f"step {step}: cross-entropy {loss.item():.3f}", flush=True)
-    e, e_h, starts, mask, sub = batch(held, np.arange(256))
+    e, e_h, starts, _, mask, sub = batch(held, np.arange(256))
     with torch.no_grad():
         code = meta.hindsight_forward(e, e_h, starts, mask, sample=False).mu.argmax(-1)
     acc = float(((code == sub) & mask).sum() / mask.sum())
@@ -114,7 +101,7 @@ def main() -> None:
     opt = torch.optim.AdamW(rest, lr=3e-3, weight_decay=0.03)
     gen = torch.Generator().manual_seed(args.seed)
     for step in range(args.controller_steps):
-        e, e_h, starts, actions, mask = controlled_batch(
+        e, e_h, starts, actions, mask, _ = batch(
             train, rng.choice(train.n_episodes, args.batch_size, replace=False)
         )
         res = meta.hindsight_elbo(base, e, e_h, starts, actions, mask, 0.0, gen)

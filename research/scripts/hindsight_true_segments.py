@@ -29,13 +29,20 @@ from internal_rl_gym.data import Demonstrations
 _original = discover_module.add_hindsight
 
 
+def true_segment_starts(subgoals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: where each episode's ground-truth subgoal changes (and its first step)."""
+    starts = torch.zeros_like(mask, dtype=torch.bool)
+    starts[:, 0] = True
+    starts[:, 1:] = subgoals[:, 1:] != subgoals[:, :-1]
+    return starts & mask.bool()
+
+
 def add_true_hindsight(cache, base, data: Demonstrations, segmenter, hindsight_layer, chunk=256):
     cache = _original(cache, base, data, segmenter, hindsight_layer, chunk)
     starts = torch.zeros_like(cache.switches)
     for i in range(data.n_episodes):
-        sub = data.episode(i)["subgoals"]
-        starts[i, 0] = True
-        starts[i, 1 : len(sub)] = torch.as_tensor(np.asarray(sub[1:]) != np.asarray(sub[:-1]))
+        sub = torch.as_tensor(np.asarray(data.episode(i)["subgoals"]))[None]
+        starts[i, : sub.shape[1]] = true_segment_starts(sub, torch.ones_like(sub))[0]
     cache.switches = starts
     return cache
 
