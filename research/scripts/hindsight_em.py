@@ -104,6 +104,38 @@ def evaluate(base, ctrl, layer, b, n_z) -> dict:
     }
 
 
+@torch.no_grad()
+def split(ctrl: SubgoalControllers, active: int, noise: float) -> None:
+    """Codes ``active .. 2 active - 1`` become copies of codes ``0 .. active - 1``, each pair
+    pushed apart by ± a random perturbation of relative size ``noise``."""
+    for p in ctrl.parameters():
+        for j in range(min(active, p.shape[0] - active)):
+            eps = torch.randn_like(p[j]) * noise * (p[j].norm() / p[j].numel() ** 0.5 + 1e-8)
+            p[active + j] = p[j] - eps
+            p[j] += eps
+
+
+def seed_segments(base, ctrl, train: Demonstrations, args, rng, segmenter) -> None:
+    """Fit each code to one segment of its own: code k to a random segment of episode k."""
+    b = batch_streams(
+        base, train, rng.choice(train.n_episodes, args.n_z, replace=False), args.layer, segmenter
+    )  # fmt: skip
+    n_seg = b["seg"].max(1).values + 1
+    pick = torch.as_tensor([int(rng.integers(int(n))) for n in n_seg])
+    print("seed segments:", pick.tolist(), "subgoals:",
+          [int(b["subgoals"][k][b["seg"][k] == pick[k]][0]) for k in range(args.n_z)])  # fmt: skip
+    opt = torch.optim.AdamW(ctrl.parameters(), lr=args.lr, weight_decay=0.03)
+    own = [{key: v[k : k + 1] for key, v in b.items()} for k in range(args.n_z)]
+    for _ in range(args.seed_steps):
+        loss = 0.0
+        for k in range(args.n_z):
+            sums, counts = segment_nll(base, ctrl, args.layer, own[k], k)
+            loss = loss + sums[0, pick[k]] / counts[0, pick[k]] / args.n_z
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base-model", default="ant-transformer")
@@ -111,12 +143,30 @@ def main() -> None:
     p.add_argument("--segments", default="true", help="true, or a metacontroller")
     p.add_argument("--layer", type=int, default=3)
     p.add_argument("--n-z", type=int, default=8)
-    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--rank", type=int, default=16, help="0 = full d x d controllers")
+    p.add_argument(
+        "--init-std", type=float, default=0.01,
+        help="full rank only: U starts ~ N(0, init_std² / d), not at zero (identical zero "
+        "controllers would score every code alike, and EM would never break the symmetry)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--grad-clip", type=float, default=float("inf"), help="as discover's 1.0")
     p.add_argument("--tau", type=float, default=0.1, help="temperature on mean log-lik/step")
     p.add_argument("--balance", default="sinkhorn", choices=["sinkhorn", "none"])
+    p.add_argument(
+        "--seed-steps", type=int, default=0,
+        help="k-means++-style start: first fit code k alone to one random training segment "
+        "(episode k of one batch of n_z episodes) for this many steps, then run EM",
+    )  # fmt: skip
+    p.add_argument(
+        "--split-every", type=int, default=0,
+        help="LBG-style growth: start with one code and, every this many steps, split each "
+        "active code into two (a copy plus --split-noise), up to --n-z codes (0 = all from the "
+        "start)",
+    )  # fmt: skip
+    p.add_argument("--split-noise", type=float, default=0.01, help="relative size of a split")
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--eval-episodes", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
@@ -135,12 +185,22 @@ def main() -> None:
     train, held = data.split(max(1, data.n_episodes // 5))
     held_b = batch_streams(base, held, np.arange(args.eval_episodes), args.layer, segmenter)
     ctrl = SubgoalControllers(base.d_model, args.n_z, rank=args.rank, layer=args.layer)
+    if args.rank == 0:
+        with torch.no_grad():
+            ctrl.u.normal_(0.0, args.init_std / base.d_model**0.5)
     opt = torch.optim.AdamW(ctrl.parameters(), lr=args.lr, weight_decay=0.03)
     log, t0 = [], time.time()
+    if args.seed_steps:
+        seed_segments(base, ctrl, train, args, rng, segmenter)
+    active = 1 if args.split_every else args.n_z
     for step in range(args.steps + 1):
+        if args.split_every and step and step % args.split_every == 0 and active < args.n_z:
+            split(ctrl, active, args.split_noise)
+            active = min(2 * active, args.n_z)
+            opt = torch.optim.AdamW(ctrl.parameters(), lr=args.lr, weight_decay=0.03)
         if step % args.eval_every == 0:
-            rep = {"step": step, "minutes": (time.time() - t0) / 60}
-            rep.update(evaluate(base, ctrl, args.layer, held_b, args.n_z))
+            rep = {"step": step, "minutes": (time.time() - t0) / 60, "active": active}
+            rep.update(evaluate(base, ctrl, args.layer, held_b, active))
             log.append(rep)
             print({k: v for k, v in rep.items() if k != "table"}, flush=True)
             atomic_write_json(args.out, {"args": vars(args), "log": log})
@@ -150,7 +210,7 @@ def main() -> None:
             base, train, rng.choice(train.n_episodes, args.batch_size, replace=False),
             args.layer, segmenter,
         )  # fmt: skip
-        out = [segment_nll(base, ctrl, args.layer, b, k) for k in range(args.n_z)]
+        out = [segment_nll(base, ctrl, args.layer, b, k) for k in range(active)]
         sums = torch.stack([s for s, _ in out], -1)  # (B, S, K)
         counts = out[0][1]
         valid = counts > 0
@@ -159,6 +219,7 @@ def main() -> None:
         loss = (r * sums[valid]).sum() / counts.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(ctrl.parameters(), args.grad_clip)
         opt.step()
 
 
