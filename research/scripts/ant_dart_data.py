@@ -3,11 +3,17 @@ the grid in a third of its free-play episodes learn to come back from where its 
 
     python research/scripts/ant_dart_data.py --noise 0.15 --episodes 5000 --seed 3 \
         --out data/antroutes1_dart015.npz
+    python research/scripts/ant_dart_data.py --mode heading --noise 0.8 --episodes 2500 \
+        --seed 5 --out data/antroutes1_dart_heading08.npz
 
 The stochastic expert acts as in ``internal-rl collect --env AntPinpadRoutes-v1``, but the env
-executes its torques plus Gaussian noise of scale ``--noise`` (clipped to [-1, 1]) while the
-dataset records the torques the expert chose: the episodes drift off the expert's own path, and
-their labels show the way back. Failed episodes are dropped, as ``collect`` drops them.
+executes a perturbed action while the dataset records the torques the expert chose: the episodes
+drift off the expert's own path, and their labels show the way back. ``--mode torque`` adds
+Gaussian noise of scale ``--noise`` to the torques (clipped to [-1, 1]); ``--mode heading``
+starts, with probability ``--kick-rate`` per step, a stretch of ``--kick-steps`` steps in which
+the gait walks towards the planned direction turned by ±``--noise`` radians (the gait is the
+same function of the same state and phase, so the recorded torques are what the expert would do
+there). Failed episodes are dropped, as ``collect`` drops them.
 """
 
 from __future__ import annotations
@@ -18,20 +24,49 @@ import numpy as np
 
 import internal_rl_gym  # noqa: F401
 from internal_rl_gym.envs import ant_expert
+from internal_rl_gym.envs.ant_gait import gait_action
 
 
-def noisy_execution(noise: float, seed: int):
-    """``ant_expert.run_episode`` with the executed action perturbed and the chosen one recorded."""
-    rng = np.random.default_rng(seed)
+class HeadingKicks(ant_expert.AntPinpadExpert):
+    """The expert, plus ``executed``: its gait towards a direction turned during kicks."""
+
+    def __init__(self, *args, kick: float, rate: float, steps: int, kick_seed: int, **kwargs):
+        self.kick, self.rate, self.steps = kick, rate, steps
+        self.kicks = np.random.default_rng(kick_seed)
+        self._left, self._angle = 0, 0.0
+        super().__init__(*args, **kwargs)
+
+    def act(self, env) -> np.ndarray:
+        e = env.unwrapped
+        if e.steps <= self._last_steps:
+            self.reset()
+            self._left = 0
+        self._last_steps = e.steps
+        d = self.direction(e)
+        u = gait_action(e.data.qpos, e.data.qvel, self.phase, d, self.gait)
+        if self._left == 0 and self.kicks.random() < self.rate:
+            self._left, self._angle = self.steps, self.kick * self.kicks.choice([-1.0, 1.0])
+        self.executed = u
+        if self._left > 0:
+            self._left -= 1
+            c, s = np.cos(self._angle), np.sin(self._angle)
+            turned = np.array([c * d[0] - s * d[1], s * d[0] + c * d[1]])
+            self.executed = gait_action(e.data.qpos, e.data.qvel, self.phase, turned, self.gait)
+        dphase = 2.0 * np.pi * self.gait.freq * self._freq_scale * e.dt
+        if self.stochastic:
+            dphase += self.timing_noise * self.rng.normal()
+        self.phase = (self.phase + dphase) % (2.0 * np.pi)
+        self.executed = self.executed.astype(np.float32)
+        return u.astype(np.float32)
+
+
+def perturbed_execution(perturb):
+    """``ant_expert.run_episode`` with ``perturb(expert, a)`` executed and ``a`` recorded."""
     original = ant_expert.run_episode
 
     def run_episode(env, expert, seed=None, record=False):
         step = env.step
-
-        def perturbed(a):
-            return step(np.clip(a + noise * rng.normal(size=a.shape), -1.0, 1.0).astype(a.dtype))
-
-        env.step = perturbed
+        env.step = lambda a: step(perturb(expert, a))
         try:
             return original(env, expert, seed=seed, record=record)
         finally:
@@ -43,17 +78,34 @@ def noisy_execution(noise: float, seed: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="AntPinpadRoutes-v1")
-    p.add_argument("--noise", type=float, required=True)
+    p.add_argument("--mode", choices=["torque", "heading"], default="torque")
+    p.add_argument("--noise", type=float, required=True, help="torque std, or kick angle (rad)")
+    p.add_argument("--kick-rate", type=float, default=0.02, help="heading: kicks per step")
+    p.add_argument("--kick-steps", type=int, default=15, help="heading: steps per kick")
     p.add_argument("--episodes", type=int, default=5000)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    ant_expert.run_episode = noisy_execution(args.noise, args.seed + 7)
+    rng = np.random.default_rng(args.seed + 7)
+    if args.mode == "torque":
+        ant_expert.run_episode = perturbed_execution(
+            lambda expert, a: np.clip(a + args.noise * rng.normal(size=a.shape), -1, 1).astype(
+                a.dtype
+            )
+        )
+    else:
+        ant_expert.run_episode = perturbed_execution(lambda expert, a: expert.executed)
+        kicks = {"kick": args.noise, "rate": args.kick_rate, "steps": args.kick_steps}
+        ant_expert.AntPinpadExpert = lambda **kw: HeadingKicks(
+            **kw, **kicks, kick_seed=args.seed + 7
+        )
     data = ant_expert.collect_ant_demonstrations(
         args.episodes, "pretraining", seed=args.seed, stochastic=True, env_id=args.env,
         progress=True,
     )  # fmt: skip
-    data.metadata["execution_noise"] = args.noise
+    data.metadata.update(execution_noise=args.noise, dart_mode=args.mode)
+    if args.mode == "heading":
+        data.metadata.update(kick_rate=args.kick_rate, kick_steps=args.kick_steps)
     m = data.metadata
     print(f"kept {args.episodes} of {m['attempts']} episodes ({m['dropped']} failed)")
     print(data.save(args.out))

@@ -15,6 +15,11 @@ of each held-out segment's best code against its true subgoal, and the NLL with 
 best code against the ground-truth controllers' (session 32: -29.18 per step right, -25.59
 wrong, -26.63 none).
 
+``--rank 0`` gives full d x d controllers (the paper's ant), started at small random matrices
+(``--init-std``). Two starts other than random: ``--seed-steps N`` fits code k alone to one
+random segment first (k-means++ style), ``--split-every N`` grows the codes from one by splitting
+each in two every N steps (LBG style), so that each split takes the partition that pays most.
+
 ``--segments true`` cuts where the true subgoal changes (a diagnostic that reads the labels);
 ``--segments <metacontroller>`` where that metacontroller's gate opens (label-free).
 """
@@ -193,13 +198,15 @@ def main() -> None:
     if args.seed_steps:
         seed_segments(base, ctrl, train, args, rng, segmenter)
     active = 1 if args.split_every else args.n_z
+    skipped = 0
     for step in range(args.steps + 1):
         if args.split_every and step and step % args.split_every == 0 and active < args.n_z:
             split(ctrl, active, args.split_noise)
             active = min(2 * active, args.n_z)
             opt = torch.optim.AdamW(ctrl.parameters(), lr=args.lr, weight_decay=0.03)
         if step % args.eval_every == 0:
-            rep = {"step": step, "minutes": (time.time() - t0) / 60, "active": active}
+            minutes = (time.time() - t0) / 60
+            rep = {"step": step, "minutes": minutes, "active": active, "skipped": skipped}
             rep.update(evaluate(base, ctrl, args.layer, held_b, active))
             log.append(rep)
             print({k: v for k, v in rep.items() if k != "table"}, flush=True)
@@ -217,6 +224,10 @@ def main() -> None:
         scores = -(sums.detach()[valid] / counts[valid][:, None]) / args.tau  # (n_seg, K)
         r = sinkhorn(scores) if args.balance == "sinkhorn" else scores.softmax(-1)
         loss = (r * sums[valid]).sum() / counts.sum()
+        if not torch.isfinite(loss):  # a batch the controllers push off the head's support
+            skipped += 1
+            print(f"step {step}: non-finite loss, skipped ({skipped} so far)", flush=True)
+            continue
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ctrl.parameters(), args.grad_clip)
