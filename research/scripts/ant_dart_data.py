@@ -36,28 +36,29 @@ class HeadingKicks(ant_expert.AntPinpadExpert):
         self._left, self._angle = 0, 0.0
         super().__init__(*args, **kwargs)
 
+    def direction(self, e) -> np.ndarray:
+        d = super().direction(e)
+        self._planned, self._phase = d, self.phase  # what act's gait uses this step
+        return d
+
     def act(self, env) -> np.ndarray:
         e = env.unwrapped
-        if e.steps <= self._last_steps:
-            self.reset()
+        if e.steps <= self._last_steps:  # the expert's own act restarts its clock here
             self._left = 0
-        self._last_steps = e.steps
-        d = self.direction(e)
-        u = gait_action(e.data.qpos, e.data.qvel, self.phase, d, self.gait)
+        u = super().act(env)
         if self._left == 0 and self.kicks.random() < self.rate:
             self._left, self._angle = self.steps, self.kick * self.kicks.choice([-1.0, 1.0])
         self.executed = u
         if self._left > 0:
             self._left -= 1
             c, s = np.cos(self._angle), np.sin(self._angle)
+            d = self._planned
             turned = np.array([c * d[0] - s * d[1], s * d[0] + c * d[1]])
-            self.executed = gait_action(e.data.qpos, e.data.qvel, self.phase, turned, self.gait)
-        dphase = 2.0 * np.pi * self.gait.freq * self._freq_scale * e.dt
-        if self.stochastic:
-            dphase += self.timing_noise * self.rng.normal()
-        self.phase = (self.phase + dphase) % (2.0 * np.pi)
-        self.executed = self.executed.astype(np.float32)
-        return u.astype(np.float32)
+            q = e.data
+            self.executed = gait_action(q.qpos, q.qvel, self._phase, turned, self.gait).astype(
+                np.float32
+            )
+        return u
 
 
 def perturbed_execution(perturb):
@@ -87,12 +88,12 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
     rng = np.random.default_rng(args.seed + 7)
+
+    def torque_noise(expert, a: np.ndarray) -> np.ndarray:
+        return np.clip(a + args.noise * rng.normal(size=a.shape), -1, 1).astype(a.dtype)
+
     if args.mode == "torque":
-        ant_expert.run_episode = perturbed_execution(
-            lambda expert, a: np.clip(a + args.noise * rng.normal(size=a.shape), -1, 1).astype(
-                a.dtype
-            )
-        )
+        ant_expert.run_episode = perturbed_execution(torque_noise)
     else:
         ant_expert.run_episode = perturbed_execution(lambda expert, a: expert.executed)
         kicks = {"kick": args.noise, "rate": args.kick_rate, "steps": args.kick_steps}
