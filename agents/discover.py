@@ -513,6 +513,12 @@ def train_one(
                     target_probs=probs,
                     e_control=b["e_control"],
                 )
+        if not bool(torch.isfinite(res.loss)):  # before the update: the saved state stays good
+            raise FloatingPointError(
+                f"α={alpha}: the loss is {res.loss.item()} at step {step + 1}: training diverged, "
+                f"so the checkpoint in {out} was kept at its last evaluation. Resume from it "
+                "with a lower --lr (or --precision fp32), or check the data."
+            )
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)

@@ -269,6 +269,30 @@ def test_resume_restores_the_saved_weights_and_optimiser(tiny_checkpoints, tmp_p
     assert all(int(s["step"]) == 6 for s in state["optimizer"]["state"].values())
 
 
+def test_a_diverged_run_stops_before_it_updates_and_keeps_its_checkpoint(
+    tiny_checkpoints, tmp_path, monkeypatch
+):
+    import dataclasses
+
+    from internal_rl_gym.models import Metacontroller
+
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
+    run = tmp_path / "d" / "alpha_0.1"
+    good = {k: v.clone() for k, v in load_metacontroller(run / "model").state_dict().items()}
+    finite_elbo = Metacontroller.elbo
+
+    def nan_elbo(self, *args, **kwargs):
+        out = finite_elbo(self, *args, **kwargs)
+        return dataclasses.replace(out, loss=out.loss * float("nan"))
+
+    monkeypatch.setattr(Metacontroller, "elbo", nan_elbo)
+    with pytest.raises(FloatingPointError, match="at step 5: training diverged"):
+        discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], steps=8))
+    assert torch.load(run / "train_state.pt", weights_only=False)["step"] == 4
+    kept = load_metacontroller(run / "model").state_dict()
+    assert all(torch.equal(good[k], kept[k]) for k in good)
+
+
 def test_symmetry_batches_hold_the_same_episodes_in_another_frame(tiny_checkpoints):
     """e_sym is the residual stream of the transformed observations; actions and the expert's
     distribution move with the frame (mutant: an unpermuted action or distribution fails)."""
