@@ -144,7 +144,10 @@ class PretrainConfig:
     eval_every: int = field(default=2000, metadata={"help": "steps between diagnostics"})
     eval_episodes: int = field(default=256, metadata={"help": "env episodes per diagnostic"})
     checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints"})
-    name: str = field(default="pinpad-transformer", metadata={"help": "model name in config"})
+    name: str = field(
+        default="",
+        metadata={"help": "model name in config (default: --init-from's, else pinpad-transformer)"},
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
@@ -154,7 +157,7 @@ def build_model(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
     if cfg.init_from:
         return model_from(cfg, data)
     preset = PRESETS[cfg.preset]
-    changes: dict = {"obs_dim": data.obs_dim, "name": cfg.name}
+    changes: dict = {"obs_dim": data.obs_dim, "name": cfg.name or "pinpad-transformer"}
     if cfg.arch:
         changes["arch"] = cfg.arch
     if cfg.d_model:
@@ -256,7 +259,7 @@ def model_from(cfg: PretrainConfig, data: Demonstrations) -> BaseModel:
             f"{cfg.init_from} reads observations of size {src.obs_dim}, the data has "
             f"{data.obs_dim}: it was trained on another environment."
         )
-    model = BaseModel.from_config(src.replace(n_layers=n_layers, name=cfg.name))
+    model = BaseModel.from_config(src.replace(n_layers=n_layers, name=cfg.name or src.name))
     state = {
         k: v
         for k, v in source.state_dict().items()

@@ -145,6 +145,13 @@ def test_init_from_keeps_the_first_blocks_and_trains_on(tmp_path):
     assert all(torch.equal(state[k], src[k]) for k in state)  # embed, blocks 0-1, heads
     out = pretrain(tiny_config(tmp_path / "t", init_from=str(source), n_layers=2, steps=4))
     assert json.loads((out / "config.json").read_text())["n_layers"] == 2
+    # the fine-tune keeps its source's name unless --name gives another
+    assert json.loads((source / "config.json").read_text())["name"] == "pinpad-transformer"
+    named = pretrain(tiny_config(tmp_path / "s", name="grid-small", n_layers=3, steps=2))
+    kept = pretrain(tiny_config(tmp_path / "k", init_from=str(named), n_layers=3, steps=2))
+    assert json.loads((kept / "config.json").read_text())["name"] == "grid-small"
+    renamed = tiny_config(tmp_path / "r", init_from=str(named), n_layers=3, steps=2, name="mine")
+    assert json.loads((pretrain(renamed) / "config.json").read_text())["name"] == "mine"
     with pytest.raises(ValueError, match="deeper than"):
         model_from(tiny_config(tmp_path / "x", init_from=str(source), n_layers=4), heldout)
     with pytest.raises(ValueError, match="differ from"):
