@@ -223,6 +223,14 @@ class DiscoverConfig:
     )
     tolerance: int = field(default=1, metadata={"help": "steps of slack for switch alignment"})
     eval_every: int = field(default=1000, metadata={"help": "steps between diagnostics"})
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "also keep the metacontroller of every evaluation in "
+            "<out>/alpha_<α>/model_step<N>/ (model/ is always the latest), so one run can be "
+            "chosen from by its evaluations in metrics.jsonl"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
@@ -554,6 +562,8 @@ def train_one(
                 state_path,
             )
             atomic_save_pretrained(meta, out / "model")
+            if cfg.keep_checkpoints:
+                atomic_save_pretrained(meta, out / f"model_step{step + 1}")
             bar.write(format_report(report))
             warning = collapse_warning(report, cfg.action_targets)
             if warning:

@@ -63,6 +63,19 @@ def test_resume_continues_from_the_last_checkpoint(tiny_checkpoints, tmp_path, c
     assert "resumed at step 4" in capsys.readouterr().out
 
 
+def test_keep_checkpoints_saves_each_evaluations_metacontroller(tiny_checkpoints, tmp_path):
+    discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1], keep_checkpoints=True))
+    run = tmp_path / "d" / "alpha_0.1"
+    assert sorted(p.name for p in run.glob("model_step*")) == ["model_step2", "model_step4"]
+    first, last = (load_metacontroller(run / f"model_step{n}") for n in (2, 4))
+    latest = load_metacontroller(run / "model")
+    for b, c in zip(last.parameters(), latest.parameters()):
+        assert torch.equal(b, c)  # model/ is the last evaluation's
+    assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), last.parameters()))
+    discover(_config(tiny_checkpoints, tmp_path / "e", alpha=[0.1]))
+    assert not list((tmp_path / "e" / "alpha_0.1").glob("model_step*"))
+
+
 def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(tiny_checkpoints, tmp_path, capsys):
     discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
     as_if_saved_on_a_gpu(tmp_path / "d" / "alpha_0.1" / "train_state.pt")
