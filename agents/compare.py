@@ -18,7 +18,7 @@ For every task and seed, with the same episode budget, it trains:
 
 ``--env`` picks the defaults: ``grid`` (GridPinpad-v0: pinpad-transformer, pinpad-metacontroller,
 pinpad-subgoal-controllers, task 0-1-2-3-4-5) or ``ant`` (AntPinpadRoutes-v1: ant-transformer,
-ant-metacontroller, ant-subgoal-controllers on ``InternalControl-Ant-v2``, acting with the mean
+ant-metacontroller, ant-subgoal-controllers on ``InternalControl-Ant-v3``, acting with the mean
 action, the post-training task ``post`` = 0-1-2-3); by default the base model's own (a
 continuous-action model is an ant). Internal RL steps the env whose observations the base model
 reads, whichever InternalControl id it runs under. The ant's success is divided by the expert's success on the post-training
@@ -97,7 +97,7 @@ ENVS = {
         base_model="ant-transformer",
         metacontroller="ant-metacontroller",
         controllers="ant-subgoal-controllers",
-        internal_env="InternalControl-Ant-v2",
+        internal_env="InternalControl-Ant-v3",
         expert_success=ANT_EXPERT_POST_SUCCESS,
         act="mean",
     ),

@@ -44,6 +44,10 @@ from internal_rl_gym.hub import (
 )
 
 RESULTS_NAME = "results.json"
+# pretrain settings that --init-from replaces with the source model's config
+INIT_REPLACES = frozenset(
+    {"preset", "arch", "d_model", "obs_encoder", "max_len", "attention_window", "action_components"}
+)
 _TRAINING_COMMANDS = {
     "base_model": ("pretrain", ".pretrain", "PretrainConfig"),
     "metacontroller": ("discover", ".discover", "DiscoverConfig"),
@@ -191,6 +195,10 @@ def package_checkpoint(
     except CheckpointError as err:
         raise SystemExit(f"push: {err}") from None
     run_config = _run_config(src)
+    if kind == "base_model" and run_config.get("init_from"):
+        # a fine-tune takes its architecture from --init-from: the run's own size flags (the
+        # preset's defaults) describe a model that was never built
+        run_config = {k: v for k, v in run_config.items() if k not in INIT_REPLACES}
     card = cards.render_card(
         kind,
         repo_id=repo_id,

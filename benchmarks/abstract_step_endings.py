@@ -1,7 +1,7 @@
 """How do the abstract steps of an InternalControl env end: the gate (β ≥ 0.5), the cap on
 primitive steps, or the episode's end?
 
-    python benchmarks/abstract_step_endings.py --env-id InternalControl-Ant-v2 --episodes 32
+    python benchmarks/abstract_step_endings.py --env-id InternalControl-Ant-v3 --episodes 32
 
 Codes come from the metacontroller's prior, z ~ N(0, I) (action = z / action_scale, what
 `internal-rl train`'s initial policy sends). A gate that never fires makes every abstract step
@@ -23,7 +23,7 @@ from internal_rl_gym.internal_control import ControlOptions
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--env-id", default="InternalControl-Ant-v2")
+    p.add_argument("--env-id", default="InternalControl-Ant-v3")
     p.add_argument("--episodes", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)

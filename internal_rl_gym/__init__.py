@@ -85,7 +85,8 @@ def register_envs() -> None:
     # to each colour and the colour underfoot), whose mixture head acts with its mean action; an
     # ant subgoal takes ~65 primitive steps, so an abstract step may last up to 200.
     # Earlier ids steered other weights and are retired (gym.make names the current one): v0
-    # (ant-hawk in AntPinpad-v0), v1 and Oracle-v0 (ant-transformer's step-55,000 weights).
+    # (ant-hawk in AntPinpad-v0), v1 and Oracle-v0 (ant-transformer's step-55,000 weights), v2
+    # and Oracle-v1 (its step-85,000 weights, before the heading-kick fine-tunes).
     ant = {
         "env_id": "AntPinpadRoutes-v1",
         "task": "post",
@@ -93,12 +94,12 @@ def register_envs() -> None:
         "max_primitive_steps": 200,
     }
     register(
-        "InternalControl-Ant-v2",
+        "InternalControl-Ant-v3",
         internal,
         kwargs={**ant, "base_model": "ant-transformer", "metacontroller": "ant-metacontroller"},
     )
     register(
-        "InternalControl-Ant-Oracle-v1",
+        "InternalControl-Ant-Oracle-v2",
         internal,
         kwargs={
             **ant,

@@ -241,6 +241,12 @@ class InternalControlEnv(_InternalControlMixin, gym.Env, EzPickle):
       same model trained 30,000 updates further on twice the data (step 85,000), with its own
       ``ant-subgoal-controllers`` and ``ant-metacontroller``; results on the previous ids
       (``ant-transformer``'s step-55,000 weights) are not comparable, so those ids are retired.
+    * ``InternalControl-Ant-v3``, ``InternalControl-Ant-Oracle-v2``: ``ant-transformer`` is the
+      step-85,000 model fine-tuned on recovery data (expert episodes with random heading kicks,
+      four rounds, each the weight average of two fine-tunes), which completes more of its
+      pretraining tasks alone; new ``ant-subgoal-controllers``, and ``ant-metacontroller``
+      carried over from the previous model and fine-tuned on this one. v2 and Oracle-v1 are
+      retired.
     """
 
     def __init__(

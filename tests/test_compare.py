@@ -146,7 +146,7 @@ def _ant_config(tiny_ant, tmp_path, **kw) -> CompareConfig:
 
 
 def test_ant_compare_trains_every_method_it_has_on_the_post_task(tiny_ant, tmp_path, capsys):
-    """ppo and eq10 on InternalControl-Ant-v2, stepping AntPinpad-v0 (the env this base model
+    """ppo and eq10 on InternalControl-Ant-v3, stepping AntPinpad-v0 (the env this base model
     reads), raw on AntPinpad-v0 too, the post-training task; no oracle (the shipped controllers
     steer only the shipped base model), and it says so. Mutants: the grid's InternalControl id
     for the ant; the shipped controllers kept for another base model."""
@@ -163,7 +163,7 @@ def test_ant_compare_trains_every_method_it_has_on_the_post_task(tiny_ant, tmp_p
     assert raw["env_id"] == "AntPinpad-v0"
     for method in ("ppo", "eq10"):
         own = json.loads((run_dir(resolved_cfg, method, "post", 0) / "curve.json").read_text())
-        assert own["config"]["env_id"] == "InternalControl-Ant-v2"
+        assert own["config"]["env_id"] == "InternalControl-Ant-v3"
         assert own["config"]["task_env"] == "AntPinpad-v0"
         assert own["config"]["task"] == "post"
     for s in summary.values():
@@ -286,7 +286,7 @@ def test_the_ant_normaliser_is_the_experts_measured_post_task_success():
 
 def test_the_ant_acts_with_its_mean_action_unless_told_otherwise(tiny_ant_routes, tmp_path):
     """The ant's internal RL and oracle act with the mean action by default (as
-    InternalControl-Ant-v2), ``--act sample`` reaches the env and gets runs of its own; raw-action
+    InternalControl-Ant-v3), ``--act sample`` reaches the env and gets runs of its own; raw-action
     RL is the same run either way. Mutants: ``act`` not passed on; runs of another act reused."""
     cfg = _ant_config(
         tiny_ant_routes,

@@ -92,7 +92,7 @@ def test_internal_control_ant_runs_out_of_the_box_with_stock_ppo():
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    env = gym.make("InternalControl-Ant-v2", max_primitive_steps=20)
+    env = gym.make("InternalControl-Ant-v3", max_primitive_steps=20)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(infinite|inf|precision).*")
         gym_check_env(env.unwrapped, skip_render_check=True)

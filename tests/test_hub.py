@@ -33,6 +33,7 @@ from internal_rl_gym.hub import (
     save_checkpoint,
 )
 from internal_rl_gym.models import BaseModel, Metacontroller
+from internal_rl_gym.models.config import ANT_CPU_PRESET
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(
@@ -385,6 +386,25 @@ def test_push_dry_run_writes_the_upload_folder(fake_hub, hub_repos, tmp_path, ca
     assert {p.name for p in printed.iterdir()} == names
     again = load_base_model("me/tiny", cache_dir=cache, local_files_only=True)
     assert model_fingerprint(again) == model_fingerprint(hub_repos["b"])
+
+
+def test_a_fine_tunes_card_takes_its_size_from_the_model_not_the_runs_preset(tmp_path):
+    """``pretrain --init-from`` ignores the size flags, so the card must not show the preset
+    they default to. Mutant: the run's ``preset`` shown."""
+    from agents.hub_commands import package_checkpoint
+
+    run = tmp_path / "run"
+    model = BaseModel.from_config(ANT_CPU_PRESET.replace(obs_dim=5, action_dim=2, n_layers=1))
+    save_checkpoint(model, run / "model")
+    flags = {"preset": "grid-cpu", "action_components": 1, "steps": 7}
+    (run / "config.json").write_text(json.dumps({**flags, "init_from": "ant-transformer"}))
+    package_checkpoint(run / "model", tmp_path / "out", repo_id="me/ft")
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| size preset | grid-cpu" not in card and '"grid-cpu"' not in card
+    assert '| init_from | `"ant-transformer"` |' in card and "| steps | `7` |" in card
+    (run / "config.json").write_text(json.dumps(flags))  # trained from scratch: its preset
+    package_checkpoint(run / "model", tmp_path / "out2", repo_id="me/ft")
+    assert "| size preset | grid-cpu" in (tmp_path / "out2" / "README.md").read_text()
 
 
 def test_push_uploads_one_folder_with_hfapi(hub_repos, tmp_path):

@@ -351,7 +351,7 @@ def test_internal_control_loads_checkpoints_from_the_hub(fake_hub, tiny_checkpoi
 
 def test_env_agnostic_continuous_control_on_the_ant(tiny_ant):
     """The same machinery drives a Hawk base model with torques on AntPinpad (what
-    InternalControl-Ant-v2 registers with the embedded ant checkpoints, there on
+    InternalControl-Ant-v3 registers with the embedded ant checkpoints, there on
     AntPinpadRoutes-v1)."""
     from internal_rl_gym.hub import load_base_model, load_metacontroller
 

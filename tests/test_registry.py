@@ -175,14 +175,16 @@ except ImportError as err:
 @pytest.mark.parametrize(
     "retired, current",
     [
-        ("InternalControl-Ant-v0", "InternalControl-Ant-v2"),
-        ("InternalControl-Ant-v1", "InternalControl-Ant-v2"),
-        ("InternalControl-Ant-Oracle-v0", "InternalControl-Ant-Oracle-v1"),
+        ("InternalControl-Ant-v0", "InternalControl-Ant-v3"),
+        ("InternalControl-Ant-v1", "InternalControl-Ant-v3"),
+        ("InternalControl-Ant-v2", "InternalControl-Ant-v3"),
+        ("InternalControl-Ant-Oracle-v0", "InternalControl-Ant-Oracle-v2"),
+        ("InternalControl-Ant-Oracle-v1", "InternalControl-Ant-Oracle-v2"),
     ],
 )
 def test_the_retired_ant_ids_name_their_successor(retired, current):
     """Ant ids that steered other weights (v0: ant-hawk; v1 and Oracle-v0: ant-transformer's
-    step-55,000 weights) are no longer registered; Gymnasium's own error points to the current
+    step-55,000 weights; v2 and Oracle-v1: its step-85,000 weights) are no longer registered; Gymnasium's own error points to the current
     one. Mutant: a retired id registered again."""
     with pytest.raises(gym.error.DeprecatedEnv, match=current):
         gym.make(retired)

@@ -158,12 +158,12 @@ def test_eq10_continues_from_a_saved_policy(tiny_oracle, tmp_path):
 
 
 def test_an_ids_own_settings_hold_unless_overridden():
-    """InternalControl-Ant-v2 registers its task env, the mean action and a 200-step cap per
+    """InternalControl-Ant-v3 registers its task env, the mean action and a 200-step cap per
     abstract step; `train` keeps them unless told otherwise. Mutant: the old fixed default of
     50 primitive steps written over every id's own."""
     from agents.train import internal_control_kwargs
 
-    kw = internal_control_kwargs(TrainConfig(env_id="InternalControl-Ant-v2"))
+    kw = internal_control_kwargs(TrainConfig(env_id="InternalControl-Ant-v3"))
     assert (kw["env_id"], kw["primitive_sampling"], kw["max_primitive_steps"]) == (
         "AntPinpadRoutes-v1",
         "mean",
@@ -171,7 +171,7 @@ def test_an_ids_own_settings_hold_unless_overridden():
     )
     kw = internal_control_kwargs(
         TrainConfig(
-            env_id="InternalControl-Ant-v2",
+            env_id="InternalControl-Ant-v3",
             task_env="AntPinpad-v0",
             primitive_sampling="sample",
             max_primitive_steps=20,

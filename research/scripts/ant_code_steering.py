@@ -3,7 +3,7 @@
     python research/scripts/ant_code_steering.py --metacontroller runs/hs-ant/s1/alpha_0/model \
         --episodes 24 --out research/results/session32/steer_s1.json
 
-Two measurements on ``InternalControl-Ant-v2`` (mean primitive action, the post task 0-1-2-3):
+Two measurements on ``InternalControl-Ant-v3`` (mean primitive action, the post task 0-1-2-3):
 
 * ``first_colour``: holding code k at every abstract step, the first colour the ant enters (or
   how the episode ends without one: wall, left the grid, fell, time). A code that names a subgoal
@@ -58,7 +58,7 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
     env = gym.make(
-        "InternalControl-Ant-v2",
+        "InternalControl-Ant-v3",
         base_model=args.base_model,
         metacontroller=args.metacontroller,
         primitive_sampling="mean",

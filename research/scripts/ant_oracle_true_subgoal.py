@@ -1,4 +1,4 @@
-"""The ceiling of the ant oracle: InternalControl-Ant-Oracle-v1 played by the policy that always
+"""The ceiling of the ant oracle: InternalControl-Ant-Oracle-v2 played by the policy that always
 picks the env's true subgoal (what Eq. 10 on the oracle should approach).
 
     python research/scripts/ant_oracle_true_subgoal.py --episodes 24 \
@@ -20,7 +20,7 @@ import internal_rl_gym  # noqa: F401  (registers the ids)
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--env-id", default="InternalControl-Ant-Oracle-v1")
+    p.add_argument("--env-id", default="InternalControl-Ant-Oracle-v2")
     p.add_argument("--episodes", type=int, default=24)
     p.add_argument("--out", required=True)
     args = p.parse_args()
