@@ -127,6 +127,15 @@ class DiscoverConfig:
             "the noise-free gate"
         },
     )
+    switch_cost: float = field(
+        default=0.0,
+        metadata={
+            "help": "nats charged per switch (the sum of β over steps t > 1, per valid step "
+            "as the KL): the description length of where segments start, which the paper's "
+            "objective leaves free, so a gate that opens where little is gained pays for it "
+            "(not in the paper; 0 = the paper's objective)"
+        },
+    )
     init_from: str = field(
         default="",
         metadata={
@@ -428,6 +437,13 @@ def activation_batches(
 
 
 # --- training ------------------------------------------------------------------------------------
+def switches_per_step(beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Σ β_t over valid steps t > 1 (β_1 = 1 is the forced start) per valid step: the
+    expected number of switches, normalised as the action NLL and KL are."""
+    m = mask.to(beta.dtype)
+    return (beta[:, 1:] * m[:, 1:]).sum() / m.sum().clamp(min=1)
+
+
 def kl_weight(alpha: float, step: int, warmup: int) -> float:
     """α at optimiser step ``step`` (0-based): a linear ramp from α/warmup to α over ``warmup``
     steps, then α."""
@@ -521,14 +537,17 @@ def train_one(
                     target_probs=probs,
                     e_control=b["e_control"],
                 )
-        if not bool(torch.isfinite(res.loss)):  # before the update: the saved state stays good
+        loss = res.loss
+        if cfg.switch_cost > 0:
+            loss = loss + cfg.switch_cost * switches_per_step(res.out.beta, mask)
+        if not bool(torch.isfinite(loss)):  # before the update: the saved state stays good
             raise FloatingPointError(
-                f"α={alpha}: the loss is {res.loss.item()} at step {step + 1}: training diverged, "
+                f"α={alpha}: the loss is {loss.item()} at step {step + 1}: training diverged, "
                 f"so the checkpoint in {out} was kept at its last evaluation. Resume from it "
                 "with a lower --lr (or --precision fp32), or check the data."
             )
         opt.zero_grad(set_to_none=True)
-        res.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(meta.parameters(), 1.0)
         opt.step()
         if (step + 1) % 50 == 0:
@@ -537,7 +556,7 @@ def train_one(
             logger.log(
                 step + 1,  # steps count completed updates
                 **{
-                    "train/loss": res.loss.item(),
+                    "train/loss": loss.item(),
                     "train/action_nll": res.action_nll.item(),
                     "train/kl": res.kl.item(),
                     "train/alpha": alpha_t,
@@ -593,10 +612,10 @@ def check_hindsight_options(cfg: DiscoverConfig) -> None:
         )
     if cfg.code != "categorical":
         raise ValueError("--posterior hindsight needs --code categorical.")
-    if cfg.symmetry_decode or cfg.gumbel_temperature > 0:
+    if cfg.symmetry_decode or cfg.gumbel_temperature > 0 or cfg.switch_cost > 0:
         raise ValueError(
             "--posterior hindsight takes its segments from --segments-from: drop "
-            "--symmetry-decode and --gumbel-temperature."
+            "--symmetry-decode, --gumbel-temperature and --switch-cost."
         )
 
 
@@ -604,6 +623,11 @@ def discover(cfg: DiscoverConfig) -> dict:
     if cfg.action_targets not in ("sampled", "expert"):
         raise ValueError(
             f"unknown --action-targets {cfg.action_targets!r}; use sampled (paper) or expert."
+        )
+    if cfg.switch_cost < 0:
+        raise ValueError(
+            f"--switch-cost {cfg.switch_cost} is negative: it is the nats charged per switch "
+            "(0 = the paper's objective, > 0 = fewer switches)."
         )
     check_hindsight_options(cfg)
     check_precision(cfg.precision)

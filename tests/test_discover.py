@@ -76,6 +76,21 @@ def test_keep_checkpoints_saves_each_evaluations_metacontroller(tiny_checkpoints
     assert not list((tmp_path / "e" / "alpha_0.1").glob("model_step*"))
 
 
+def test_a_switch_cost_closes_the_gate(tiny_checkpoints, tmp_path):
+    def beta_mean(cost: float) -> float:
+        cfg = _config(tiny_checkpoints, tmp_path / f"c{cost}", alpha=[0.1], steps=20,
+                      eval_every=20, kl_warmup=0, switch_cost=cost)  # fmt: skip
+        return discover(cfg)["runs"][0]["beta_mean"]
+
+    free, costed = beta_mean(0.0), beta_mean(50.0)
+    assert costed < 0.5 * free, (free, costed)
+
+
+def test_a_negative_switch_cost_is_refused(tiny_checkpoints, tmp_path):
+    with pytest.raises(ValueError, match="--switch-cost"):
+        discover(_config(tiny_checkpoints, tmp_path / "d", switch_cost=-1.0))
+
+
 def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(tiny_checkpoints, tmp_path, capsys):
     discover(_config(tiny_checkpoints, tmp_path / "d", alpha=[0.1]))
     as_if_saved_on_a_gpu(tmp_path / "d" / "alpha_0.1" / "train_state.pt")
