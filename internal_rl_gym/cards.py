@@ -473,17 +473,20 @@ def _guess_preset(c: Mapping[str, Any]) -> str | None:
         return None
     from internal_rl_gym.models import config as bm
 
-    presets = {
-        bm.GRID_CPU_PRESET: "CPU size",
-        bm.GRID_PAPER_PRESET: "the paper's size",
-        bm.ANT_CPU_PRESET: "CPU size",
-        bm.ANT_PAPER_PRESET: "the paper's size",
-    }
-    keys = ("arch", "d_model", "n_layers", "n_heads", "d_head", "d_mlp", "lru_width")
+    grid = {bm.GRID_CPU_PRESET: "CPU size", bm.GRID_PAPER_PRESET: "the paper's size"}
+    ant = {bm.ANT_CPU_PRESET: "CPU size", bm.ANT_PAPER_PRESET: "the paper's size"}
+    # the env's own presets first: grid-cpu and ant-cpu share their sizes
+    presets = {**ant, **grid} if c.get("action_type") == "continuous" else {**grid, **ant}
+    sizes = ("d_model", "n_layers", "n_heads", "d_head", "d_mlp")
     for preset, size in presets.items():
         p = preset.to_dict()
-        if all(c.get(k, p[k]) == p[k] for k in keys):
+        if not all(c.get(k, p[k]) == p[k] for k in sizes):
+            continue
+        arch = c.get("arch", p["arch"])
+        if arch == p["arch"] and c.get("lru_width", p["lru_width"]) == p["lru_width"]:
             return f"`{p['name']}` ({size})"
+        if arch != p["arch"] and arch == "transformer":  # `--preset P --arch transformer`
+            return f"`{p['name']}` sizes with `--arch transformer` ({size})"
     return f"custom (d_model={c.get('d_model')}, {c.get('n_layers')} layers; not a preset)"
 
 

@@ -33,7 +33,7 @@ from internal_rl_gym.hub import (
     save_checkpoint,
 )
 from internal_rl_gym.models import BaseModel, Metacontroller
-from internal_rl_gym.models.config import ANT_CPU_PRESET
+from internal_rl_gym.models.config import ANT_CPU_PRESET, GRID_CPU_PRESET
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(
@@ -405,6 +405,21 @@ def test_a_fine_tunes_card_takes_its_size_from_the_model_not_the_runs_preset(tmp
     (run / "config.json").write_text(json.dumps(flags))  # trained from scratch: its preset
     package_checkpoint(run / "model", tmp_path / "out2", repo_id="me/ft")
     assert "| size preset | grid-cpu" in (tmp_path / "out2" / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (ANT_CPU_PRESET.replace(arch="transformer"), "`ant-cpu` sizes with `--arch transformer`"),
+        (ANT_CPU_PRESET, "`ant-cpu` (CPU size)"),
+        (GRID_CPU_PRESET, "`grid-cpu` (CPU size)"),
+        (GRID_CPU_PRESET.replace(d_model=96), "custom (d_model=96"),
+    ],
+)
+def test_a_cards_size_preset_is_the_envs_own(config, expected):
+    """grid-cpu and ant-cpu share their sizes, so an ant transformer (`--preset ant-cpu --arch
+    transformer`) must not read as grid-cpu. Mutant: grid presets tried first."""
+    assert cards._guess_preset(config.to_dict()).startswith(expected)
 
 
 def test_push_uploads_one_folder_with_hfapi(hub_repos, tmp_path):
