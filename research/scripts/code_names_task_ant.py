@@ -1,0 +1,70 @@
+"""Do an ant metacontroller's codes name the whole task instead of the current subgoal?
+
+    python research/scripts/code_names_task_ant.py --metacontroller ant-metacontroller \
+        --out research/results/session38/code_names_task_shipped.json
+
+The ant's 16 pretraining tasks are three colours each, so one code per episode that names the
+task (4 bits) tells the base model every subgoal in order, and needs no switch. On the held-out
+clean episodes `discover` keeps, a linear probe (70% of episodes train, the rest test) reads
+from the code z at the first step (posterior means) the episode's task, its first subgoal and
+(if the code names tasks, as well as the first) its second and third; chance is the majority
+class. The grid's version is ``code_names_task.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from internal_rl_agents.common import atomic_write_json
+from internal_rl_agents.discover import cache_activations, heldout_split
+from internal_rl_agents.discover_diagnostics import _probe_accuracy
+
+from internal_rl_gym.data import Demonstrations
+from internal_rl_gym.internal_control import load_frozen_models
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base-model", default="ant-transformer")
+    p.add_argument("--metacontroller", required=True)
+    p.add_argument("--data", default="data/antroutes1_pretraining_clean.npz")
+    p.add_argument("--holdout", type=int, default=512)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    torch.manual_seed(0)
+    base, meta = load_frozen_models(args.base_model, args.metacontroller)
+    meta.eval()
+    _, held_data = heldout_split(Demonstrations.load(args.data), args.holdout)
+    held = cache_activations(base, held_data, meta.layer)
+    z0 = []
+    with torch.no_grad():
+        for s in range(0, len(held.lengths), 64):
+            e, _, mask = held.batch(np.arange(s, min(len(held.lengths), s + 64)))
+            z0.append(meta(e, mask, sample=False).z[:, 0].numpy())
+    z0 = np.concatenate(z0)
+    tasks = np.asarray(held_data.tasks)
+    task_ids = np.unique(tasks, axis=0, return_inverse=True)[1].reshape(-1)
+    n = len(z0)
+    train = np.arange(n) < int(0.7 * n)
+    test = ~train
+    report = {"metacontroller": args.metacontroller, "episodes": n}
+    targets = {"task": task_ids, **{f"subgoal_{k + 1}": tasks[:, k] for k in range(3)}}
+    for name, y in targets.items():
+        y = np.asarray(y, dtype=np.int64)
+        counts = np.bincount(y[test])
+        report[name] = {
+            "probe_from_first_code": _probe_accuracy(z0, y, train, test, int(y.max()) + 1),
+            "chance": float(counts.max() / counts.sum()),
+        }
+        print(name, report[name])
+    report["command"] = " ".join(["python", *sys.argv])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
