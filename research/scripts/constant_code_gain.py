@@ -6,7 +6,8 @@
 
 On the held-out clean episodes `discover` keeps (the last ``--holdout``), the action NLL per step
 of the frozen base model (1) alone, (2) steered by the metacontroller's own codes and gate
-(posterior means), (3) steered by one code for every step of every episode: the mean of its
+(posterior means), (2b) the same with each code held between the gate's switches
+(β > 0.5, the gate binarised as internal RL does), (3) steered by one code for every step of every episode: the mean of its
 posterior codes, and (4) one code fitted by gradient descent on the training episodes (the
 metacontroller's controller, frozen). If (4) takes most of (2)'s gain, the codes mostly carry
 what is the same in every episode (e.g. how clean data differs from the noisy pretraining data),
@@ -67,6 +68,12 @@ def main() -> None:
     )  # fmt: skip
 
     own = nll(base, meta, held, lambda e, m: meta(e, m, sample=False).z)
+
+    def binarised(e, m):  # its codes held between its own switches (β > 0.5), as internal RL
+        out = meta(e, m, sample=False)
+        return meta.forward_with_codes(e, out.mu, (out.beta > 0.5).float()).z
+
+    own_binarised = nll(base, meta, held, binarised)
     sums, count = 0.0, 0.0
     for s in range(0, len(held.lengths), 64):
         e, _, mask = held.batch(np.arange(s, min(len(held.lengths), s + 64)))
@@ -100,6 +107,7 @@ def main() -> None:
         "nll_per_step": {
             "no_control": nll(base, meta, held, lambda e, m: None),
             "own_codes_and_gate": own,
+            "own_codes_gate_binarised": own_binarised,
             "posterior_mean_code_everywhere": nll(base, meta, held, constant(z_mean.detach())),
             "one_fitted_code_everywhere": nll(base, meta, held, constant(z_fit.detach())),
         },
