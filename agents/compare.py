@@ -336,13 +336,21 @@ def run_one(
         return train_raw(
             BaselineConfig(base_model=cfg.base_model, lr=cfg.raw_lr, threads=cfg.threads, **common)
         )
+    train_cfg = internal_rl_config(cfg, method, task, seed)
+    saved = finished_run(out, cfg.episodes, recorded_kwargs(train_cfg))
+    return saved if saved is not None or not train_missing else train(train_cfg)
+
+
+def internal_rl_config(cfg: CompareConfig, method: str, task: str, seed: int) -> TrainConfig:
+    """The `internal-rl train` settings of one internal RL run (ppo, eq10 or the oracle)."""
+    cfg = resolved(cfg)
     acting, algo, lr = {
         "ppo": (cfg.metacontroller, "ppo", cfg.ppo_lr),
         "eq10": (cfg.metacontroller, "eq10", cfg.eq10_lr),
         "oracle": (cfg.controllers, "eq10", cfg.eq10_lr),
     }[method]
     ppo = method == "ppo"
-    train_cfg = TrainConfig(
+    return TrainConfig(
         env_id=ENVS[cfg.env].internal_env,
         task_env=task_env_of(cfg.base_model),
         primitive_sampling=cfg.act,
@@ -356,10 +364,11 @@ def run_one(
         eval_every=cfg.episodes,
         progress=False,
         threads=cfg.threads,
-        **common,
+        task=task,
+        episodes=cfg.episodes,
+        seed=seed,
+        out=str(run_dir(cfg, method, task, seed)),
     )
-    saved = finished_run(out, cfg.episodes, recorded_kwargs(train_cfg))
-    return saved if saved is not None or not train_missing else train(train_cfg)
 
 
 def windowed(successes: list[int], window: int) -> np.ndarray:

@@ -9,10 +9,10 @@ stochastic-expert episodes (`internal-rl collect --env AntPinpadRoutes-v1 --task
 --episodes 2000 --expert-mode stochastic --seed 2 --out data/antroutes1_pretraining_stoch_s2.npz`).
 """
 
-import json
 import sys
 
 import torch
+from internal_rl_agents.common import atomic_write_json
 from internal_rl_agents.discover import heldout_split
 from internal_rl_agents.probe import controlled_nll
 
@@ -34,4 +34,5 @@ for name in ["clean", "stoch_s2"]:
         "ground_truth_controllers": controlled_nll(base, ctrl, 3, held),
     }
     print(name, out[name], flush=True)
-json.dump(out, open(sys.argv[1], "w"), indent=1)  # noqa: SIM115
+out["command"] = " ".join(["python", *sys.argv])
+atomic_write_json(sys.argv[1], out)

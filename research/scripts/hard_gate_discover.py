@@ -23,9 +23,6 @@ from internal_rl_agents import cli
 
 from internal_rl_gym.models.metacontroller import Metacontroller
 
-_sigmoid = torch.sigmoid
-
-
 def hard_integrate(self, e, h_prev, z_tilde, gate_noise=None):
     """`Metacontroller._integrate` with a straight-through binary β."""
     first, second = self.switch_net[0], self.switch_net[2]
@@ -37,7 +34,7 @@ def hard_integrate(self, e, h_prev, z_tilde, gate_noise=None):
     betas, zs = [torch.ones(b, device=e.device, dtype=e.dtype)], [z]
     for i in range(1, e.shape[1]):
         logit = second(torch.relu(pre[:, i] + torch.nn.functional.linear(z, w_z)))[:, 0]
-        soft = _sigmoid(logit / self.gate_temperature)
+        soft = torch.sigmoid(logit / self.gate_temperature)
         beta = (soft > 0.5).to(soft.dtype) + soft - soft.detach()
         z = beta[:, None] * z_tilde[:, i] + (1 - beta[:, None]) * z
         betas.append(beta)

@@ -19,8 +19,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from internal_rl_agents.common import atomic_write_json
-from internal_rl_agents.compare import ENVS, CompareConfig, resolved, run_dir, task_env_of
-from internal_rl_agents.train import TrainConfig, recorded_kwargs
+from internal_rl_agents.compare import CompareConfig, internal_rl_config, resolved, run_dir
+from internal_rl_agents.train import recorded_kwargs
 
 
 def main() -> None:
@@ -54,26 +54,11 @@ def main() -> None:
                     "restored_from": args.report,
                 }
                 if method != "raw":
-                    curve["internal_control"] = internal_control(cfg, method, task)
+                    train_cfg = internal_rl_config(cfg, method, task, int(seed))
+                    curve["internal_control"] = recorded_kwargs(train_cfg)
                 out.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(out / "curve.json", curve)
                 print(f"{out}: restored ({len(bits)} episodes)")
-
-
-def internal_control(cfg: CompareConfig, method: str, task: str) -> dict:
-    """The settings `compare` checks a reused internal RL run against (see `run_one`)."""
-    acting = cfg.controllers if method == "oracle" else cfg.metacontroller
-    return recorded_kwargs(
-        TrainConfig(
-            env_id=ENVS[cfg.env].internal_env,
-            task_env=task_env_of(cfg.base_model),
-            primitive_sampling=cfg.act,
-            base_model=cfg.base_model,
-            metacontroller=acting,
-            algo="ppo" if method == "ppo" else "eq10",
-            task=task,
-        )
-    )
 
 
 if __name__ == "__main__":
