@@ -23,6 +23,7 @@ from internal_rl_agents import cli
 
 from internal_rl_gym.models.metacontroller import Metacontroller
 
+
 def hard_integrate(self, e, h_prev, z_tilde, gate_noise=None):
     """`Metacontroller._integrate` with a straight-through binary β."""
     first, second = self.switch_net[0], self.switch_net[2]
