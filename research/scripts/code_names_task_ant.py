@@ -6,7 +6,7 @@
 The ant's 16 pretraining tasks are three colours each, so one code per episode that names the
 task (4 bits) tells the base model every subgoal in order, and needs no switch. On the held-out
 clean episodes `discover` keeps, a linear probe (70% of episodes train, the rest test) reads
-from the code z at the first step (posterior means) the episode's task, its first subgoal and
+from the code z at the first step (or ``--at-step``) (posterior means) the episode's task, its first subgoal and
 (if the code names tasks, as well as the first) its second and third; chance is the majority
 class. The grid's version is ``code_names_task.py``.
 """
@@ -33,6 +33,7 @@ def main() -> None:
     p.add_argument("--metacontroller", required=True)
     p.add_argument("--data", default="data/antroutes1_pretraining_clean.npz")
     p.add_argument("--holdout", type=int, default=512)
+    p.add_argument("--at-step", type=int, default=0, help="read the code held at this step")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.manual_seed(0)
@@ -44,7 +45,7 @@ def main() -> None:
     with torch.no_grad():
         for s in range(0, len(held.lengths), 64):
             e, _, mask = held.batch(np.arange(s, min(len(held.lengths), s + 64)))
-            z0.append(meta(e, mask, sample=False).z[:, 0].numpy())
+            z0.append(meta(e, mask, sample=False).z[:, args.at_step].numpy())
     z0 = np.concatenate(z0)
     tasks = np.asarray(held_data.tasks)
     task_ids = np.unique(tasks, axis=0, return_inverse=True)[1].reshape(-1)
