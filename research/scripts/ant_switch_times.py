@@ -32,8 +32,20 @@ def main() -> None:
     p.add_argument("--data", default="data/antroutes1_pretraining_clean.npz")
     p.add_argument("--holdout", type=int, default=512, help="as `discover --holdout`")
     p.add_argument("--episodes", type=int, default=256, help="held-out episodes scored")
+    p.add_argument(
+        "--hard-gate",
+        action="store_true",
+        help="binarise β in the forward pass, as hard_gate_discover.py trained it",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    if args.hard_gate:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from hard_gate_discover import hard_integrate
+
+        from internal_rl_gym.models.metacontroller import Metacontroller
+
+        Metacontroller._integrate = hard_integrate
     torch.set_num_threads(1)
     base, meta = load_frozen_models(args.base_model, args.metacontroller)
     _, held = heldout_split(Demonstrations.load(args.data), args.holdout)
@@ -51,6 +63,7 @@ def main() -> None:
     report = {
         "base_model": args.base_model,
         "metacontroller": args.metacontroller,
+        "hard_gate": args.hard_gate,
         "episodes": held.n_episodes,
         "mean_episode_length": float(np.mean(lengths)),
         "switches_after_step_1_per_episode": len(steps) / held.n_episodes,
