@@ -19,16 +19,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from internal_rl_agents.common import atomic_write_json
-from internal_rl_agents.discover import cache_activations, heldout_split
 from internal_rl_agents.discover_diagnostics import _probe_accuracy
-
-from internal_rl_gym.data import Demonstrations
-from internal_rl_gym.internal_control import load_frozen_models
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ant_switch_cells import crossing_direction, crossings  # noqa: E402
+from code_names_task_ant import held_codes  # noqa: E402
 
 XY, QUAT = slice(27, 29), slice(1, 5)  # torso xy / (L/2); symlog of the orientation quaternion
 
@@ -47,17 +43,9 @@ def main() -> None:
     p.add_argument("--grid-size", type=int, default=4, help="cells per side of the grid")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    torch.manual_seed(0)
-    base, meta = load_frozen_models(args.base_model, args.metacontroller)
-    meta.eval()
-    _, held_data = heldout_split(Demonstrations.load(args.data), args.holdout)
-    held = cache_activations(base, held_data, meta.layer)
-    z = []
-    with torch.no_grad():
-        for s in range(0, len(held.lengths), 64):
-            e, _, mask = held.batch(np.arange(s, min(len(held.lengths), s + 64)))
-            z.append(meta(e, mask, sample=False).z[:, args.at_step].numpy())
-    z = np.concatenate(z)
+    z, held_data = held_codes(
+        args.base_model, args.metacontroller, args.data, args.holdout, args.at_step
+    )
     feats = {k: [] for k in ("start_cell", "yaw_quadrant", "first_crossing", "length", "turns")}
     for i in range(held_data.n_episodes):
         obs = held_data.episode(i)["obs"]

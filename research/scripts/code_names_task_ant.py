@@ -27,6 +27,24 @@ from internal_rl_gym.data import Demonstrations
 from internal_rl_gym.internal_control import load_frozen_models
 
 
+def held_codes(
+    base_model: str, metacontroller: str, data: str, holdout: int, step: int
+) -> tuple[np.ndarray, Demonstrations]:
+    """The code z held at ``step`` (posterior means) of each held-out episode `discover` keeps,
+    and those episodes."""
+    torch.manual_seed(0)
+    base, meta = load_frozen_models(base_model, metacontroller)
+    meta.eval()
+    _, held_data = heldout_split(Demonstrations.load(data), holdout)
+    held = cache_activations(base, held_data, meta.layer)
+    z = []
+    with torch.no_grad():
+        for s in range(0, len(held.lengths), 64):
+            e, _, mask = held.batch(np.arange(s, min(len(held.lengths), s + 64)))
+            z.append(meta(e, mask, sample=False).z[:, step].numpy())
+    return np.concatenate(z), held_data
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base-model", default="ant-transformer")
@@ -36,17 +54,9 @@ def main() -> None:
     p.add_argument("--at-step", type=int, default=0, help="read the code held at this step")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    torch.manual_seed(0)
-    base, meta = load_frozen_models(args.base_model, args.metacontroller)
-    meta.eval()
-    _, held_data = heldout_split(Demonstrations.load(args.data), args.holdout)
-    held = cache_activations(base, held_data, meta.layer)
-    z0 = []
-    with torch.no_grad():
-        for s in range(0, len(held.lengths), 64):
-            e, _, mask = held.batch(np.arange(s, min(len(held.lengths), s + 64)))
-            z0.append(meta(e, mask, sample=False).z[:, args.at_step].numpy())
-    z0 = np.concatenate(z0)
+    z0, held_data = held_codes(
+        args.base_model, args.metacontroller, args.data, args.holdout, args.at_step
+    )
     tasks = np.asarray(held_data.tasks)
     task_ids = np.unique(tasks, axis=0, return_inverse=True)[1].reshape(-1)
     n = len(z0)
