@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from internal_rl_agents.common import atomic_write_json
-from internal_rl_agents.discover_diagnostics import _probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ant_switch_cells import crossing_direction, crossings  # noqa: E402
-from code_names_task_ant import held_codes  # noqa: E402
+from code_names_task_ant import held_codes, probe_report  # noqa: E402
 
 XY, QUAT = slice(27, 29), slice(1, 5)  # torso xy / (L/2); symlog of the orientation quaternion
 
@@ -61,18 +60,11 @@ def main() -> None:
         feats["turns"].append(sum(a != b for a, b in zip(dirs, dirs[1:])))
     feats["length"] = tercile(np.asarray(feats["length"], float))
     feats["turns"] = tercile(np.asarray(feats["turns"], float))
-    n = len(z)
-    train = np.arange(n) < int(0.7 * n)
-    test = ~train
-    report = {"metacontroller": args.metacontroller, "at_step": args.at_step, "episodes": n}
-    for name, y in feats.items():
-        y = np.unique(np.asarray(y), return_inverse=True)[1].reshape(-1)
-        counts = np.bincount(y[test], minlength=int(y.max()) + 1)
-        report[name] = {
-            "probe": _probe_accuracy(z, y, train, test, int(y.max()) + 1),
-            "chance": float(counts.max() / counts.sum()),
-        }
-        print(name, report[name])
+    targets = {
+        k: np.unique(np.asarray(v), return_inverse=True)[1].reshape(-1) for k, v in feats.items()
+    }
+    report = {"metacontroller": args.metacontroller, "at_step": args.at_step, "episodes": len(z)}
+    report |= probe_report(z, targets)
     report["command"] = " ".join(["python", *sys.argv])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, report)

@@ -45,6 +45,26 @@ def held_codes(
     return np.concatenate(z), held_data
 
 
+def probe_report(
+    z: np.ndarray, targets: dict[str, np.ndarray], key: str = "probe"
+) -> dict[str, dict[str, float]]:
+    """Linear-probe accuracy from z to each integer target (the first 70% of episodes train,
+    the rest test) beside chance, the test split's majority class; printed as it goes."""
+    n = len(z)
+    train = np.arange(n) < int(0.7 * n)
+    test = ~train
+    report = {}
+    for name, y in targets.items():
+        y = np.asarray(y, dtype=np.int64)
+        counts = np.bincount(y[test], minlength=int(y.max()) + 1)
+        report[name] = {
+            key: _probe_accuracy(z, y, train, test, int(y.max()) + 1),
+            "chance": float(counts.max() / counts.sum()),
+        }
+        print(name, report[name])
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base-model", default="ant-transformer")
@@ -59,19 +79,9 @@ def main() -> None:
     )
     tasks = np.asarray(held_data.tasks)
     task_ids = np.unique(tasks, axis=0, return_inverse=True)[1].reshape(-1)
-    n = len(z0)
-    train = np.arange(n) < int(0.7 * n)
-    test = ~train
-    report = {"metacontroller": args.metacontroller, "episodes": n}
     targets = {"task": task_ids, **{f"subgoal_{k + 1}": tasks[:, k] for k in range(3)}}
-    for name, y in targets.items():
-        y = np.asarray(y, dtype=np.int64)
-        counts = np.bincount(y[test])
-        report[name] = {
-            "probe_from_first_code": _probe_accuracy(z0, y, train, test, int(y.max()) + 1),
-            "chance": float(counts.max() / counts.sum()),
-        }
-        print(name, report[name])
+    report = {"metacontroller": args.metacontroller, "episodes": len(z0)}
+    report |= probe_report(z0, targets, key="probe_from_first_code")
     report["command"] = " ".join(["python", *sys.argv])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, report)
